@@ -1,0 +1,78 @@
+/**
+ * Every failure a user can meet is a KubesocksError with a stable `code`.
+ * Match on `error.code`, never on the message: messages are for people and
+ * may be reworded; codes are part of the public API.
+ *
+ * Messages are one line that says what happened and what to do. They never
+ * carry tokens, certificates or whole option objects.
+ */
+
+export const ERROR_CODES = {
+  /** The kubelet could not connect to the port inside the pod (nothing listens there). */
+  POD_REFUSED: 'the pod refused the connection on that port',
+  /** The kubelet reported another port-forward failure on the error stream. */
+  PORTFORWARD_FAILED: 'the kubelet could not forward the port',
+  /** The pod's sandbox is gone (pod deleted or restarted) while a socket used it. */
+  POD_GONE: 'the pod went away',
+  /** No such service, pod or namespace. */
+  NOT_FOUND: 'no such target in the cluster',
+  /** The service exists but no endpoint is ready. */
+  NO_READY_ENDPOINTS: 'the service has no ready endpoints',
+  /** The service's endpoints are not pods (e.g. a manually managed EndpointSlice). */
+  NOT_FORWARDABLE: 'the target cannot be reached through port-forward',
+  /** The pod exists but is not running. */
+  POD_NOT_RUNNING: 'the pod is not running',
+  /** The service has no port with that number or name. */
+  NO_SUCH_PORT: 'the target has no such port',
+  /** RBAC (or the proxy's own policy) denied the request. */
+  FORBIDDEN: 'forbidden',
+  /** The API server rejected the credentials, even after one refresh. */
+  UNAUTHORIZED: 'the API server rejected the credentials',
+  /** Something took longer than its deadline. */
+  TIMEOUT: 'timed out',
+  /** The SPDY connection to the pod broke (API server or node went away, missed pings). */
+  CONNECTION_LOST: 'the port-forward connection was lost',
+  /** The peer reset the stream. */
+  STREAM_RESET: 'the stream was reset',
+  /** The API server answered the upgrade with something other than 101. */
+  UPGRADE_FAILED: 'the API server refused the port-forward upgrade',
+  /** The peer broke the SPDY protocol. */
+  PROTOCOL_ERROR: 'protocol error',
+  /** A target that cannot be parsed (bad host or port). */
+  BAD_TARGET: 'bad target',
+  /** A destination outside the cluster while direct connections are denied. */
+  DIRECT_DENIED: 'destinations outside the cluster are denied',
+  /** A direct (non-cluster) connection failed. */
+  DIRECT_FAILED: 'the direct connection failed',
+  /** The kubeconfig is missing, unreadable or incomplete. */
+  CONFIG: 'kubeconfig problem',
+  /** The API server could not be reached at all. */
+  API_UNREACHABLE: 'the API server is unreachable',
+  /** The object (dialer, pool, connection) is closed. */
+  CLOSED: 'closed',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class KubesocksError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'KubesocksError';
+    this.code = code;
+  }
+}
+
+export function isKubesocksError(err: unknown): err is KubesocksError {
+  return err instanceof KubesocksError;
+}
+
+/** Wraps anything thrown into a KubesocksError, keeping an existing code. */
+export function asKubesocksError(err: unknown, fallback: ErrorCode = 'CONNECTION_LOST'): KubesocksError {
+  if (err instanceof KubesocksError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'ETIMEDOUT') return new KubesocksError('TIMEOUT', message, { cause: err });
+  return new KubesocksError(fallback, message, { cause: err });
+}

@@ -1,0 +1,38 @@
+/**
+ * What the proxy front needs from the rest of kubesocks. The proxy knows
+ * nothing of Kubernetes: it parses handshakes, asks a Connector for a stream
+ * to `host:port`, and maps the Connector's KubesocksError codes to SOCKS
+ * replies and HTTP statuses.
+ */
+import type { Duplex } from 'node:stream';
+
+export interface ProxyTarget {
+  /** A host name (as the client sent it, no trailing dot) or an IP literal (IPv6 without brackets). */
+  host: string;
+  port: number;
+}
+
+export interface Connected {
+  /** Bytes to and from the destination. Ends and errors like a socket. */
+  stream: Duplex;
+  /** Where the stream really goes, for the log: `demo/web-0:8080` or `direct 140.82.112.3:443`. */
+  via: string;
+}
+
+export interface PacInfo {
+  /** e.g. `cluster.local` */
+  clusterDomain: string;
+  /** Namespaces that exist now; `x.NS` names go through the proxy. */
+  namespaces: string[];
+}
+
+export interface Connector {
+  /**
+   * Opens a stream to the target. Rejects with a KubesocksError whose code
+   * says why (NOT_FOUND, POD_REFUSED, FORBIDDEN, TIMEOUT, DIRECT_DENIED, …).
+   * Aborting `signal` (the client went away) must abandon the attempt.
+   */
+  connect(target: ProxyTarget, signal: AbortSignal): Promise<Connected>;
+  /** Facts for /proxy.pac. */
+  pacInfo(): Promise<PacInfo>;
+}

@@ -1,0 +1,109 @@
+/**
+ * Shapes shared by the simulated cluster's parts: the scenario file (see
+ * shared/design.md) and the hook between the API server and the kubelet.
+ */
+import type { Duplex } from 'node:stream';
+
+/** Built-in backends a container port can be served by. */
+export type BuiltinBackend = 'http' | 'echo' | 'source' | 'sink' | 'closed';
+
+export interface ScenarioPort {
+  name?: string;
+  containerPort: number;
+  protocol?: 'TCP' | 'UDP' | 'SCTP';
+  /**
+   * What stands for this container port inside the pod: a real local TCP
+   * address `HOST:PORT`, or a built-in backend name. Absent → `http`.
+   * `closed` → nothing listens (the dial inside the pod is refused).
+   */
+  backend?: string;
+}
+
+export interface ScenarioPod {
+  name: string;
+  namespace: string;
+  labels?: Record<string, string>;
+  ip?: string;
+  phase?: 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Unknown';
+  ready?: boolean;
+  hostname?: string;
+  subdomain?: string;
+  /** Set while the pod is being deleted gracefully (endpoint becomes terminating). */
+  terminating?: boolean;
+  /** Unscheduled pods have no node: the upgrade answers 400 "does not have a host assigned". */
+  nodeName?: string | null;
+  restartCount?: number;
+  ports?: ScenarioPort[];
+}
+
+export interface ScenarioServicePort {
+  name?: string;
+  port: number;
+  /** Number or the name of a container port. Absent → same as `port`. */
+  targetPort?: number | string;
+  protocol?: 'TCP' | 'UDP' | 'SCTP';
+}
+
+export interface ScenarioService {
+  name: string;
+  namespace: string;
+  /** `ClusterIP` (default), `NodePort`, `LoadBalancer` or `ExternalName`. */
+  type?: 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalName';
+  /** An IP, `None` for headless; absent → allocated from 10.96.0.0/16. */
+  clusterIP?: string;
+  selector?: Record<string, string>;
+  ports?: ScenarioServicePort[];
+  externalName?: string;
+}
+
+export interface ScenarioUser {
+  /** Name shown in RBAC messages (`User "NAME" cannot …`). */
+  name: string;
+  token: string;
+  /**
+   * What the user may do. Absent → everything. Each rule grants `verbs` on
+   * `resources` (e.g. `pods`, `services`, `endpointslices`, `namespaces`,
+   * `pods/portforward`) in `namespaces` (absent → all namespaces).
+   */
+  rules?: Array<{ verbs: string[]; resources: string[]; namespaces?: string[] }>;
+}
+
+export interface Scenario {
+  namespaces?: string[];
+  pods: ScenarioPod[];
+  services: ScenarioService[];
+  /** Extra users besides the admin user the simulator always creates. */
+  users?: ScenarioUser[];
+}
+
+/** What the API server tells the kubelet about the pod whose port-forward it accepted. */
+export interface PortForwardTarget {
+  namespace: string;
+  name: string;
+  uid: string;
+}
+
+/** Counters the simulator keeps for tests and benchmarks. */
+export interface SimCounters {
+  /** Port-forward upgrades answered with 101. */
+  upgrades: number;
+  /** Port-forward SPDY connections currently open. */
+  openConnections: number;
+  /** SPDY streams opened by clients (error and data streams both count). */
+  streams: number;
+  /** Stream pairs that reached a backend. */
+  pairs: number;
+  /** Bytes from clients to pods. */
+  bytesToPods: number;
+  /** Bytes from pods to clients. */
+  bytesFromPods: number;
+}
+
+/** The kubelet side of port-forward: takes over the upgraded socket. */
+export interface PortForwardHandler {
+  /** Called after the API server wrote `101 Switching Protocols`. `head` holds bytes read past the request. */
+  accept(target: PortForwardTarget, socket: Duplex, head: Buffer): void;
+}
+
+/** A duplex connection as given by net or tls. */
+export type Socket = Duplex;
