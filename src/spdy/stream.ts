@@ -1,0 +1,119 @@
+/**
+ * One SPDY stream as a Node Duplex. Writes become DATA frames, `end()` sends
+ * an empty DATA frame with FIN, a received FIN ends the readable side, a
+ * received RST_STREAM destroys it, and destroying it early sends RST_STREAM
+ * CANCEL (what spdystream's Reset() sends).
+ *
+ * Backpressure: writes wait for the socket's 'drain'. Reads have no SPDY-level
+ * lever against spdystream (it implements no flow control), so a stream whose
+ * reader falls behind pauses the whole connection's socket until it is read
+ * again — the same stall spdystream itself applies to its peer.
+ */
+import { Duplex } from 'node:stream';
+import { StreamResetError } from './errors.js';
+import { RstCode, type SpdyHeaders } from './protocol.js';
+
+/** What a stream needs from its session (implemented by SpdySession). */
+export interface StreamOwner {
+  writeStreamData(stream: SpdyStream, data: Buffer, fin: boolean, callback: (error?: Error | null) => void): void;
+  writeStreamReply(stream: SpdyStream, headers: SpdyHeaders): void;
+  writeStreamReset(stream: SpdyStream, status: number): void;
+  pauseReadingFor(stream: SpdyStream): void;
+  resumeReadingFor(stream: SpdyStream): void;
+  forgetStream(stream: SpdyStream): void;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export class SpdyStream extends Duplex {
+  readonly id: number;
+  /** Headers of the SYN_STREAM that opened this stream. */
+  readonly headers: SpdyHeaders;
+  /** Headers of the SYN_REPLY, once it arrived (our own streams only). */
+  replyHeaders: SpdyHeaders | undefined;
+  readonly #owner: StreamOwner;
+  #finReceived = false;
+  #finSent = false;
+  #resetSeen = false;
+
+  constructor(owner: StreamOwner, id: number, headers: SpdyHeaders, highWaterMark: number, finReceived = false) {
+    super({ allowHalfOpen: true, readableHighWaterMark: highWaterMark, writableHighWaterMark: highWaterMark });
+    this.#owner = owner;
+    this.id = id;
+    this.headers = headers;
+    if (finReceived) this.#markFinReceived();
+  }
+
+  /** Answers a peer's SYN_STREAM (server side). */
+  reply(headers: SpdyHeaders = {}): void {
+    if (!this.destroyed) this.#owner.writeStreamReply(this, headers);
+  }
+
+  /** Sends RST_STREAM and destroys the stream without an error. */
+  reset(status: number = RstCode.CANCEL): void {
+    if (this.destroyed) return;
+    this.#resetSeen = true;
+    this.#owner.writeStreamReset(this, status);
+    this.destroy();
+  }
+
+  override _read(): void {
+    this.#owner.resumeReadingFor(this);
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.#owner.writeStreamData(this, chunk, false, callback);
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.#finSent = true;
+    this.#owner.writeStreamData(this, EMPTY, true, callback);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (!this.#resetSeen && !(this.#finSent && this.#finReceived)) {
+      this.#resetSeen = true;
+      this.#owner.writeStreamReset(this, RstCode.CANCEL);
+    }
+    this.#owner.forgetStream(this);
+    callback(error);
+  }
+
+  /** @internal A DATA frame arrived. */
+  receiveData(data: Buffer, fin: boolean): void {
+    if (this.destroyed || this.#finReceived) return;
+    if (data.length > 0 && !this.push(data)) this.#owner.pauseReadingFor(this);
+    if (fin) this.#markFinReceived();
+  }
+
+  /** @internal SYN_REPLY arrived. */
+  receiveReply(headers: SpdyHeaders, fin: boolean): void {
+    this.replyHeaders = headers;
+    this.emit('reply', headers);
+    if (fin) this.receiveData(EMPTY, true);
+  }
+
+  /** @internal HEADERS arrived. */
+  receiveHeaders(headers: SpdyHeaders, fin: boolean): void {
+    this.emit('headers', headers);
+    if (fin) this.receiveData(EMPTY, true);
+  }
+
+  /** @internal RST_STREAM arrived. */
+  receiveReset(status: number): void {
+    if (this.destroyed) return;
+    this.#resetSeen = true;
+    this.destroy(new StreamResetError(status, this.id));
+  }
+
+  /** @internal The connection is gone. */
+  abort(error: Error): void {
+    this.#resetSeen = true;
+    this.destroy(error);
+  }
+
+  #markFinReceived(): void {
+    this.#finReceived = true;
+    this.push(null);
+  }
+}
