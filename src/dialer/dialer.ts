@@ -1,0 +1,266 @@
+/**
+ * The dialer: a cluster name (or pod) in, a connected Duplex out. It composes
+ * the kubeconfig client, the resolver (names → ready pods) and the tunnel pool
+ * (pods → SPDY connections), and decides what a failure means: try the next
+ * ready pod, or tell the caller.
+ */
+import * as http from 'node:http';
+import { debuglog } from 'node:util';
+import { LRUCache } from 'lru-cache';
+import { KubesocksError, asKubesocksError, type ErrorCode } from '../errors.js';
+import { KubeClient, type KubeClientOptions } from '../kube/config.js';
+import type { Connector } from '../proxy/types.js';
+import { Resolver, type Endpoint } from '../resolve/resolver.js';
+import { TunnelPool, type PoolStats, type TunnelPoolOptions } from '../tunnel/pool.js';
+import { dialDirect } from './direct.js';
+import { KubeSocket, type Attempt, type AttemptOpener } from './kube-socket.js';
+import { parseTarget, type DialTarget, type ParsedTarget } from './target.js';
+
+const debug = debuglog('kubesocks:dialer');
+
+export interface DialerOptions extends KubeClientOptions {
+  /** The cluster's DNS domain. Default `cluster.local`. */
+  clusterDomain?: string;
+  /** Hosts outside the cluster: dial them directly (`allow`, default) or refuse (`deny`). */
+  direct?: 'allow' | 'deny';
+  /** Deadline for one connect: resolving, upgrading and the pod accepting (ms). Default 30 s. */
+  connectTimeoutMs?: number;
+  /** How many other pods a socket may fail over to. Default 2. */
+  maxFailovers?: number;
+  /** Tunnel pool tuning. */
+  pool?: TunnelPoolOptions;
+  /** Bound on namespaces watched at once. Default 64. */
+  maxNamespaces?: number;
+}
+
+export interface ConnectOptions {
+  signal?: AbortSignal;
+}
+
+/** Failures at connect time after which another pod is worth a try. */
+const TRY_NEXT_POD: ReadonlySet<ErrorCode> = new Set([
+  'POD_REFUSED',
+  'POD_GONE',
+  'POD_NOT_RUNNING',
+  'TIMEOUT',
+  'CONNECTION_LOST',
+  'STREAM_RESET',
+  'PORTFORWARD_FAILED',
+]);
+
+const endpointKey = (ep: Endpoint): string => `${ep.namespace}/${ep.pod}:${ep.port}`;
+
+export class Dialer {
+  readonly client: KubeClient;
+  readonly resolver: Resolver;
+  readonly pool: TunnelPool;
+  readonly clusterDomain: string;
+  readonly #direct: 'allow' | 'deny';
+  readonly #connectTimeoutMs: number;
+  readonly #maxFailovers: number;
+  /** Pod ports that accepted a connection lately: new sockets to them skip the wait for confirmation. */
+  readonly #accepting = new LRUCache<string, true>({ max: 10_000, ttl: 5 * 60_000 });
+
+  constructor(client: KubeClient, resolver: Resolver, pool: TunnelPool, options: DialerOptions = {}) {
+    this.client = client;
+    this.resolver = resolver;
+    this.pool = pool;
+    this.clusterDomain = options.clusterDomain ?? 'cluster.local';
+    this.#direct = options.direct ?? 'allow';
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
+    this.#maxFailovers = options.maxFailovers ?? 2;
+  }
+
+  /** Connects to a target; resolves once the pod side accepted. */
+  connect(target: DialTarget, options: ConnectOptions = {}): Promise<KubeSocket> {
+    return this.socket(target, options).ready();
+  }
+
+  /**
+   * A socket that is already connecting, returned at once (for APIs that
+   * want a socket synchronously: http.Agent, node-postgres' `stream`).
+   * Writes are held until it is connected; failure surfaces as 'error'.
+   */
+  socket(target: DialTarget, options: ConnectOptions = {}): KubeSocket {
+    let parsed: ParsedTarget;
+    try {
+      parsed = parseTarget(target);
+    } catch (error) {
+      return new KubeSocket(() => Promise.reject(error));
+    }
+    return new KubeSocket(this.#opener(parsed, options.signal), { maxFailovers: this.#maxFailovers });
+  }
+
+  /** An http.Agent whose connections go through the dialer: `http.get('http://web.demo/', { agent })`. */
+  agent(options: http.AgentOptions = {}): http.Agent {
+    const dialer = this;
+    class KubesocksAgent extends http.Agent {
+      override createConnection(connectOptions: { host?: string | null; port?: number | null }): KubeSocket {
+        return dialer.socket({ host: connectOptions.host ?? 'localhost', port: connectOptions.port ?? 80 });
+      }
+    }
+    return new KubesocksAgent({ keepAlive: true, ...options });
+  }
+
+  /** The proxy front's view of the dialer. */
+  connector(): Connector {
+    return {
+      connect: async (target, signal) => {
+        const socket = await this.connect(target, { signal });
+        return { stream: socket, via: socket.via };
+      },
+      pacInfo: async () => ({ clusterDomain: this.clusterDomain, namespaces: await this.resolver.namespaces().catch(() => []) }),
+    };
+  }
+
+  stats(): PoolStats {
+    return this.pool.stats();
+  }
+
+  async close(): Promise<void> {
+    this.pool.close();
+    this.resolver.close();
+  }
+
+  #opener(parsed: ParsedTarget, callerSignal: AbortSignal | undefined): AttemptOpener {
+    const tried = new Set<string>();
+    let lastError: KubesocksError | undefined;
+    return async (previous) => {
+      const deadline = AbortSignal.timeout(this.#connectTimeoutMs);
+      const signal = callerSignal ? AbortSignal.any([callerSignal, deadline]) : deadline;
+      try {
+        if (previous) this.#noteFailure(previous.attempt.via, previous.error);
+        for (;;) {
+          const choice = await this.#choose(parsed, tried, signal);
+          if (choice.kind === 'direct') return choice.attempt;
+          const ep = choice.endpoint;
+          tried.add(endpointKey(ep));
+          try {
+            return await this.#openPair(ep, previous !== undefined, signal);
+          } catch (error) {
+            const failure = this.#explain(parsed, asKubesocksError(error));
+            if (!TRY_NEXT_POD.has(failure.code) || signal.aborted) throw failure;
+            this.#noteFailure(endpointKey(ep), failure, ep);
+            lastError = failure;
+          }
+        }
+      } catch (error) {
+        if (deadline.aborted && !callerSignal?.aborted) {
+          throw new KubesocksError('TIMEOUT', `connecting to ${describe(parsed)} took longer than ${this.#connectTimeoutMs / 1000} s`, { cause: error });
+        }
+        // Out of pods to try: the last pod's failure says more than "none left".
+        if (lastError && error instanceof KubesocksError && error.code === 'NO_READY_ENDPOINTS' && tried.size > 0) throw lastError;
+        throw error;
+      }
+    };
+  }
+
+  async #choose(
+    parsed: ParsedTarget,
+    tried: Set<string>,
+    signal: AbortSignal,
+  ): Promise<{ kind: 'direct'; attempt: Attempt } | { kind: 'pod'; endpoint: Endpoint }> {
+    if (parsed.kind === 'pod') {
+      const endpoint = { namespace: parsed.namespace ?? this.client.namespace, pod: parsed.pod, port: parsed.port };
+      if (tried.has(endpointKey(endpoint))) throw new KubesocksError('NO_READY_ENDPOINTS', `pod ${endpoint.namespace}/${endpoint.pod} failed`);
+      return { kind: 'pod', endpoint };
+    }
+    const resolution = await this.resolver.resolve(parsed.host, parsed.port, signal);
+    if (resolution.kind === 'external') {
+      if (this.#direct === 'deny') {
+        throw new KubesocksError('DIRECT_DENIED', `${resolution.host}:${resolution.port} is outside the cluster and direct connections are denied (--direct=deny)`);
+      }
+      const socket = await dialDirect(resolution.host, resolution.port, this.#connectTimeoutMs, signal);
+      return { kind: 'direct', attempt: { stream: socket, via: `direct ${resolution.host}:${resolution.port}`, retryable: false } };
+    }
+    const endpoint = resolution.candidates.find((ep) => !tried.has(endpointKey(ep)));
+    if (!endpoint) {
+      throw new KubesocksError('NO_READY_ENDPOINTS', `${resolution.description}: every ready pod failed`);
+    }
+    return { kind: 'pod', endpoint };
+  }
+
+  async #openPair(ep: Endpoint, isFailover: boolean, signal: AbortSignal): Promise<Attempt> {
+    const key = endpointKey(ep);
+    const pair = await this.pool.open(ep.namespace, ep.pod, ep.port, signal);
+    const attempt: Attempt = { stream: pair, via: key, retryable: true };
+    pair.confirmed().then(
+      () => {
+        this.#accepting.set(key, true);
+        this.resolver.report(ep, 'ok');
+      },
+      () => {},
+    );
+    // The first socket to a pod port waits to learn whether the pod accepts,
+    // so the caller hears the truth (SOCKS reply 05 for a refusal). Later
+    // ones go at once; a refusal then is handled by failover and replay.
+    if (isFailover || this.#accepting.has(key)) return attempt;
+    try {
+      await raceAbort(pair.confirmed(), signal);
+    } catch (error) {
+      pair.destroy();
+      throw error;
+    }
+    return attempt;
+  }
+
+  #explain(parsed: ParsedTarget, error: KubesocksError): KubesocksError {
+    // A pod asked for by name that the API server does not know is "not found", not "gone".
+    if (parsed.kind === 'pod' && error.code === 'POD_GONE' && /not found/i.test(error.message)) {
+      return new KubesocksError('NOT_FOUND', `${error.message}; check the name with kubectl get pods -n ${parsed.namespace ?? this.client.namespace}`, { cause: error });
+    }
+    return error;
+  }
+
+  #noteFailure(via: string, error: KubesocksError, ep?: Endpoint): void {
+    debug('%s failed: %s', via, error.message);
+    this.#accepting.delete(via);
+    if (!ep) {
+      const match = /^([^/]+)\/(.+):(\d+)$/.exec(via);
+      if (!match) return;
+      ep = { namespace: match[1]!, pod: match[2]!, port: Number(match[3]) };
+    }
+    if (error.code === 'POD_GONE') {
+      this.pool.dropPod(ep.namespace, ep.pod, error);
+      this.resolver.report(ep, 'gone');
+    } else if (error.code === 'POD_REFUSED' || error.code === 'POD_NOT_RUNNING') {
+      this.resolver.report(ep, 'refused');
+    } else {
+      this.resolver.report(ep, 'gone');
+    }
+  }
+}
+
+function describe(parsed: ParsedTarget): string {
+  return parsed.kind === 'pod' ? `pod ${parsed.namespace ?? ''}/${parsed.pod}:${parsed.port}` : `${parsed.host}:${parsed.port}`;
+}
+
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(asKubesocksError(signal.reason, 'TIMEOUT'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(asKubesocksError(signal.reason, 'TIMEOUT'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+/** Loads the kubeconfig and builds a dialer. */
+export async function createDialer(options: DialerOptions = {}): Promise<Dialer> {
+  const client = await KubeClient.load(options);
+  const resolver = new Resolver(client, {
+    clusterDomain: options.clusterDomain,
+    namespace: client.namespace,
+    maxNamespaces: options.maxNamespaces,
+  });
+  const pool = new TunnelPool(client, options.pool);
+  return new Dialer(client, resolver, pool, options);
+}

@@ -1,0 +1,56 @@
+/**
+ * What `dialer.connect()` accepts: `host:port` (a cluster DNS name, an IP, or
+ * any outside host), or an object naming a pod or service directly.
+ */
+import { KubesocksError } from '../errors.js';
+
+export interface PodTarget {
+  namespace?: string;
+  pod: string;
+  port: number;
+}
+
+export interface ServiceTarget {
+  namespace?: string;
+  service: string;
+  port: number;
+}
+
+export interface HostTarget {
+  host: string;
+  port: number;
+}
+
+export type DialTarget = string | PodTarget | ServiceTarget | HostTarget;
+
+export type ParsedTarget = { kind: 'host'; host: string; port: number } | { kind: 'pod'; namespace: string | undefined; pod: string; port: number };
+
+export function parsePort(value: string | number, what: string): number {
+  const port = typeof value === 'number' ? value : /^\d{1,5}$/.test(value) ? Number(value) : NaN;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new KubesocksError('BAD_TARGET', `${what}: expected a port 1-65535, got ${JSON.stringify(value)}`);
+  }
+  return port;
+}
+
+/** Splits `host:port`, `[v6]:port` and `v6-literal:port`-free forms. */
+export function splitHostPort(value: string): { host: string; port: number } {
+  const bracketed = /^\[([^\]]+)\]:(\d+)$/.exec(value);
+  if (bracketed) return { host: bracketed[1]!, port: parsePort(bracketed[2]!, value) };
+  const colon = value.lastIndexOf(':');
+  if (colon <= 0 || value.indexOf(':') !== colon) {
+    throw new KubesocksError('BAD_TARGET', `"${value}" is not HOST:PORT (write IPv6 addresses as [addr]:port)`);
+  }
+  return { host: value.slice(0, colon), port: parsePort(value.slice(colon + 1), value) };
+}
+
+export function parseTarget(target: DialTarget): ParsedTarget {
+  if (typeof target === 'string') return { kind: 'host', ...splitHostPort(target) };
+  const port = parsePort(target.port, 'port');
+  if ('pod' in target) return { kind: 'pod', namespace: target.namespace, pod: target.pod, port };
+  if ('service' in target) {
+    const host = target.namespace ? `${target.service}.${target.namespace}.svc` : target.service;
+    return { kind: 'host', host, port };
+  }
+  return { kind: 'host', host: target.host, port };
+}

@@ -1,0 +1,391 @@
+/**
+ * The kubeconfig: which files, which context, which namespace, and the
+ * request options (TLS + auth) for talking to that context's API server.
+ * Parsing and auth are @kubernetes/client-node's; file merging and context
+ * choice follow kubectl, which differs from client-node's `loadFromDefault`
+ * in ways users notice (see mergeConfigs).
+ */
+import * as fs from 'node:fs';
+import * as https from 'node:https';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { KubeConfig, Cluster, Context, User } from '@kubernetes/client-node';
+import { KubesocksError } from '../errors.js';
+import { CredentialCache } from './credentials.js';
+import { getJSON, type RequestSource } from './api.js';
+
+export interface KubeClientOptions {
+  /**
+   * Kubeconfig path, or several joined by `path.delimiter` (merged like
+   * `KUBECONFIG`). Default: `KUBECONFIG` (merged), else `~/.kube/config`,
+   * else the in-cluster service account.
+   */
+  kubeconfig?: string;
+  /** Context name. Default: the kubeconfig's current-context. */
+  context?: string;
+  /** Namespace for short names; overrides the context's. Default: the context's, else `default`. */
+  namespace?: string;
+}
+
+/** Where to look instead of the real process environment (tests). */
+export interface LoadEnvironment {
+  env?: NodeJS.ProcessEnv;
+  homeDir?: string;
+  /** Prefix of `/var/run/secrets/kubernetes.io/serviceaccount` (client-node's `loadFromCluster(pathPrefix)`). */
+  serviceAccountPrefix?: string;
+  /** How long request material (tokens, exec credentials) is reused. Default 60 s. */
+  credentialTtlMs?: number;
+}
+
+const SERVICEACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/** The KubeConfig with the chosen context set, and where it came from. */
+export interface LoadedKubeConfig {
+  kc: KubeConfig;
+  contextName: string;
+  cluster: Cluster;
+  user: User | null;
+  namespace: string;
+  /** Files read, or `in-cluster`. */
+  source: string;
+}
+
+type ClientNode = typeof import('@kubernetes/client-node');
+let clientNode: Promise<ClientNode> | undefined;
+// client-node pulls in every generated API class (~0.8 s); load it only when a
+// kubeconfig is really needed, so `kubesocks --help` stays instant.
+function loadClientNode(): Promise<ClientNode> {
+  clientNode ??= import('@kubernetes/client-node');
+  return clientNode;
+}
+
+/**
+ * Reads the kubeconfig the way kubectl does and selects the context.
+ * Throws KubesocksError CONFIG with one line saying what is missing.
+ */
+export async function loadKubeConfig(opts: KubeClientOptions = {}, where: LoadEnvironment = {}): Promise<LoadedKubeConfig> {
+  const { KubeConfig } = await loadClientNode();
+  const env = where.env ?? process.env;
+  let files: string[];
+  let explicit: boolean;
+  if (opts.kubeconfig !== undefined && opts.kubeconfig !== '') {
+    files = opts.kubeconfig.split(path.delimiter).filter((f) => f !== '');
+    explicit = true;
+  } else if (env.KUBECONFIG) {
+    files = env.KUBECONFIG.split(path.delimiter).filter((f) => f !== '');
+    explicit = false;
+  } else {
+    const home = where.homeDir ?? os.homedir();
+    files = home ? [path.join(home, '.kube', 'config')] : [];
+    explicit = false;
+  }
+
+  const existing: string[] = [];
+  for (const file of files) {
+    if (fs.existsSync(file)) existing.push(file);
+    // kubectl ignores missing KUBECONFIG entries but not a missing --kubeconfig.
+    else if (explicit) throw new KubesocksError('CONFIG', `kubeconfig ${file} does not exist`);
+  }
+
+  let kc: KubeConfig;
+  let source: string;
+  if (existing.length > 0) {
+    const loaded: KubeConfig[] = [];
+    const problems: string[] = [];
+    for (const file of existing) {
+      const one = new KubeConfig();
+      try {
+        one.loadFromFile(file);
+      } catch (err) {
+        // A broken entry (e.g. a token-file that no longer exists) must not
+        // hide the other contexts: load what is valid, remember the reason.
+        try {
+          one.loadFromFile(file, { onInvalidEntry: 'filter' });
+          problems.push(`${file}: ${firstLine(err)}`);
+        } catch (err2) {
+          throw new KubesocksError('CONFIG', `cannot read kubeconfig ${file}: ${firstLine(err2)}`);
+        }
+      }
+      loaded.push(one);
+    }
+    kc = mergeConfigs(new KubeConfig(), loaded);
+    source = existing.join(path.delimiter);
+    return selectContext(kc, opts, source, problems);
+  }
+
+  const prefix = where.serviceAccountPrefix ?? '';
+  if (env.KUBERNETES_SERVICE_HOST && fs.existsSync(`${prefix}${SERVICEACCOUNT_DIR}/token`)) {
+    kc = new KubeConfig();
+    kc.loadFromCluster(prefix);
+    source = 'in-cluster';
+    // loadFromCluster reads process.env itself; build the server from the
+    // environment we were given (the same, outside tests).
+    const host = env.KUBERNETES_SERVICE_HOST;
+    const port = env.KUBERNETES_SERVICE_PORT ?? '443';
+    kc.clusters = kc.clusters.map((c) => ({ ...c, server: `https://${net.isIPv6(host) ? `[${host}]` : host}:${port}` }));
+    // client-node keeps the namespace file's trailing newline.
+    const ctx = kc.getContextObject(kc.getCurrentContext());
+    if (ctx?.namespace) kc.contexts = [{ ...ctx, namespace: ctx.namespace.trim() }];
+    return selectContext(kc, opts, source, []);
+  }
+
+  const looked = files.length > 0 ? files.join(', ') : '~/.kube/config';
+  throw new KubesocksError(
+    'CONFIG',
+    `no kubeconfig found (looked at ${looked}, and not running in a cluster): set KUBECONFIG or pass --kubeconfig`,
+  );
+}
+
+/**
+ * kubectl's merge rules (client-go `clientcmd.ClientConfigLoadingRules.Load`):
+ * the first file to define a cluster, user or context name wins, and the
+ * first non-empty current-context wins. client-node's `mergeConfig` instead
+ * throws on duplicate names and lets the *last* file's current-context win.
+ */
+function mergeConfigs(into: KubeConfig, configs: KubeConfig[]): KubeConfig {
+  const clusters = new Map<string, Cluster>();
+  const users = new Map<string, User>();
+  const contexts = new Map<string, Context>();
+  let current = '';
+  for (const c of configs) {
+    for (const x of c.getClusters()) if (!clusters.has(x.name)) clusters.set(x.name, x);
+    for (const x of c.getUsers()) if (!users.has(x.name)) users.set(x.name, x);
+    for (const x of c.getContexts()) if (!contexts.has(x.name)) contexts.set(x.name, x);
+    if (!current && c.getCurrentContext()) current = c.getCurrentContext();
+  }
+  into.loadFromOptions({
+    clusters: [...clusters.values()],
+    users: [...users.values()].map((u) => withExecInfo(u)),
+    contexts: [...contexts.values()],
+    currentContext: current,
+  });
+  return into;
+}
+
+/**
+ * client-go always gives exec plugins `KUBERNETES_EXEC_INFO`
+ * (https://kubernetes.io/docs/reference/access-authn-authz/authentication/#input-and-output-formats);
+ * client-node does not, and some plugins refuse to run without it. Cluster
+ * details (`provideClusterInfo`) are added per context in selectContext.
+ */
+function withExecInfo(user: User, cluster?: Cluster): User {
+  const exec = user.exec as
+    | { apiVersion?: string; env?: Array<{ name: string; value: string }> | null; provideClusterInfo?: boolean }
+    | undefined
+    | null;
+  if (!exec) return user;
+  const env = (exec.env ?? []).filter((e) => e.name !== 'KUBERNETES_EXEC_INFO');
+  const spec: Record<string, unknown> = { interactive: false };
+  if (exec.provideClusterInfo && cluster) {
+    const info: Record<string, unknown> = { server: cluster.server };
+    if (cluster.tlsServerName) info['tls-server-name'] = cluster.tlsServerName;
+    if (cluster.skipTLSVerify) info['insecure-skip-tls-verify'] = true;
+    if (cluster.proxyUrl) info['proxy-url'] = cluster.proxyUrl;
+    if (cluster.caData) info['certificate-authority-data'] = cluster.caData;
+    else if (cluster.caFile) {
+      try {
+        info['certificate-authority-data'] = fs.readFileSync(cluster.caFile).toString('base64');
+      } catch {
+        // The TLS setup reports an unreadable CA file with its own error.
+      }
+    }
+    spec.cluster = info;
+  }
+  const value = JSON.stringify({
+    apiVersion: exec.apiVersion ?? 'client.authentication.k8s.io/v1beta1',
+    kind: 'ExecCredential',
+    spec,
+  });
+  return { ...user, exec: { ...exec, env: [...env, { name: 'KUBERNETES_EXEC_INFO', value }] } };
+}
+
+function selectContext(kc: KubeConfig, opts: KubeClientOptions, source: string, problems: string[]): LoadedKubeConfig {
+  const names = kc.getContexts().map((c) => c.name);
+  const available = names.length > 0 ? ` (contexts: ${names.join(', ')})` : ' (it has no contexts)';
+  const why = problems.length > 0 ? `; ${problems.join('; ')}` : '';
+  const contextName = opts.context ?? kc.getCurrentContext();
+  if (!contextName) {
+    throw new KubesocksError('CONFIG', `kubeconfig ${source} has no current-context: pass --context${available}`);
+  }
+  const ctx = kc.getContextObject(contextName);
+  if (!ctx) throw new KubesocksError('CONFIG', `context "${contextName}" not found in kubeconfig ${source}${available}${why}`);
+  kc.setCurrentContext(contextName);
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) {
+    throw new KubesocksError(
+      'CONFIG',
+      `context "${contextName}" refers to cluster "${ctx.cluster}", which is missing or invalid in kubeconfig ${source}${why}`,
+    );
+  }
+  let url: URL;
+  try {
+    url = new URL(cluster.server);
+  } catch {
+    throw new KubesocksError('CONFIG', `cluster "${cluster.name}" has an invalid server URL "${cluster.server}"`);
+  }
+  if (url.protocol !== 'https:') {
+    throw new KubesocksError(
+      'CONFIG',
+      `cluster "${cluster.name}" server ${cluster.server} is not https://; kubesocks talks TLS to the API server`,
+    );
+  }
+  let user: User | null = null;
+  if (ctx.user) {
+    user = kc.getCurrentUser();
+    if (!user) {
+      throw new KubesocksError(
+        'CONFIG',
+        `context "${contextName}" refers to user "${ctx.user}", which is missing or invalid in kubeconfig ${source}${why}`,
+      );
+    }
+    if (user.exec) {
+      const withInfo = withExecInfo(user, cluster);
+      kc.users = kc.users.map((u) => (u.name === user?.name ? withInfo : u));
+      user = withInfo;
+    }
+  }
+  const namespace = opts.namespace || ctx.namespace || 'default';
+  return { kc, contextName, cluster, user, namespace, source };
+}
+
+function firstLine(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return (text.split('\n')[0] ?? '').trim();
+}
+
+export class KubeClient implements RequestSource {
+  /** The context in use. */
+  readonly contextName: string;
+  /** The cluster's server URL as written in the kubeconfig (trailing slash removed). */
+  readonly clusterServer: string;
+  /** Namespace for short names: `-n`, else the context's, else `default`. */
+  readonly namespace: string;
+  /** The kubeconfig user name of the context ('' when anonymous). */
+  readonly userName: string;
+  /** Where the configuration came from (files joined by path.delimiter, or `in-cluster`). */
+  readonly source: string;
+  /**
+   * Keep-alive agent for getJSON and watches. The upgrade requests of the
+   * tunnel do not need it (an upgraded socket leaves any agent).
+   */
+  readonly agent: https.Agent;
+
+  private readonly server: URL;
+  private readonly credentials: CredentialCache;
+
+  private constructor(loaded: LoadedKubeConfig, reload: () => Promise<LoadedKubeConfig>, ttlMs: number | undefined) {
+    this.contextName = loaded.contextName;
+    this.clusterServer = loaded.cluster.server;
+    this.namespace = loaded.namespace;
+    this.userName = loaded.kc.getContextObject(loaded.contextName)?.user ?? '';
+    this.source = loaded.source;
+    this.server = new URL(loaded.cluster.server);
+    this.agent = new https.Agent({ keepAlive: true });
+    this.credentials = new CredentialCache(
+      {
+        contextName: loaded.contextName,
+        current: () => loaded.kc,
+        reload: async () => {
+          try {
+            const again = await reload();
+            // A reload that changed the context's server or namespace would
+            // change what this client means; keep only the new credentials.
+            return again.cluster.server === this.clusterServer ? again.kc : null;
+          } catch {
+            return null;
+          }
+        },
+        fresh: (kc) => {
+          // A new KubeConfig gets new authenticators, i.e. empty ExecAuth and
+          // FileAuth caches.
+          const Ctor = kc.constructor as new () => KubeConfig;
+          const fresh = new Ctor();
+          fresh.loadFromOptions({
+            clusters: kc.getClusters(),
+            users: kc.getUsers(),
+            contexts: kc.getContexts(),
+            currentContext: kc.getCurrentContext(),
+          });
+          return fresh;
+        },
+      },
+      ttlMs,
+    );
+  }
+
+  /**
+   * Loads the kubeconfig (see KubeClientOptions). Rejects with a
+   * KubesocksError CONFIG whose message is one line saying what to fix.
+   */
+  static async load(opts: KubeClientOptions = {}, where: LoadEnvironment = {}): Promise<KubeClient> {
+    const loaded = await loadKubeConfig(opts, where);
+    return new KubeClient(loaded, () => loadKubeConfig(opts, where), where.credentialTtlMs);
+  }
+
+  /** For the startup line: `context NAME, cluster https://…`. */
+  describe(): string {
+    return `context ${this.contextName}, cluster ${this.clusterServer}`;
+  }
+
+  toString(): string {
+    return this.describe();
+  }
+
+  /**
+   * Options for `https.request` to `path` (appended to any path prefix of
+   * the cluster's server URL): hostname, port, path, method, ca/cert/key,
+   * servername (tls-server-name), rejectUnauthorized
+   * (insecure-skip-tls-verify), headers with Authorization and impersonation
+   * merged with `headers`, and `agent` only when the cluster has a proxy-url.
+   */
+  async requestOptions(method: string, path: string, headers: Record<string, string> = {}): Promise<https.RequestOptions> {
+    const m = await this.credentials.get();
+    const opts: https.RequestOptions = {
+      protocol: 'https:',
+      // URL keeps IPv6 brackets in hostname; the socket layer wants them off.
+      hostname: this.server.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: this.server.port ? Number(this.server.port) : 443,
+      path: joinPath(this.server.pathname, path),
+      method,
+      headers: { ...m.headers, ...headers },
+    };
+    if (m.ca !== undefined) opts.ca = m.ca;
+    if (m.cert !== undefined) opts.cert = m.cert;
+    if (m.key !== undefined) opts.key = m.key;
+    if (m.servername !== undefined) opts.servername = m.servername;
+    if (m.rejectUnauthorized !== undefined) opts.rejectUnauthorized = m.rejectUnauthorized;
+    if (m.auth !== undefined) opts.auth = m.auth;
+    if (m.agent !== undefined) opts.agent = m.agent;
+    return opts;
+  }
+
+  /**
+   * Forget cached credentials (after a 401): the next requestOptions()
+   * re-reads the kubeconfig and token files and re-runs the exec plugin.
+   */
+  invalidateCredentials(): void {
+    this.credentials.invalidate();
+  }
+
+  /**
+   * GET JSON, refreshing credentials once on a 401. Non-2xx answers reject
+   * with a KubesocksError (404 NOT_FOUND, 403 FORBIDDEN, 401 UNAUTHORIZED,
+   * others API_UNREACHABLE) carrying the API server's Status message; network
+   * failures reject with API_UNREACHABLE (TLS verification failures CONFIG).
+   */
+  getJSON<T>(path: string, signal?: AbortSignal): Promise<T> {
+    return getJSON<T>(this, path, signal);
+  }
+
+  /** Closes idle keep-alive connections. Requests in flight are not touched. */
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+/** `https://h/prefix` + `/api/v1/x` → `/prefix/api/v1/x`. */
+function joinPath(prefix: string, p: string): string {
+  const base = prefix.replace(/\/+$/, '');
+  return base + (p.startsWith('/') ? p : `/${p}`);
+}

@@ -1,0 +1,82 @@
+/**
+ * Joins a client socket and a destination stream once a handshake is done,
+ * the way ws's `lib/stream.js` joins a socket and a message channel:
+ *
+ * - bytes flow both ways with `pipe`, which honours backpressure (a slow
+ *   reader pauses the writer's source);
+ * - half-close is kept: the client's FIN ends the destination's writable
+ *   side and the destination's end ends the client socket, each on its own
+ *   (the server socket is created with `allowHalfOpen: true`);
+ * - an error or premature close on either side destroys both;
+ * - teardown happens exactly once, removing every listener added here.
+ */
+import { finished, type Duplex } from 'node:stream';
+import { asKubesocksError, type KubesocksError } from '../errors.js';
+
+export interface RelayResult {
+  /** Bytes from the client to the destination (including `head`). */
+  bytesUp: number;
+  /** Bytes from the destination to the client. */
+  bytesDown: number;
+  /** Why the destination side failed; absent when both sides ended cleanly or the client went away. */
+  error?: KubesocksError;
+}
+
+const noop = (): void => {};
+
+/**
+ * Starts relaying. `head` are bytes the client sent before the relay began
+ * (after a SOCKS request or a CONNECT head); they are written first.
+ * `done` is called once, after both sides are torn down.
+ */
+export function relay(client: Duplex, upstream: Duplex, head: Buffer, done: (result: RelayResult) => void): void {
+  let bytesUp = head.length;
+  let bytesDown = 0;
+  let clientDone = false;
+  let upstreamDone = false;
+  let over = false;
+
+  const countUp = (chunk: Buffer): void => {
+    bytesUp += chunk.length;
+  };
+  const countDown = (chunk: Buffer): void => {
+    bytesDown += chunk.length;
+  };
+
+  const teardown = (error?: KubesocksError): void => {
+    if (over) return;
+    over = true;
+    stopClient();
+    stopUpstream();
+    client.off('data', countUp);
+    upstream.off('data', countDown);
+    client.unpipe(upstream);
+    upstream.unpipe(client);
+    // The destination stream is not ours to keep listening to, but an
+    // 'error' emitted after destroy with no listener would crash the process.
+    upstream.on('error', noop);
+    client.destroy();
+    upstream.destroy();
+    done(error ? { bytesUp, bytesDown, error } : { bytesUp, bytesDown });
+  };
+
+  // `finished` calls back once a stream has both ended and finished, or
+  // failed / closed early (ERR_STREAM_PREMATURE_CLOSE).
+  const stopClient = finished(client, (err) => {
+    clientDone = true;
+    // The client going away (reset, close without FIN) is not a failure of the destination.
+    if (err) teardown();
+    else if (upstreamDone) teardown();
+  });
+  const stopUpstream = finished(upstream, (err) => {
+    upstreamDone = true;
+    if (err) teardown(asKubesocksError(err, 'CONNECTION_LOST'));
+    else if (clientDone) teardown();
+  });
+
+  if (head.length > 0) upstream.write(head);
+  client.on('data', countUp);
+  upstream.on('data', countDown);
+  client.pipe(upstream);
+  upstream.pipe(client);
+}

@@ -1,0 +1,67 @@
+/**
+ * One upgraded SPDY connection to one pod, shared by many proxied sockets:
+ * each socket is a new request id with its own error + data stream pair.
+ */
+import type { Duplex } from 'node:stream';
+import { KubesocksError } from '../errors.js';
+import { SpdySession } from '../spdy/session.js';
+import { PortForwardStream } from './pair.js';
+
+export interface PodConnectionOptions {
+  /** PING interval (client-go: 5 s). */
+  pingIntervalMs: number;
+  /** A PING unanswered this long ends the connection. */
+  pingTimeoutMs: number;
+  /** See PortForwardStream: silence after the kubelet's reply that counts as connected. */
+  confirmMs: number;
+}
+
+export class PodConnection {
+  readonly namespace: string;
+  readonly pod: string;
+  readonly session: SpdySession;
+  readonly #confirmMs: number;
+  #nextRequestId = 0;
+  #pairs = 0;
+
+  constructor(socket: Duplex, namespace: string, pod: string, options: PodConnectionOptions) {
+    this.namespace = namespace;
+    this.pod = pod;
+    this.#confirmMs = options.confirmMs;
+    this.session = new SpdySession(socket, {
+      role: 'client',
+      pingIntervalMs: options.pingIntervalMs,
+      pingTimeoutMs: options.pingTimeoutMs,
+    });
+  }
+
+  /** Stream pairs open on this connection. */
+  get pairs(): number {
+    return this.#pairs;
+  }
+
+  get usable(): boolean {
+    return this.session.canOpenStream;
+  }
+
+  /**
+   * Opens a stream pair to `port` in the pod. Both SYN_STREAMs go out at once
+   * (the kubelet pairs them by request id in either order), which saves the
+   * round trip client-go spends waiting for the error stream's reply.
+   */
+  open(port: number): PortForwardStream {
+    if (!this.usable) throw new KubesocksError('CONNECTION_LOST', `the connection to pod ${this.namespace}/${this.pod} is closed`);
+    const requestId = this.#nextRequestId++;
+    const headers = { port: String(port), requestid: String(requestId) };
+    const errorStream = this.session.openStream({ streamtype: 'error', ...headers });
+    const dataStream = this.session.openStream({ streamtype: 'data', ...headers });
+    const pair = new PortForwardStream(errorStream, dataStream, { namespace: this.namespace, pod: this.pod, port, requestId }, this.#confirmMs);
+    this.#pairs++;
+    pair.once('close', () => this.#pairs--);
+    return pair;
+  }
+
+  close(error?: KubesocksError): void {
+    this.session.close(error);
+  }
+}

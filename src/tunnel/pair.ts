@@ -1,0 +1,154 @@
+/**
+ * One proxied TCP connection carried as a port-forward stream pair: an
+ * `error` stream (which we half-close at once; the kubelet writes there why
+ * the pod side failed) and a `data` stream (the bytes). Exposed as a Duplex
+ * with backpressure and half-close both ways.
+ *
+ * A message on the error stream fails only this pair, never the connection
+ * (client-go closes the whole connection there: kubernetes#111825).
+ */
+import { Duplex } from 'node:stream';
+import { KubesocksError, type ErrorCode } from '../errors.js';
+import { StreamResetError } from '../spdy/errors.js';
+import type { SpdyStream } from '../spdy/stream.js';
+
+export interface PairInfo {
+  namespace: string;
+  pod: string;
+  port: number;
+  requestId: number;
+}
+
+/** How long after the data stream's SYN_REPLY a silent pair counts as connected. */
+export const DEFAULT_CONFIRM_MS = 40;
+
+const MAX_ERROR_TEXT = 16 * 1024;
+
+/** Turns the kubelet's error-stream text into a stable code. */
+export function classifyKubeletError(text: string): ErrorCode {
+  if (/connection refused|failed to connect to localhost/i.test(text)) return 'POD_REFUSED';
+  if (/network namespace for sandbox .* is closed|sandbox .* not found|container not running|not found/i.test(text)) return 'POD_GONE';
+  if (/timed out waiting for streams/i.test(text)) return 'TIMEOUT';
+  return 'PORTFORWARD_FAILED';
+}
+
+export class PortForwardStream extends Duplex {
+  readonly info: PairInfo;
+  readonly #data: SpdyStream;
+  readonly #error: SpdyStream;
+  #errorText = '';
+  #bytesIn = 0;
+  #bytesOut = 0;
+  readonly #confirmed: Promise<void>;
+  #confirm!: () => void;
+  #refuse!: (error: KubesocksError) => void;
+  #confirmTimer: NodeJS.Timeout | undefined;
+
+  constructor(errorStream: SpdyStream, dataStream: SpdyStream, info: PairInfo, confirmMs = DEFAULT_CONFIRM_MS) {
+    super({ allowHalfOpen: true, readableHighWaterMark: 64 * 1024, writableHighWaterMark: 64 * 1024 });
+    this.info = info;
+    this.#error = errorStream;
+    this.#data = dataStream;
+    this.#confirmed = new Promise<void>((resolve, reject) => {
+      this.#confirm = resolve;
+      this.#refuse = reject;
+    });
+    this.#confirmed.catch(() => {});
+
+    errorStream.on('data', (chunk: Buffer) => {
+      if (this.#errorText.length < MAX_ERROR_TEXT) this.#errorText += chunk.toString('utf8');
+    });
+    // Ends (FIN) or closes (RST after a failure): either way the text is complete.
+    errorStream.once('close', () => this.#onErrorStreamDone());
+    errorStream.on('error', () => {});
+    errorStream.end(); // client-go half-closes the error stream at once
+
+    dataStream.on('data', (chunk: Buffer) => {
+      this.#bytesIn += chunk.length;
+      this.#confirm();
+      if (!this.push(chunk)) dataStream.pause();
+    });
+    dataStream.once('end', () => {
+      this.#confirm();
+      this.push(null);
+    });
+    dataStream.once('reply', () => {
+      // The kubelet replies before it dials the pod; a refusal follows within
+      // the dial time. Silence for confirmMs after the reply means connected.
+      this.#confirmTimer = setTimeout(() => this.#confirm(), confirmMs);
+      this.#confirmTimer.unref();
+    });
+    dataStream.once('error', (error) => this.#onDataError(error));
+    dataStream.once('close', () => {
+      if (!this.destroyed && this.readableEnded && this.writableFinished) this.destroy();
+    });
+  }
+
+  get bytesIn(): number {
+    return this.#bytesIn;
+  }
+
+  get bytesOut(): number {
+    return this.#bytesOut;
+  }
+
+  /**
+   * Resolves once the pod side is known to have accepted the connection (a
+   * byte arrived, or confirmMs passed after the kubelet's reply without an
+   * error); rejects with the failure otherwise.
+   */
+  confirmed(): Promise<void> {
+    return this.#confirmed;
+  }
+
+  override _read(): void {
+    this.#data.resume();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.#bytesOut += chunk.length;
+    this.#data.write(chunk, callback);
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.#data.end(callback);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    clearTimeout(this.#confirmTimer);
+    this.#refuse(error instanceof KubesocksError ? error : new KubesocksError('CLOSED', 'the stream was closed'));
+    // client-go resets the data stream when it is done with it; a finished
+    // stream (FIN both ways) needs nothing more.
+    if (!this.#data.destroyed) this.#data.destroy();
+    if (!this.#error.destroyed) this.#error.destroy();
+    callback(error);
+  }
+
+  #onErrorStreamDone(): void {
+    const text = this.#errorText.trim();
+    if (text) this.#fail(this.#kubeletError(text));
+  }
+
+  #onDataError(error: Error): void {
+    // The kubelet writes its text, then resets both streams; the text wins.
+    const text = this.#errorText.trim();
+    if (text) return this.#fail(this.#kubeletError(text));
+    if (error instanceof StreamResetError) {
+      return this.#fail(new KubesocksError('STREAM_RESET', `${this.#where()}: ${error.message}`, { cause: error }));
+    }
+    this.#fail(error instanceof KubesocksError ? error : new KubesocksError('CONNECTION_LOST', `${this.#where()}: ${error.message}`, { cause: error }));
+  }
+
+  #kubeletError(text: string): KubesocksError {
+    return new KubesocksError(classifyKubeletError(text), `${this.#where()}: ${text}`);
+  }
+
+  #fail(error: KubesocksError): void {
+    this.#refuse(error);
+    this.destroy(error);
+  }
+
+  #where(): string {
+    return `${this.info.namespace}/${this.info.pod} port ${this.info.port}`;
+  }
+}

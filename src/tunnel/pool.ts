@@ -1,0 +1,180 @@
+/**
+ * The pool of SPDY connections, keyed by pod. Connections are dialled lazily;
+ * concurrent first uses share one upgrade. Each connection carries at most
+ * `maxPairsPerConnection` pairs: spdystream serves a connection's frames with
+ * five workers keyed by stream id and blocks a worker until the pod side
+ * reads, so one slow socket can stall its neighbours; beyond the cap another
+ * connection to the same pod spreads the load.
+ */
+import { debuglog } from 'node:util';
+import { KubesocksError } from '../errors.js';
+import { PodConnection } from './connection.js';
+import { DEFAULT_CONFIRM_MS, type PortForwardStream } from './pair.js';
+import { upgradeToPortForward, type UpgradeCredentials } from './upgrade.js';
+
+const debug = debuglog('kubesocks:tunnel');
+
+export interface TunnelPoolOptions {
+  /** Stream pairs per SPDY connection before another connection is opened. Default 100. */
+  maxPairsPerConnection?: number;
+  /** Close a connection that has carried no pair for this long (ms). Default 5 minutes. */
+  idleTimeoutMs?: number;
+  /** PING interval (ms). Default 5 s, as client-go. */
+  pingIntervalMs?: number;
+  /** A PING unanswered this long ends the connection (ms). Default 15 s. */
+  pingTimeoutMs?: number;
+  /** Silence after the kubelet's reply that counts as connected (ms). Default 40. */
+  confirmMs?: number;
+  /** Deadline of one upgrade (ms). Default 30 s. */
+  upgradeTimeoutMs?: number;
+}
+
+export interface PoolStats {
+  connections: number;
+  pairs: number;
+  upgrades: number;
+}
+
+interface PodEntry {
+  connections: PodConnection[];
+  /** An upgrade under way, shared by everyone who needs a new connection. */
+  dialing: Promise<PodConnection> | undefined;
+}
+
+export class TunnelPool {
+  readonly #credentials: UpgradeCredentials;
+  readonly #options: Required<TunnelPoolOptions>;
+  readonly #pods = new Map<string, PodEntry>();
+  readonly #idleTimer: NodeJS.Timeout;
+  #upgrades = 0;
+  #closed = false;
+
+  constructor(credentials: UpgradeCredentials, options: TunnelPoolOptions = {}) {
+    this.#credentials = credentials;
+    this.#options = {
+      maxPairsPerConnection: options.maxPairsPerConnection ?? 100,
+      idleTimeoutMs: options.idleTimeoutMs ?? 5 * 60_000,
+      pingIntervalMs: options.pingIntervalMs ?? 5_000,
+      pingTimeoutMs: options.pingTimeoutMs ?? 15_000,
+      confirmMs: options.confirmMs ?? DEFAULT_CONFIRM_MS,
+      upgradeTimeoutMs: options.upgradeTimeoutMs ?? 30_000,
+    };
+    this.#idleTimer = setInterval(() => this.#closeIdle(), Math.max(250, Math.min(this.#options.idleTimeoutMs / 2, 30_000)));
+    this.#idleTimer.unref();
+  }
+
+  /** Opens a stream pair to `port` of the pod, dialling a connection if needed. */
+  async open(namespace: string, pod: string, port: number, signal?: AbortSignal): Promise<PortForwardStream> {
+    for (;;) {
+      if (this.#closed) throw new KubesocksError('CLOSED', 'the tunnel pool is closed');
+      const entry = this.#entry(namespace, pod);
+      // Picking and opening happen in one synchronous step, so concurrent
+      // callers woken by the same upgrade never overfill a connection.
+      const connection = this.#leastLoaded(entry);
+      if (connection) return connection.open(port);
+      entry.dialing ??= this.#dial(entry, namespace, pod).finally(() => {
+        entry.dialing = undefined;
+        if (entry.connections.length === 0 && this.#pods.get(`${namespace}/${pod}`) === entry) this.#pods.delete(`${namespace}/${pod}`);
+      });
+      await abortable(entry.dialing, signal);
+    }
+  }
+
+  stats(): PoolStats {
+    let connections = 0;
+    let pairs = 0;
+    for (const entry of this.#pods.values()) {
+      connections += entry.connections.length;
+      for (const connection of entry.connections) pairs += connection.pairs;
+    }
+    return { connections, pairs, upgrades: this.#upgrades };
+  }
+
+  /** Ends every connection of one pod (e.g. the pod was deleted). */
+  dropPod(namespace: string, pod: string, reason: KubesocksError): void {
+    const entry = this.#pods.get(`${namespace}/${pod}`);
+    for (const connection of entry?.connections ?? []) connection.close(reason);
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearInterval(this.#idleTimer);
+    const reason = new KubesocksError('CLOSED', 'kubesocks is shutting down');
+    for (const entry of this.#pods.values()) for (const connection of [...entry.connections]) connection.close(reason);
+    this.#pods.clear();
+  }
+
+  #entry(namespace: string, pod: string): PodEntry {
+    const key = `${namespace}/${pod}`;
+    let entry = this.#pods.get(key);
+    if (!entry) {
+      entry = { connections: [], dialing: undefined };
+      this.#pods.set(key, entry);
+    }
+    return entry;
+  }
+
+  #leastLoaded(entry: PodEntry): PodConnection | undefined {
+    let best: PodConnection | undefined;
+    for (const connection of entry.connections) {
+      if (connection.usable && connection.pairs < this.#options.maxPairsPerConnection && (!best || connection.pairs < best.pairs)) {
+        best = connection;
+      }
+    }
+    return best;
+  }
+
+  async #dial(entry: PodEntry, namespace: string, pod: string): Promise<PodConnection> {
+    debug('upgrading to pod %s/%s', namespace, pod);
+    const socket = await upgradeToPortForward(this.#credentials, {
+      namespace,
+      pod,
+      timeoutMs: this.#options.upgradeTimeoutMs,
+    });
+    this.#upgrades++;
+    const connection = new PodConnection(socket, namespace, pod, this.#options);
+    if (this.#closed) {
+      connection.close();
+      throw new KubesocksError('CLOSED', 'the tunnel pool is closed');
+    }
+    entry.connections.push(connection);
+    connection.session.once('close', (error) => {
+      debug('connection to %s/%s closed: %s', namespace, pod, error?.message ?? 'normally');
+      entry.connections = entry.connections.filter((c) => c !== connection);
+      if (entry.connections.length === 0 && !entry.dialing && this.#pods.get(`${namespace}/${pod}`) === entry) {
+        this.#pods.delete(`${namespace}/${pod}`);
+      }
+    });
+    return connection;
+  }
+
+  #closeIdle(): void {
+    for (const entry of this.#pods.values()) {
+      for (const connection of entry.connections) {
+        if (connection.pairs === 0 && connection.session.idleMs >= this.#options.idleTimeoutMs) {
+          connection.close(new KubesocksError('CLOSED', 'idle connection closed'));
+        }
+      }
+    }
+  }
+}
+
+/** Lets one waiter give up on a shared promise without cancelling it for the others. */
+function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(new KubesocksError('CLOSED', 'the client went away'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new KubesocksError('CLOSED', 'the client went away'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}

@@ -1,0 +1,173 @@
+/**
+ * The HTTPS upgrade that turns a request to the API server into a SPDY
+ * connection to one pod (the same request `kubectl port-forward` sends):
+ *
+ *   POST /api/v1/namespaces/NS/pods/NAME/portforward
+ *   Connection: Upgrade
+ *   Upgrade: SPDY/3.1
+ *   X-Stream-Protocol-Version: portforward.k8s.io
+ *
+ * Success is 101 with the same three headers (client-go checks all three,
+ * case-insensitively). Anything else carries a Status body whose message is
+ * what the user needs to see.
+ */
+import * as https from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { KubesocksError, type ErrorCode } from '../errors.js';
+
+export const PORT_FORWARD_PROTOCOL = 'portforward.k8s.io';
+
+/** What the upgrade needs from the kubeconfig (implemented by KubeClient). */
+export interface UpgradeCredentials {
+  readonly contextName: string;
+  requestOptions(method: string, path: string, headers?: Record<string, string>): Promise<https.RequestOptions>;
+  invalidateCredentials(): void;
+}
+
+export interface UpgradeOptions {
+  namespace: string;
+  pod: string;
+  /** Abandon the upgrade after this long (ms). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+const MAX_ERROR_BODY = 64 * 1024;
+
+export async function upgradeToPortForward(credentials: UpgradeCredentials, options: UpgradeOptions): Promise<Duplex> {
+  try {
+    return await attempt(credentials, options);
+  } catch (error) {
+    // One refresh on 401 (an exec token may have expired), as client-go's
+    // credential plugins do; then the error stands.
+    if (!(error instanceof KubesocksError) || error.code !== 'UNAUTHORIZED') throw error;
+    credentials.invalidateCredentials();
+    return attempt(credentials, options);
+  }
+}
+
+function attempt(credentials: UpgradeCredentials, options: UpgradeOptions): Promise<Duplex> {
+  const { namespace, pod } = options;
+  const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}/portforward`;
+  return credentials
+    .requestOptions('POST', path, {
+      Connection: 'Upgrade',
+      Upgrade: 'SPDY/3.1',
+      'X-Stream-Protocol-Version': PORT_FORWARD_PROTOCOL,
+    })
+    .then(
+      (requestOptions) =>
+        new Promise<Duplex>((resolve, reject) => {
+          const target = `${namespace}/${pod}`;
+          let settled = false;
+          const settle = (error: KubesocksError | null, socket?: Duplex): void => {
+            if (settled) {
+              socket?.destroy();
+              return;
+            }
+            settled = true;
+            clearTimeout(timer);
+            options.signal?.removeEventListener('abort', onAbort);
+            if (error) reject(error);
+            else resolve(socket!);
+          };
+          const request = https.request({ ...requestOptions, timeout: undefined, signal: undefined });
+          const onAbort = (): void => {
+            request.destroy();
+            settle(new KubesocksError('CLOSED', `port-forward to ${target} abandoned: the client went away`));
+          };
+          const timeoutMs = options.timeoutMs ?? 30_000;
+          const timer = setTimeout(() => {
+            request.destroy();
+            settle(new KubesocksError('TIMEOUT', `port-forward upgrade for pod ${target} got no answer from the API server in ${timeoutMs / 1000} s`));
+          }, timeoutMs);
+          timer.unref();
+          if (options.signal?.aborted) return onAbort();
+          options.signal?.addEventListener('abort', onAbort, { once: true });
+
+          request.once('upgrade', (response, socket, head) => {
+            const problem = checkUpgradeResponse(response);
+            if (problem) {
+              socket.destroy();
+              settle(new KubesocksError('UPGRADE_FAILED', `port-forward to pod ${target}: ${problem}`));
+              return;
+            }
+            if (head.length > 0) socket.unshift(head);
+            if ('setNoDelay' in socket && typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
+            settle(null, socket);
+          });
+          request.once('response', (response) => {
+            readBody(response).then(
+              (body) => settle(errorFromResponse(response.statusCode ?? 0, body, target, credentials.contextName)),
+              () => settle(errorFromResponse(response.statusCode ?? 0, '', target, credentials.contextName)),
+            );
+          });
+          request.once('error', (error: NodeJS.ErrnoException) => {
+            settle(
+              new KubesocksError(
+                'API_UNREACHABLE',
+                `cannot reach the API server of context "${credentials.contextName}" (${error.code ?? error.message}); check the cluster is up and your network/VPN`,
+                { cause: error },
+              ),
+            );
+          });
+          request.end();
+        }),
+    );
+}
+
+function checkUpgradeResponse(response: IncomingMessage): string | null {
+  const header = (name: string): string => String(response.headers[name] ?? '').toLowerCase();
+  if (response.statusCode !== 101) return `unexpected status ${response.statusCode}`;
+  if (!header('connection').split(/\s*,\s*/).includes('upgrade')) return 'the 101 answer lacks "Connection: Upgrade"';
+  if (header('upgrade') !== 'spdy/3.1') return `the 101 answer upgrades to "${response.headers['upgrade'] ?? ''}", not SPDY/3.1`;
+  if (header('x-stream-protocol-version') !== PORT_FORWARD_PROTOCOL) {
+    return `the API server chose stream protocol "${response.headers['x-stream-protocol-version'] ?? ''}", not ${PORT_FORWARD_PROTOCOL}`;
+  }
+  return null;
+}
+
+function readBody(response: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    response.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_ERROR_BODY) chunks.push(chunk);
+    });
+    response.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    response.once('error', reject);
+  });
+}
+
+/** The Status message if the body is one, else the body's first line. */
+export function statusMessage(body: string): string {
+  try {
+    const parsed = JSON.parse(body) as { kind?: string; message?: unknown };
+    if (parsed.kind === 'Status' && typeof parsed.message === 'string') return parsed.message;
+  } catch {
+    // not JSON: fall through
+  }
+  return body.split('\n')[0]?.trim() ?? '';
+}
+
+function errorFromResponse(status: number, body: string, target: string, context: string): KubesocksError {
+  const message = statusMessage(body) || `HTTP ${status}`;
+  let code: ErrorCode = 'UPGRADE_FAILED';
+  let hint = '';
+  if (status === 401) {
+    code = 'UNAUTHORIZED';
+    hint = ` — the credentials of context "${context}" were rejected; log in again (e.g. refresh your cloud CLI login) and retry`;
+  } else if (status === 403) {
+    code = 'FORBIDDEN';
+    hint = ' — port-forward needs RBAC "create" on pods/portforward';
+  } else if (status === 404) {
+    code = 'POD_GONE';
+  } else if (status === 400 && /not running|host assigned|pending/i.test(message)) {
+    code = 'POD_NOT_RUNNING';
+  } else if (status === 429 || status >= 500) {
+    code = 'API_UNREACHABLE';
+  }
+  return new KubesocksError(code, `port-forward to pod ${target} failed: ${message}${hint}`);
+}
