@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+/** The `kubesocks` command: parses the command line and hands over to src/cli/*. */
+import { isKubesocksError } from './errors.js';
+import { demo } from './cli/demo.js';
+import { UsageError } from './cli/flags.js';
+import { forward } from './cli/forward.js';
+import { serve, SERVE_HELP } from './cli/serve.js';
+
+const HELP = `kubesocks — reach Kubernetes services and pods by their cluster DNS names through one local proxy port
+
+Usage:
+  kubesocks [serve] [flags]                 the SOCKS5/SOCKS4a/HTTP proxy (default command)
+  kubesocks demo [flags]                    the proxy against a simulated cluster, no cluster needed
+  kubesocks forward TYPE/NAME [LOCAL:]REMOTE…   like kubectl port-forward, without its failures
+
+Run "kubesocks COMMAND --help" for a command's flags.
+
+${SERVE_HELP}`;
+
+async function main(argv: string[]): Promise<void> {
+  const [first, ...rest] = argv;
+  switch (first) {
+    case 'demo':
+      return demo(rest);
+    case 'forward':
+      return forward(rest);
+    case 'serve':
+      return serve(rest);
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(HELP);
+      return;
+    default:
+      if (first !== undefined && !first.startsWith('-')) throw new UsageError(`unknown command "${first}" (try: kubesocks --help)`);
+      return serve(argv);
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof UsageError) {
+    process.stderr.write(`kubesocks: ${error.message}\n`);
+    process.exit(2);
+  }
+  const message = isKubesocksError(error) ? `${error.message} [${error.code}]` : (error as Error).message;
+  process.stderr.write(`kubesocks: ${message}\n`);
+  process.exit(1);
+});

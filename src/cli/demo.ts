@@ -1,0 +1,89 @@
+/**
+ * `kubesocks demo`: a simulated cluster (API server + kubelets, in this
+ * process) and the proxy in front of it, so everything can be tried without
+ * a cluster. The kubeconfig it writes works with real kubectl too.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createDialer } from '../dialer/dialer.js';
+import { SimCluster } from '../sim/cluster.js';
+import { loadScenario } from '../sim/scenario.js';
+import { parseAuth, parseFlags } from './flags.js';
+import { parseListen } from './listen-address.js';
+import { PROXY_FLAGS, parseDirect } from './serve.js';
+import { runProxy, say } from './proxy-runner.js';
+
+export const DEMO_HELP = `Usage: kubesocks demo [flags]
+
+Starts a simulated cluster in this process and the proxy against it.
+
+Flags:
+  --listen HOST:PORT        where the proxy listens (default 127.0.0.1:1080; port 0 picks one)
+  --scenario FILE           the simulated cluster's pods and services (JSON; default: built-in demo)
+  --write-kubeconfig FILE   write a kubeconfig for the simulated cluster (kubectl can use it)
+  --api-port PORT           the simulated API server's port (default: any free port)
+  --control                 also serve the simulator's control endpoint (for tests and benchmarks)
+  --auth, --direct, -v      as for "kubesocks serve"
+  -h, --help                this help
+`;
+
+export async function demo(args: string[]): Promise<void> {
+  const { values } = parseFlags(args, {
+    ...PROXY_FLAGS,
+    scenario: { type: 'string' },
+    'write-kubeconfig': { type: 'string' },
+    'api-port': { type: 'string' },
+    control: { type: 'boolean' },
+  });
+  if (values.help) {
+    process.stdout.write(DEMO_HELP);
+    return;
+  }
+  const listen = parseListen(values.listen ?? '127.0.0.1:1080');
+  const auth = parseAuth(values.auth ?? process.env.KUBESOCKS_AUTH);
+  const scenario = values.scenario ? await loadScenario(values.scenario) : undefined;
+  const cluster = await SimCluster.start({
+    scenario,
+    port: values['api-port'] ? Number(values['api-port']) : 0,
+    control: values.control ?? false,
+  });
+  say(`simulated cluster https://${new URL(cluster.url).host} (API server ${cluster.url})`);
+  if (cluster.controlUrl) say(`simulator control endpoint ${cluster.controlUrl}`);
+
+  let kubeconfig = values['write-kubeconfig'];
+  let scratch: string | undefined;
+  if (!kubeconfig) {
+    scratch = await mkdtemp(join(tmpdir(), 'kubesocks-demo-'));
+    kubeconfig = join(scratch, 'kubeconfig');
+  }
+  await cluster.writeKubeconfig(kubeconfig);
+  say(`kubeconfig ${kubeconfig}${values['write-kubeconfig'] ? ` (try: kubectl --kubeconfig ${kubeconfig} get pods -n demo)` : ''}`);
+
+  const dialer = await createDialer({ kubeconfig, clusterDomain: values['cluster-domain'], direct: parseDirect(values.direct), namespace: values.namespace });
+  await runProxy({
+    dialer,
+    listen,
+    auth,
+    verbose: values.verbose ?? false,
+    extraHints: (proxy) =>
+      scenario
+        ? []
+        : [
+            'the demo cluster answers, through the proxy, by every name form:',
+            `curl -x http://${proxy} http://web.demo/                      (service.namespace, spread over ready pods)`,
+            `curl --socks5-hostname ${proxy} http://web.demo.svc.cluster.local/hello`,
+            `curl --socks4a ${proxy} http://web.demo.svc/`,
+            `curl -p -x http://${proxy} http://web-0.demo:8080/         (a pod by name, its container port)`,
+            `curl --socks5-hostname ${proxy} http://10-244-0-11.demo.pod.cluster.local:8080/`,
+            `curl -x http://${proxy} http://lonely.demo:8080/             (a pod with no service)`,
+            `echo hello | ALL_PROXY=socks5h://${proxy} curl -s telnet://echo.demo:7   (echo service)`,
+            `echo hi | ALL_PROXY=socks5h://${proxy} curl -s telnet://db-0.db.demo.svc.cluster.local:5432   (headless: one pod)`,
+            `curl -x http://${proxy} http://web.demo:9090/                 (a port no pod listens on: 502 with the kubelet's reason)`,
+          ],
+    onShutdown: async () => {
+      await cluster.close();
+      if (scratch) await rm(scratch, { recursive: true, force: true });
+    },
+  });
+}

@@ -1,0 +1,33 @@
+/** Flag parsing shared by the commands (node:util parseArgs: strict, no dependency). */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export function parseFlags<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message.replace(/^TypeError \[[A-Z_]+\]: /, ''));
+  }
+}
+
+/** `user:pass` from --auth or KUBESOCKS_AUTH. */
+export function parseAuth(value: string | undefined): { username: string; password: string } | undefined {
+  if (value === undefined || value === '') return undefined;
+  const colon = value.indexOf(':');
+  if (colon <= 0 || colon === value.length - 1) throw new UsageError('--auth: expected USER:PASSWORD (or set KUBESOCKS_AUTH=USER:PASSWORD)');
+  return { username: value.slice(0, colon), password: value.slice(colon + 1) };
+}
+
+export function parseDuration(value: string, flag: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (!match) throw new UsageError(`${flag}: expected a duration such as 500ms, 30s, 1m, got "${value}"`);
+  const n = Number(match[1]);
+  const unit = match[2] ?? 's';
+  return Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit as 'ms' | 's' | 'm' | 'h']);
+}

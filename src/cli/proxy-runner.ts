@@ -1,0 +1,86 @@
+/**
+ * Runs the proxy in front of a dialer and speaks to the person at the
+ * terminal: the ready line, hints, the -v connection log, errors, and a
+ * clean exit on SIGINT/SIGTERM. Shared by `serve` and `demo`.
+ */
+import type { Dialer } from '../dialer/dialer.js';
+import { createProxyServer, type ProxyServer } from '../proxy/server.js';
+import type { ConnectionRecord } from '../proxy/connection.js';
+import { formatAddress, isLoopback, type ListenAddress } from './listen-address.js';
+import { UsageError } from './flags.js';
+
+export interface RunProxyOptions {
+  dialer: Dialer;
+  listen: ListenAddress;
+  auth: { username: string; password: string } | undefined;
+  verbose: boolean;
+  /** Lines printed once the proxy is ready, after the hints. */
+  extraHints?: (proxy: string) => string[];
+  /** Called on shutdown, after the proxy closed (e.g. stop the simulator). */
+  onShutdown?: () => Promise<void>;
+}
+
+export const SHUTDOWN_GRACE_MS = 2000;
+
+export function say(line: string): void {
+  process.stderr.write(`kubesocks: ${line}\n`);
+}
+
+export function formatRecord(record: ConnectionRecord): string {
+  const target = record.target ?? '(no target)';
+  const route = record.via ? ` via ${record.via}` : '';
+  const traffic = `up ${record.bytesUp} B, down ${record.bytesDown} B, ${Math.round(record.durationMs)} ms`;
+  if (record.error) return `${record.client} ${record.protocol} ${target}${route} failed [${record.error.code}]: ${record.error.message}`;
+  return `${record.client} ${record.protocol} ${target}${route} (${traffic})`;
+}
+
+export async function runProxy(options: RunProxyOptions): Promise<ProxyServer> {
+  const { dialer, listen, auth, verbose } = options;
+  if (!isLoopback(listen.host) && !auth) {
+    throw new UsageError(
+      `refusing to listen on ${formatAddress(listen)} without credentials: anyone who can reach it could use your cluster credentials; add --auth USER:PASSWORD (or KUBESOCKS_AUTH), or listen on 127.0.0.1`,
+    );
+  }
+  const server = createProxyServer({
+    connector: dialer.connector(),
+    auth,
+    onConnection: (record) => {
+      if (verbose || record.error) say(formatRecord(record));
+    },
+  });
+  const bound = await server.listen(listen.host, listen.port);
+  const address = formatAddress(bound);
+  const cluster = `context ${dialer.client.contextName}, cluster ${dialer.client.clusterServer}, namespace ${dialer.client.namespace}`;
+  say(`listening on ${address} (${cluster})`);
+  const creds = auth ? `${encodeURIComponent(auth.username)}:****@` : '';
+  const hints = [
+    `export ALL_PROXY=socks5h://${creds}${address}`,
+    `curl -x http://${creds}${address} http://SERVICE.NAMESPACE/`,
+    `curl --socks5-hostname ${creds}${address} http://SERVICE.NAMESPACE.svc.${dialer.clusterDomain}/`,
+    `browser PAC file: http://${address}/proxy.pac`,
+  ];
+  for (const hint of [...hints, ...(options.extraHints?.(address) ?? [])]) say(`  ${hint}`);
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      process.exit(1);
+    }
+    stopping = true;
+    say(`${signal}: closing (open connections get ${SHUTDOWN_GRACE_MS / 1000} s to finish)`);
+    void server
+      .close(SHUTDOWN_GRACE_MS)
+      .then(() => dialer.close())
+      .then(() => options.onShutdown?.())
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          say(`error while closing: ${(error as Error).message}`);
+          process.exit(1);
+        },
+      );
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  return server;
+}

@@ -1,0 +1,58 @@
+/** `kubesocks [serve]`: the proxy against the user's cluster. */
+import { createDialer } from '../dialer/dialer.js';
+import { parseAuth, parseFlags } from './flags.js';
+import { parseListen } from './listen-address.js';
+import { runProxy } from './proxy-runner.js';
+
+export const SERVE_HELP = `Usage: kubesocks [serve] [flags]
+
+One local port speaking SOCKS5, SOCKS4a and HTTP proxy that reaches cluster
+services and pods by their DNS names, through pods/portforward.
+
+Flags:
+  --listen HOST:PORT     where to listen (default 127.0.0.1:1080; port 0 picks one)
+  --kubeconfig FILE      kubeconfig file(s), ':'-separated (default $KUBECONFIG, ~/.kube/config)
+  --context NAME         kubeconfig context (default: current-context)
+  -n, --namespace NS     namespace for short names like "web" (default: the context's)
+  --cluster-domain D     cluster DNS domain (default cluster.local)
+  --auth USER:PASS       require these credentials (or set KUBESOCKS_AUTH); needed off loopback
+  --direct allow|deny    hosts outside the cluster: dial directly (default) or refuse
+  -v, --verbose          log every proxied connection
+  -h, --help             this help
+`;
+
+export const PROXY_FLAGS = {
+  listen: { type: 'string' },
+  kubeconfig: { type: 'string' },
+  context: { type: 'string' },
+  namespace: { type: 'string', short: 'n' },
+  'cluster-domain': { type: 'string' },
+  auth: { type: 'string' },
+  direct: { type: 'string' },
+  verbose: { type: 'boolean', short: 'v' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export function parseDirect(value: string | undefined): 'allow' | 'deny' {
+  if (value === undefined || value === 'allow') return 'allow';
+  if (value === 'deny') return 'deny';
+  throw new Error(`--direct: expected "allow" or "deny", got "${value}"`);
+}
+
+export async function serve(args: string[]): Promise<void> {
+  const { values } = parseFlags(args, PROXY_FLAGS);
+  if (values.help) {
+    process.stdout.write(SERVE_HELP);
+    return;
+  }
+  const listen = parseListen(values.listen ?? '127.0.0.1:1080');
+  const auth = parseAuth(values.auth ?? process.env.KUBESOCKS_AUTH);
+  const dialer = await createDialer({
+    kubeconfig: values.kubeconfig,
+    context: values.context,
+    namespace: values.namespace,
+    clusterDomain: values['cluster-domain'],
+    direct: parseDirect(values.direct),
+  });
+  await runProxy({ dialer, listen, auth, verbose: values.verbose ?? false });
+}

@@ -1,0 +1,16 @@
+/**
+ * kubesocks as a library: connections straight to pods and services by their
+ * cluster names, through pods/portforward, with no local port.
+ *
+ *   const dialer = await createDialer({ context: 'prod' });
+ *   const socket = await dialer.connect('web.demo.svc.cluster.local:80');
+ *   http.get('http://web.demo/', { agent: dialer.agent() });
+ *   await dialer.close();
+ */
+export { createDialer, Dialer, type DialerOptions, type ConnectOptions } from './dialer/dialer.js';
+export { KubeSocket } from './dialer/kube-socket.js';
+export type { DialTarget, PodTarget, ServiceTarget, HostTarget } from './dialer/target.js';
+export { KubesocksError, ERROR_CODES, isKubesocksError, type ErrorCode } from './errors.js';
+export { createProxyServer, type ProxyServer } from './proxy/server.js';
+export type { Connector, Connected, ProxyTarget, PacInfo } from './proxy/types.js';
+export type { TunnelPoolOptions, PoolStats } from './tunnel/pool.js';
