@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the real clients the test suite drives, when they are missing:
+# curl, kubectl (Debian: kubernetes-client) and Chromium. Runs before
+# `npm test`, so the README's one test command works on a fresh machine.
+set -euo pipefail
+
+missing=()
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "kubesocks tests need: ${missing[*]}" >&2
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "no apt-get here: install ${missing[*]} yourself; the tests that need them will be skipped" >&2
+  exit 0
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+    echo "not root and no sudo: install ${missing[*]} yourself; the tests that need them will be skipped" >&2
+    exit 0
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "installed: ${missing[*]}" >&2

@@ -1,0 +1,353 @@
+/**
+ * List + watch of one collection, kept in memory as compact projections.
+ *
+ * Why not client-node's informer (`makeInformer`, dist/cache.js + watch.js
+ * in 1.4.0): after any error other than 410 its `doneHandler` calls the
+ * error callbacks and returns without restarting, so every user must
+ * re-`start()` it by hand; a non-200 watch answer becomes
+ * `new Error(statusText)` with the Status body (the RBAC message a user
+ * needs) dropped; watch `ERROR` events other than 410 are silently ignored;
+ * it keeps every full object (a 10,000-service namespace would hold all of
+ * them); and it builds a new https.Agent for every watch request. This one
+ * restarts with backoff, stops only on 403 (reported as 'forbidden'), keeps
+ * the server's messages, and stores what `project` keeps.
+ *
+ * Behaviour follows client-go's reflector: list (paginated), then watch from
+ * the list's resourceVersion with bookmarks; a clean end of the watch
+ * re-watches from the last resourceVersion; 410 Gone (as a response or as
+ * an ERROR event) relists; other watch ERROR events relist after backoff;
+ * network errors re-watch from the last resourceVersion after backoff.
+ */
+import { EventEmitter } from 'node:events';
+import type http from 'node:http';
+import { debuglog } from 'node:util';
+import { KubesocksError } from '../errors.js';
+import { KubeApiError, getJSON, request, statusError, type KubeStatus, type RequestSource } from './api.js';
+
+const debug = debuglog('kubesocks:kube');
+
+export interface ObjectWithMeta {
+  metadata?: { name?: string; resourceVersion?: string };
+}
+
+export interface ListWatchOptions<T> {
+  /** First retry delay after an error. Default 500 ms; doubles up to maxBackoffMs, with jitter. */
+  backoffMs?: number;
+  /** Default 30 s. */
+  maxBackoffMs?: number;
+  /**
+   * Keep only what is needed of each object (the default keeps the whole
+   * object). Must keep `metadata.name`. Return null to ignore an object.
+   */
+  project?: (raw: unknown) => T | null;
+  /** `labelSelector` for both list and watch. */
+  labelSelector?: string;
+  /** List page size (`limit`). Default 500, like client-go's pager. */
+  pageSize?: number;
+  /** Deadline for each list request. Default 60 s. */
+  listTimeoutMs?: number;
+}
+
+interface ListBody {
+  metadata?: { resourceVersion?: string; continue?: string };
+  items?: unknown[];
+}
+
+interface WatchEvent {
+  type?: string;
+  object?: { metadata?: { name?: string; resourceVersion?: string } } & KubeStatus;
+}
+
+/**
+ * Events: `synced` (after each list), `add`(obj), `update`(obj, old),
+ * `delete`(obj), `error`(KubesocksError; it keeps retrying),
+ * `forbidden`(KubesocksError; 403 — it has stopped).
+ */
+export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
+  private readonly store = new Map<string, T>();
+  private rv = '';
+  private running = false;
+  private abort: AbortController | null = null;
+  private sleepTimer: NodeJS.Timeout | null = null;
+  private wake: (() => void) | null = null;
+  private _synced = false;
+  /** The last error seen since the last successful list or watch event, if any. */
+  lastError: KubesocksError | undefined;
+  private readonly backoffMs: number;
+  private readonly maxBackoffMs: number;
+  private readonly project: (raw: unknown) => T | null;
+
+  constructor(
+    private readonly client: RequestSource,
+    readonly path: string,
+    private readonly opts: ListWatchOptions<T> = {},
+  ) {
+    super();
+    this.backoffMs = opts.backoffMs ?? 500;
+    this.maxBackoffMs = opts.maxBackoffMs ?? 30_000;
+    this.project = opts.project ?? ((raw) => raw as T);
+  }
+
+  /** True once the first list has completed (stays true across relists). */
+  get synced(): boolean {
+    return this._synced;
+  }
+
+  get running_(): boolean {
+    return this.running;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    void this.run();
+  }
+
+  /** Stops for good: aborts the request in flight and any retry wait. Items stay readable. */
+  stop(): void {
+    this.running = false;
+    this.abort?.abort(new KubesocksError('CLOSED', 'watch stopped'));
+    if (this.sleepTimer) clearTimeout(this.sleepTimer);
+    this.wake?.();
+  }
+
+  items(): T[] {
+    return [...this.store.values()];
+  }
+
+  get(name: string): T | undefined {
+    return this.store.get(name);
+  }
+
+  get size(): number {
+    return this.store.size;
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    let relist = true;
+    while (this.running) {
+      try {
+        if (relist || !this.rv) {
+          await this.list();
+          relist = false;
+          failures = 0;
+        }
+        const started = Date.now();
+        const events = await this.watchOnce();
+        // A watch that ends at once without news, over and over, must not spin.
+        if (events === 0 && Date.now() - started < 1000) {
+          failures++;
+          await this.sleep(this.delay(failures));
+        } else {
+          failures = 0;
+        }
+      } catch (err) {
+        if (!this.running) return;
+        const e = err instanceof KubesocksError ? err : new KubesocksError('API_UNREACHABLE', String(err), { cause: err });
+        if (e instanceof KubeApiError && e.status === 410) {
+          debug('%s: resourceVersion %s expired, relisting', this.path, this.rv);
+          relist = true;
+          failures++;
+          // The first 410 relists at once; repeated ones back off.
+          if (failures > 1) await this.sleep(this.delay(failures - 1));
+          continue;
+        }
+        if (e.code === 'FORBIDDEN') {
+          debug('%s: forbidden, stopping: %s', this.path, e.message);
+          this.running = false;
+          this.lastError = e;
+          this.emit('forbidden', e);
+          return;
+        }
+        this.lastError = e;
+        // A watch ERROR event (not 410) means the stream state is unknown: relist.
+        if (e instanceof KubeApiError && (e as WatchEventError).fromEvent) relist = true;
+        failures++;
+        const wait = this.delay(failures);
+        debug('%s: %s (retry in %d ms)', this.path, e.message, wait);
+        if (this.listenerCount('error') > 0) this.emit('error', e);
+        await this.sleep(wait);
+      }
+    }
+  }
+
+  private delay(failures: number): number {
+    const base = Math.min(this.maxBackoffMs, this.backoffMs * 2 ** Math.max(0, failures - 1));
+    // ±20 % jitter so a restarted API server is not hit by every watch at once.
+    return Math.round(base * (0.8 + Math.random() * 0.4));
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.wake = () => {
+        this.wake = null;
+        resolve();
+      };
+      this.sleepTimer = setTimeout(() => {
+        this.sleepTimer = null;
+        this.wake?.();
+      }, ms);
+    });
+  }
+
+  private query(extra: Record<string, string>): string {
+    const q = new URLSearchParams(extra);
+    if (this.opts.labelSelector) q.set('labelSelector', this.opts.labelSelector);
+    const s = q.toString();
+    return s ? `${this.path}?${s}` : this.path;
+  }
+
+  private async list(): Promise<void> {
+    const fresh = new Map<string, T>();
+    let cont = '';
+    let rv = '';
+    do {
+      const ac = new AbortController();
+      this.abort = ac;
+      const params: Record<string, string> = { limit: String(this.opts.pageSize ?? 500) };
+      if (cont) params.continue = cont;
+      const page = await getJSON<ListBody>(this.client, this.query(params), ac.signal, this.opts.listTimeoutMs ?? 60_000);
+      for (const raw of page.items ?? []) {
+        const obj = this.project(raw);
+        const name = obj?.metadata?.name;
+        if (obj && name !== undefined) fresh.set(name, obj);
+      }
+      rv = page.metadata?.resourceVersion ?? '';
+      cont = page.metadata?.continue ?? '';
+    } while (cont && this.running);
+    if (!this.running) return;
+
+    // Replace the store, telling listeners what changed since the last list.
+    for (const [name, old] of this.store) {
+      if (!fresh.has(name)) {
+        this.store.delete(name);
+        this.emit('delete', old);
+      }
+    }
+    for (const [name, obj] of fresh) {
+      const old = this.store.get(name);
+      this.store.set(name, obj);
+      if (!old) this.emit('add', obj);
+      else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion || obj.metadata?.resourceVersion === undefined) {
+        this.emit('update', obj, old);
+      }
+    }
+    this.rv = rv;
+    this._synced = true;
+    this.lastError = undefined;
+    debug('%s: listed %d objects at resourceVersion %s', this.path, fresh.size, rv);
+    this.emit('synced');
+  }
+
+  /** One watch request; resolves with the number of events when the server ends it cleanly. */
+  private async watchOnce(): Promise<number> {
+    const ac = new AbortController();
+    this.abort = ac;
+    // Like client-go: a random server-side timeout between 5 and 10 minutes,
+    // so watches do not all reconnect together.
+    const timeoutSeconds = 300 + Math.floor(Math.random() * 300);
+    const path = this.query({
+      watch: '1',
+      resourceVersion: this.rv,
+      allowWatchBookmarks: 'true',
+      timeoutSeconds: String(timeoutSeconds),
+    });
+    const res = await request(this.client, 'GET', path, { signal: ac.signal });
+    return this.consume(res, ac, (timeoutSeconds + 30) * 1000);
+  }
+
+  private consume(res: http.IncomingMessage, ac: AbortController, idleMs: number): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      let buffered = '';
+      let count = 0;
+      let failed: KubesocksError | null = null;
+      // A peer that vanished without a FIN sends nothing, not even bookmarks:
+      // give up after the server-side timeout plus a margin.
+      let idle = setTimeout(onIdle, idleMs);
+      function onIdle(): void {
+        res.destroy(new KubesocksError('TIMEOUT', 'the watch went silent'));
+      }
+      const fail = (e: KubesocksError): void => {
+        if (!failed) failed = e;
+        res.destroy();
+      };
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        clearTimeout(idle);
+        idle = setTimeout(onIdle, idleMs);
+        buffered += chunk;
+        let nl: number;
+        while ((nl = buffered.indexOf('\n')) >= 0 && !failed) {
+          const line = buffered.slice(0, nl).trim();
+          buffered = buffered.slice(nl + 1);
+          if (line === '') continue;
+          let ev: WatchEvent;
+          try {
+            ev = JSON.parse(line) as WatchEvent;
+          } catch {
+            fail(new KubesocksError('API_UNREACHABLE', `invalid watch event from ${this.path}`));
+            return;
+          }
+          const err = this.apply(ev);
+          if (err) {
+            fail(err);
+            return;
+          }
+          count++;
+        }
+      });
+      res.on('close', () => {
+        clearTimeout(idle);
+        if (failed) reject(failed);
+        else if (ac.signal.aborted) reject(new KubesocksError('CLOSED', 'watch stopped'));
+        else if (!res.complete) reject(new KubesocksError('API_UNREACHABLE', `the watch of ${this.path} broke`));
+        else resolve(count);
+      });
+      res.on('error', (err) => {
+        if (!failed) {
+          failed = err instanceof KubesocksError ? err : new KubesocksError('API_UNREACHABLE', `the watch of ${this.path} broke: ${err.message}`, { cause: err });
+        }
+      });
+    });
+  }
+
+  /** Applies one watch event; returns an error to end the watch with. */
+  private apply(ev: WatchEvent): KubesocksError | null {
+    const obj = ev.object;
+    if (ev.type === 'ERROR') {
+      const status = obj ?? {};
+      const code = status.code ?? 500;
+      const e = statusError(this.client, code, JSON.stringify({ kind: 'Status', ...status }), 'WATCH', this.path) as WatchEventError;
+      e.fromEvent = true;
+      return e;
+    }
+    const rv = obj?.metadata?.resourceVersion;
+    if (ev.type === 'BOOKMARK') {
+      if (rv) this.rv = rv;
+      return null;
+    }
+    const name = obj?.metadata?.name;
+    if (!obj || name === undefined) return null;
+    if (ev.type === 'ADDED' || ev.type === 'MODIFIED') {
+      const p = this.project(obj);
+      if (p) {
+        const old = this.store.get(name);
+        this.store.set(name, p);
+        if (old) this.emit('update', p, old);
+        else this.emit('add', p);
+      }
+    } else if (ev.type === 'DELETED') {
+      const old = this.store.get(name);
+      if (old) {
+        this.store.delete(name);
+        this.emit('delete', old);
+      }
+    }
+    if (rv) this.rv = rv;
+    this.lastError = undefined;
+    return null;
+  }
+}
+
+type WatchEventError = KubeApiError & { fromEvent?: boolean };
