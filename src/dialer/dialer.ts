@@ -73,7 +73,11 @@ export class Dialer {
 
   /** Connects to a target; resolves once the pod side accepted. */
   connect(target: DialTarget, options: ConnectOptions = {}): Promise<KubeSocket> {
-    return this.socket(target, options).ready();
+    const socket = this.socket(target, options);
+    // A failure before 'connect' is delivered by the rejection instead.
+    const untilConnected = (): void => {};
+    socket.on('error', untilConnected);
+    return socket.ready().finally(() => socket.off('error', untilConnected));
   }
 
   /**
@@ -120,6 +124,7 @@ export class Dialer {
   async close(): Promise<void> {
     this.pool.close();
     this.resolver.close();
+    this.client.close();
   }
 
   #opener(parsed: ParsedTarget, callerSignal: AbortSignal | undefined): AttemptOpener {
@@ -183,6 +188,8 @@ export class Dialer {
   async #openPair(ep: Endpoint, isFailover: boolean, signal: AbortSignal): Promise<Attempt> {
     const key = endpointKey(ep);
     const pair = await this.pool.open(ep.namespace, ep.pod, ep.port, signal);
+    // Until the KubeSocket takes the pair over, its failure is read from confirmed().
+    pair.on('error', () => {});
     const attempt: Attempt = { stream: pair, via: key, retryable: true };
     pair.confirmed().then(
       () => {

@@ -275,3 +275,45 @@ export function abortError(signal: AbortSignal | undefined): KubesocksError {
   }
   return new KubesocksError('CLOSED', 'the request was abandoned', { cause: reason });
 }
+
+export interface ListOpts {
+  signal?: AbortSignal | undefined;
+  /** `limit` per page. Default 500 (client-go's pager). */
+  pageSize?: number;
+  /** Deadline per page. Default 60 s. */
+  timeoutMs?: number;
+}
+
+/**
+ * Lists a collection page by page (`limit` + `continue`), keeping only what
+ * `project` returns, so a huge list never sits in memory as one JSON text.
+ * Resolves with the projected items and the list's resourceVersion.
+ */
+export async function listAll<T>(
+  src: RequestSource,
+  path: string,
+  project: (raw: unknown) => T | null,
+  opts: ListOpts = {},
+): Promise<{ items: T[]; resourceVersion: string }> {
+  const items: T[] = [];
+  let cont = '';
+  let resourceVersion = '';
+  const sep = path.includes('?') ? '&' : '?';
+  do {
+    const q = new URLSearchParams({ limit: String(opts.pageSize ?? 500) });
+    if (cont) q.set('continue', cont);
+    const page = await getJSON<{ metadata?: { resourceVersion?: string; continue?: string }; items?: unknown[] }>(
+      src,
+      `${path}${sep}${q.toString()}`,
+      opts.signal,
+      opts.timeoutMs ?? 60_000,
+    );
+    for (const raw of page.items ?? []) {
+      const p = project(raw);
+      if (p !== null) items.push(p);
+    }
+    resourceVersion = page.metadata?.resourceVersion ?? '';
+    cont = page.metadata?.continue ?? '';
+  } while (cont);
+  return { items, resourceVersion };
+}

@@ -19,10 +19,10 @@
  * network errors re-watch from the last resourceVersion after backoff.
  */
 import { EventEmitter } from 'node:events';
-import type http from 'node:http';
+import type * as http from 'node:http';
 import { debuglog } from 'node:util';
 import { KubesocksError } from '../errors.js';
-import { KubeApiError, getJSON, request, statusError, type KubeStatus, type RequestSource } from './api.js';
+import { KubeApiError, listAll, request, statusError, type KubeStatus, type RequestSource } from './api.js';
 
 const debug = debuglog('kubesocks:kube');
 
@@ -48,11 +48,6 @@ export interface ListWatchOptions<T> {
   listTimeoutMs?: number;
 }
 
-interface ListBody {
-  metadata?: { resourceVersion?: string; continue?: string };
-  items?: unknown[];
-}
-
 interface WatchEvent {
   type?: string;
   object?: { metadata?: { name?: string; resourceVersion?: string } } & KubeStatus;
@@ -61,16 +56,18 @@ interface WatchEvent {
 /**
  * Events: `synced` (after each list), `add`(obj), `update`(obj, old),
  * `delete`(obj), `error`(KubesocksError; it keeps retrying),
- * `forbidden`(KubesocksError; 403 — it has stopped).
+ * `forbidden`(KubesocksError; 403 — it has stopped), `stop` (stop() was called).
  */
 export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
   private readonly store = new Map<string, T>();
   private rv = '';
   private running = false;
+  private ended = false;
   private abort: AbortController | null = null;
   private sleepTimer: NodeJS.Timeout | null = null;
   private wake: (() => void) | null = null;
   private _synced = false;
+  private _forbidden: KubesocksError | undefined;
   /** The last error seen since the last successful list or watch event, if any. */
   lastError: KubesocksError | undefined;
   private readonly backoffMs: number;
@@ -93,22 +90,32 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
     return this._synced;
   }
 
-  get running_(): boolean {
+  /** Set when the API server answered 403: the watch has stopped for good. */
+  get forbidden(): KubesocksError | undefined {
+    return this._forbidden;
+  }
+
+  /** True between start() and stop() (or a 403). */
+  get active(): boolean {
     return this.running;
   }
 
+  /** Starts listing and watching. A ListWatch runs once: start() after stop() or a 403 does nothing. */
   start(): void {
-    if (this.running) return;
+    if (this.running || this.ended) return;
     this.running = true;
     void this.run();
   }
 
-  /** Stops for good: aborts the request in flight and any retry wait. Items stay readable. */
+  /** Stops for good: aborts the request in flight and any retry wait. Items stay readable. Emits `stop`. */
   stop(): void {
+    if (!this.running) return;
     this.running = false;
+    this.ended = true;
     this.abort?.abort(new KubesocksError('CLOSED', 'watch stopped'));
     if (this.sleepTimer) clearTimeout(this.sleepTimer);
     this.wake?.();
+    this.emit('stop');
   }
 
   items(): T[] {
@@ -156,7 +163,9 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
         if (e.code === 'FORBIDDEN') {
           debug('%s: forbidden, stopping: %s', this.path, e.message);
           this.running = false;
+          this.ended = true;
           this.lastError = e;
+          this._forbidden = e;
           this.emit('forbidden', e);
           return;
         }
@@ -199,23 +208,19 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
   }
 
   private async list(): Promise<void> {
+    const ac = new AbortController();
+    this.abort = ac;
     const fresh = new Map<string, T>();
-    let cont = '';
-    let rv = '';
-    do {
-      const ac = new AbortController();
-      this.abort = ac;
-      const params: Record<string, string> = { limit: String(this.opts.pageSize ?? 500) };
-      if (cont) params.continue = cont;
-      const page = await getJSON<ListBody>(this.client, this.query(params), ac.signal, this.opts.listTimeoutMs ?? 60_000);
-      for (const raw of page.items ?? []) {
-        const obj = this.project(raw);
-        const name = obj?.metadata?.name;
-        if (obj && name !== undefined) fresh.set(name, obj);
-      }
-      rv = page.metadata?.resourceVersion ?? '';
-      cont = page.metadata?.continue ?? '';
-    } while (cont && this.running);
+    const listed = await listAll(this.client, this.query({}), this.project, {
+      signal: ac.signal,
+      pageSize: this.opts.pageSize ?? 500,
+      timeoutMs: this.opts.listTimeoutMs ?? 60_000,
+    });
+    for (const obj of listed.items) {
+      const name = obj.metadata?.name;
+      if (name !== undefined) fresh.set(name, obj);
+    }
+    const rv = listed.resourceVersion;
     if (!this.running) return;
 
     // Replace the store, telling listeners what changed since the last list.

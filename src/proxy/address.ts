@@ -53,14 +53,18 @@ export function formatIPv4(bytes: Uint8Array): string {
 }
 
 /**
- * Parses an HTTP CONNECT authority (`host:port`, `[v6]:port`, RFC 9110 §9.3.6).
- * The port is required. Returns null when the text is not such an authority.
+ * Parses an authority (`host:port`, `[v6]:port`, RFC 3986 §3.2) keeping the
+ * host as written (no case folding or IP normalisation, unlike URL). The
+ * port is required unless `defaultPort` is given (CONNECT requires it,
+ * RFC 9110 §9.3.6). No userinfo. Returns null when the text is not such an
+ * authority.
  */
-export function parseAuthority(authority: string): ProxyTarget | null {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]/@]+)):(\d{1,5})$/.exec(authority);
+export function parseAuthority(authority: string, defaultPort?: number): ProxyTarget | null {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]/@?#]+))(?::(\d{1,5}))?$/.exec(authority);
   if (!m) return null;
   const host = m[1] ?? m[2];
-  const port = Number(m[3]);
+  const port = m[3] !== undefined ? Number(m[3]) : defaultPort;
+  if (port === undefined) return null;
   if (host === undefined || !isValidPort(port)) return null;
   if (m[1] !== undefined && isIP(host) !== 6) return null;
   return { host: stripTrailingDot(host), port };

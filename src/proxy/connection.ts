@@ -135,10 +135,11 @@ export class ClientConnection {
   /**
    * Asks the Connector for a stream. If the client leaves while the Connector
    * works, its signal is aborted; a stream that arrives anyway is destroyed.
-   * Always rejects with a KubesocksError.
+   * Always rejects with a KubesocksError. `signal` defaults to the socket's;
+   * a front serving many requests per socket passes one per request, so that
+   * listeners a Connector adds do not pile up on the socket's signal.
    */
-  async open(target: ProxyTarget): Promise<Connected> {
-    const { signal } = this;
+  async open(target: ProxyTarget, signal: AbortSignal = this.signal): Promise<Connected> {
     if (signal.aborted) throw new KubesocksError('CLOSED', 'the client closed the connection');
     let connected: Connected;
     try {

@@ -127,7 +127,12 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
     this.#touch();
     const flags = options.fin ? FLAG_FIN : 0;
     this.#socket.write(synStreamFrame(id, flags, options.priority ?? 0, this.#compressor.compress(headers)));
-    if (options.fin) stream.end();
+    if (options.fin) {
+      // FLAG_FIN on the SYN_STREAM is the FIN: a DATA frame after it would be
+      // a protocol error (spdy-transport answers RST STREAM_ALREADY_CLOSED).
+      stream.markFinSent();
+      stream.end();
+    }
     return stream;
   }
 

@@ -66,6 +66,7 @@ export class SpdyStream extends Duplex {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
+    if (this.#finSent) return callback(); // the FIN already went out on the SYN_STREAM
     this.#finSent = true;
     this.#owner.writeStreamData(this, EMPTY, true, callback);
   }
@@ -84,6 +85,11 @@ export class SpdyStream extends Duplex {
     if (this.destroyed || this.#finReceived) return;
     if (data.length > 0 && !this.push(data)) this.#owner.pauseReadingFor(this);
     if (fin) this.#markFinReceived();
+  }
+
+  /** @internal The SYN_STREAM that opened this stream carried FLAG_FIN: end() must not send a second FIN. */
+  markFinSent(): void {
+    this.#finSent = true;
   }
 
   /** @internal SYN_REPLY arrived. */

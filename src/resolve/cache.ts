@@ -1,0 +1,380 @@
+/**
+ * Watch-fed cache of Services, EndpointSlices and Pods, per namespace.
+ *
+ * A namespace's three ListWatches start with the first name that needs the
+ * namespace and stop when it falls out of an LRU bounded by `maxNamespaces`
+ * (a laptop proxy may touch many namespaces over a day; it should watch only
+ * the ones in use). Each ListWatch keeps compact projections (projections.ts)
+ * and small indexes (service → slices, ClusterIP → service, pod IP → pods).
+ *
+ * A user who may not list or watch a resource there (the ListWatch reports
+ * 'forbidden') gets that resource through GETs instead, each answer cached
+ * for `getFallbackTtlMs`.
+ */
+import { debuglog } from 'node:util';
+import { LRUCache } from 'lru-cache';
+import { KubesocksError } from '../errors.js';
+import { abortError, getJSON, type RequestSource } from '../kube/api.js';
+import { ListWatch } from '../kube/watch.js';
+import {
+  projectPod,
+  projectService,
+  projectSlice,
+  sliceFromEndpoints,
+  type PodInfo,
+  type ServiceInfo,
+  type SliceInfo,
+} from './projections.js';
+
+const debug = debuglog('kubesocks:resolve');
+
+export interface CacheOptions {
+  /** Namespaces watched at once. Default 64. */
+  maxNamespaces?: number;
+  /** How long GET answers are reused when list/watch is forbidden. Default 5 s. */
+  getFallbackTtlMs?: number;
+  /** How long a lookup waits for a namespace's first list. Default 15 s. */
+  syncTimeoutMs?: number;
+  /** ListWatch retry backoff. */
+  backoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+type Mode = 'watch' | 'get';
+
+/** Rejects with the signal's reason when it aborts first. */
+export function raceSignal<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(abortError(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      reject(abortError(signal));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  let set = map.get(key);
+  if (!set) map.set(key, (set = new Set()));
+  set.add(value);
+}
+
+function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  const set = map.get(key);
+  if (!set) return;
+  set.delete(value);
+  if (set.size === 0) map.delete(key);
+}
+
+export class NamespaceCache {
+  readonly services: ListWatch<ServiceInfo>;
+  readonly slices: ListWatch<SliceInfo>;
+  readonly pods: ListWatch<PodInfo>;
+
+  private readonly slicesByService = new Map<string, Set<string>>();
+  private readonly serviceByIP = new Map<string, string>();
+  private readonly podsByIP = new Map<string, Set<string>>();
+  private readonly gets: LRUCache<string, Promise<unknown>>;
+  private slicesListForbidden: KubesocksError | undefined;
+  private readonly syncTimeoutMs: number;
+  private closed = false;
+
+  constructor(
+    readonly namespace: string,
+    private readonly client: RequestSource,
+    opts: CacheOptions = {},
+  ) {
+    this.syncTimeoutMs = opts.syncTimeoutMs ?? 15_000;
+    this.gets = new LRUCache<string, Promise<unknown>>({ max: 2_000, ttl: Math.max(1, opts.getFallbackTtlMs ?? 5_000) });
+    const ns = encodeURIComponent(namespace);
+    const lw = { backoffMs: opts.backoffMs ?? 500, maxBackoffMs: opts.maxBackoffMs ?? 30_000 };
+    this.services = new ListWatch<ServiceInfo>(client, `/api/v1/namespaces/${ns}/services`, { ...lw, project: projectService });
+    this.slices = new ListWatch<SliceInfo>(client, `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`, {
+      ...lw,
+      project: projectSlice,
+    });
+    this.pods = new ListWatch<PodInfo>(client, `/api/v1/namespaces/${ns}/pods`, { ...lw, project: projectPod });
+
+    this.services.on('add', (s: ServiceInfo) => {
+      this.indexService(s);
+    });
+    this.services.on('update', (s: ServiceInfo, old: ServiceInfo) => {
+      this.unindexService(old);
+      this.indexService(s);
+    });
+    this.services.on('delete', (s: ServiceInfo) => {
+      this.unindexService(s);
+    });
+    this.slices.on('add', (s: SliceInfo) => {
+      addTo(this.slicesByService, s.service, s.metadata.name);
+    });
+    this.slices.on('update', (s: SliceInfo, old: SliceInfo) => {
+      removeFrom(this.slicesByService, old.service, old.metadata.name);
+      addTo(this.slicesByService, s.service, s.metadata.name);
+    });
+    this.slices.on('delete', (s: SliceInfo) => {
+      removeFrom(this.slicesByService, s.service, s.metadata.name);
+    });
+    this.pods.on('add', (p: PodInfo) => {
+      for (const ip of p.ips) addTo(this.podsByIP, ip, p.metadata.name);
+    });
+    this.pods.on('update', (p: PodInfo, old: PodInfo) => {
+      for (const ip of old.ips) removeFrom(this.podsByIP, ip, old.metadata.name);
+      for (const ip of p.ips) addTo(this.podsByIP, ip, p.metadata.name);
+    });
+    this.pods.on('delete', (p: PodInfo) => {
+      for (const ip of p.ips) removeFrom(this.podsByIP, ip, p.metadata.name);
+    });
+    for (const w of [this.services, this.slices, this.pods] as Array<ListWatch<{ metadata: { name: string } }>>) {
+      // Errors are retried by the ListWatch; lookups see them through lastError.
+      w.on('error', (e: KubesocksError) => {
+        debug('namespace %s: %s', namespace, e.message);
+      });
+      w.on('forbidden', (e: KubesocksError) => {
+        debug('namespace %s: %s — falling back to GETs', namespace, e.message);
+      });
+    }
+  }
+
+  start(): void {
+    this.services.start();
+    this.slices.start();
+    this.pods.start();
+  }
+
+  /** Stops the three watches (eviction or resolver close). */
+  stop(): void {
+    this.closed = true;
+    this.services.stop();
+    this.slices.stop();
+    this.pods.stop();
+    this.gets.clear();
+  }
+
+  private indexService(s: ServiceInfo): void {
+    for (const ip of s.clusterIPs ?? []) this.serviceByIP.set(ip, s.metadata.name);
+  }
+
+  private unindexService(s: ServiceInfo): void {
+    for (const ip of s.clusterIPs ?? []) {
+      if (this.serviceByIP.get(ip) === s.metadata.name) this.serviceByIP.delete(ip);
+    }
+  }
+
+  /** Waits for the first list of `lw`; 'get' when list/watch is forbidden. */
+  private async mode(lw: ListWatch<{ metadata: { name: string } }>, what: string, signal?: AbortSignal): Promise<Mode> {
+    if (lw.forbidden) return 'get';
+    if (lw.synced) return 'watch';
+    if (this.closed) throw new KubesocksError('CLOSED', `the cache of namespace "${this.namespace}" was closed`);
+    await new Promise<void>((resolve, reject) => {
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        lw.off('synced', onDone);
+        lw.off('forbidden', onDone);
+        lw.off('error', onError);
+        lw.off('stop', onStop);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const onDone = (): void => {
+        cleanup();
+        resolve();
+      };
+      // Errors that waiting will not cure end the wait at once.
+      const onError = (e: KubesocksError): void => {
+        if (e.code === 'UNAUTHORIZED' || e.code === 'CONFIG') {
+          cleanup();
+          reject(e);
+        }
+      };
+      const onStop = (): void => {
+        cleanup();
+        reject(new KubesocksError('CLOSED', `the cache of namespace "${this.namespace}" was closed`));
+      };
+      const onAbort = (): void => {
+        cleanup();
+        reject(abortError(signal));
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        const last = lw.lastError;
+        reject(
+          last
+            ? new KubesocksError(last.code, `listing ${what} in namespace "${this.namespace}" failed: ${last.message}`, { cause: last })
+            : new KubesocksError('TIMEOUT', `listing ${what} in namespace "${this.namespace}" took longer than ${this.syncTimeoutMs} ms`),
+        );
+      }, this.syncTimeoutMs);
+      lw.on('synced', onDone);
+      lw.on('forbidden', onDone);
+      lw.on('error', onError);
+      lw.on('stop', onStop);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    return lw.forbidden ? 'get' : 'watch';
+  }
+
+  /** One GET shared by concurrent callers and reused for the TTL; failures are not kept. */
+  private cachedGet<T>(key: string, fetch: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    let p = this.gets.get(key) as Promise<T> | undefined;
+    if (!p) {
+      p = fetch();
+      this.gets.set(key, p);
+      p.catch(() => {
+        if (this.gets.get(key) === p) this.gets.delete(key);
+      });
+    }
+    return raceSignal(p, signal);
+  }
+
+  /** GET a single object; null on 404. */
+  private async getOrNull<T>(path: string, project: (raw: unknown) => T | null): Promise<T | null> {
+    try {
+      return project(await getJSON<unknown>(this.client, path, undefined, 30_000));
+    } catch (err) {
+      if (err instanceof KubesocksError && err.code === 'NOT_FOUND') return null;
+      throw err;
+    }
+  }
+
+  async service(name: string, signal?: AbortSignal): Promise<ServiceInfo | null> {
+    if ((await this.mode(this.services, 'services', signal)) === 'watch') return this.services.get(name) ?? null;
+    const path = `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/services/${encodeURIComponent(name)}`;
+    return this.cachedGet(`svc/${name}`, () => this.getOrNull(path, projectService), signal);
+  }
+
+  async pod(name: string, signal?: AbortSignal): Promise<PodInfo | null> {
+    if ((await this.mode(this.pods, 'pods', signal)) === 'watch') return this.pods.get(name) ?? null;
+    const path = `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/pods/${encodeURIComponent(name)}`;
+    return this.cachedGet(`pod/${name}`, () => this.getOrNull(path, projectPod), signal);
+  }
+
+  /** The EndpointSlices of a service (through GETs when list/watch is forbidden). */
+  async slicesFor(service: string, signal?: AbortSignal): Promise<SliceInfo[]> {
+    if ((await this.mode(this.slices, 'endpointslices', signal)) === 'watch') {
+      const out: SliceInfo[] = [];
+      for (const name of this.slicesByService.get(service) ?? []) {
+        const s = this.slices.get(name);
+        if (s) out.push(s);
+      }
+      return out;
+    }
+    return this.cachedGet(`slices/${service}`, () => this.fetchSlices(service), signal);
+  }
+
+  private async fetchSlices(service: string): Promise<SliceInfo[]> {
+    const ns = encodeURIComponent(this.namespace);
+    if (!this.slicesListForbidden) {
+      // A user who may list but not watch still gets slices in one request.
+      const selector = encodeURIComponent(`kubernetes.io/service-name=${service}`);
+      try {
+        const list = await getJSON<{ items?: unknown[] }>(
+          this.client,
+          `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices?labelSelector=${selector}`,
+          undefined,
+          30_000,
+        );
+        return (list.items ?? []).map(projectSlice).filter((s): s is SliceInfo => s !== null && s.service === service);
+      } catch (err) {
+        if (!(err instanceof KubesocksError) || err.code !== 'FORBIDDEN') throw err;
+        this.slicesListForbidden = err;
+      }
+    }
+    // Last resort: the v1 Endpoints object, which has the service's name and so needs only `get`.
+    try {
+      const ep = await getJSON<unknown>(this.client, `/api/v1/namespaces/${ns}/endpoints/${encodeURIComponent(service)}`, undefined, 30_000);
+      return sliceFromEndpoints(ep, service);
+    } catch (err) {
+      if (err instanceof KubesocksError && (err.code === 'NOT_FOUND' || err.code === 'FORBIDDEN')) {
+        const denied = this.slicesListForbidden;
+        throw new KubesocksError(
+          'FORBIDDEN',
+          `${denied?.message ?? err.message} (kubesocks must list endpointslices or get endpoints in namespace "${this.namespace}" to find the pods of service "${service}")`,
+          { cause: denied ?? err },
+        );
+      }
+      throw err;
+    }
+  }
+
+  /** Pods with this IP, or null when pods cannot be listed here (so nobody can tell). */
+  async podsWithIP(ip: string, signal?: AbortSignal): Promise<PodInfo[] | null> {
+    if ((await this.mode(this.pods, 'pods', signal)) === 'get') return null;
+    return this.podsWithIPNow(ip) ?? [];
+  }
+
+  /** Without waiting: pods with this IP if the pod list is in, else null. */
+  podsWithIPNow(ip: string): PodInfo[] | null {
+    if (!this.pods.synced || this.pods.forbidden) return null;
+    const out: PodInfo[] = [];
+    for (const name of this.podsByIP.get(ip) ?? []) {
+      const p = this.pods.get(name);
+      if (p) out.push(p);
+    }
+    return out;
+  }
+
+  /** Without waiting: the service with this ClusterIP if the service list is in. */
+  serviceWithIPNow(ip: string): ServiceInfo | undefined {
+    if (!this.services.synced || this.services.forbidden) return undefined;
+    const name = this.serviceByIP.get(ip);
+    return name === undefined ? undefined : this.services.get(name);
+  }
+}
+
+/** The LRU of namespace caches: an evicted namespace stops its watches. */
+export class NamespaceCaches {
+  private readonly lru: LRUCache<string, NamespaceCache>;
+
+  constructor(
+    private readonly client: RequestSource,
+    private readonly opts: CacheOptions = {},
+  ) {
+    this.lru = new LRUCache<string, NamespaceCache>({
+      max: Math.max(1, opts.maxNamespaces ?? 64),
+      dispose: (cache, ns) => {
+        debug('namespace %s leaves the cache: stopping its watches', ns);
+        cache.stop();
+      },
+    });
+  }
+
+  /** The cache of `namespace`, started on first use; marks it most recently used. */
+  get(namespace: string): NamespaceCache {
+    let cache = this.lru.get(namespace);
+    if (!cache) {
+      cache = new NamespaceCache(namespace, this.client, this.opts);
+      this.lru.set(namespace, cache);
+      cache.start();
+    }
+    return cache;
+  }
+
+  /** Is the namespace cached (without touching its recency)? */
+  has(namespace: string): boolean {
+    return this.lru.has(namespace);
+  }
+
+  /** Every cache, without touching recency. */
+  all(): NamespaceCache[] {
+    return [...this.lru.values()];
+  }
+
+  get size(): number {
+    return this.lru.size;
+  }
+
+  /** Stops every watch. */
+  close(): void {
+    this.lru.clear();
+  }
+}

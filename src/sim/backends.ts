@@ -1,0 +1,221 @@
+/**
+ * Built-in backends: the programs that "listen inside" simulated pods. Each is
+ * a real TCP server on 127.0.0.1:0, so the kubelet dials it as containerd
+ * dials localhost:PORT in a pod's network namespace.
+ *
+ * - `http`: HTTP/1.1 keep-alive; every request gets `pod NAME path PATH\n`.
+ * - `echo`: echoes bytes; after the client's FIN, ends once all is written back.
+ * - `source`: reads `COUNT\n`, writes COUNT bytes of a fixed pattern, ends.
+ * - `sink`: reads to EOF, then writes `BYTES SHA256HEX\n` and ends.
+ *
+ * Tests and benchmarks start them standalone with startBackend().
+ */
+import { createHash } from 'node:crypto';
+import { createServer as createHttpServer } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
+import type { BuiltinBackend } from './types.js';
+
+export type BuiltinServerKind = Exclude<BuiltinBackend, 'closed'>;
+
+export interface RunningBackend {
+  address: { host: string; port: number };
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------
+// The source pattern
+
+/** The source backend repeats one 64 KiB block; byte i of a stream is block[i % SOURCE_BLOCK_SIZE]. */
+export const SOURCE_BLOCK_SIZE = 64 * 1024;
+
+let block: Buffer | undefined;
+
+/** The 64 KiB block the source pattern repeats: SHA-256 in counter mode, so it does not compress. */
+export function sourceBlock(): Buffer {
+  if (!block) {
+    const b = Buffer.alloc(SOURCE_BLOCK_SIZE);
+    for (let i = 0; i < SOURCE_BLOCK_SIZE / 32; i++) {
+      createHash('sha256').update(`kubesocks-source-${i}`).digest().copy(b, i * 32);
+    }
+    block = b;
+  }
+  return block;
+}
+
+/** Writes are made of whole blocks: 16 of them (1 MiB), so a 1 GiB stream is 1024 writes. */
+const WRITE_BLOCKS = 16;
+let writeBuffer: Buffer | undefined;
+
+function sourceWriteBuffer(): Buffer {
+  writeBuffer ??= Buffer.concat(Array.from({ length: WRITE_BLOCKS }, () => sourceBlock()));
+  return writeBuffer;
+}
+
+/** Bytes [offset, offset + length) of the source pattern (for tests that check a stream piecewise). */
+export function sourceBytes(offset: number, length: number): Buffer {
+  const out = Buffer.alloc(length);
+  const b = sourceBlock();
+  let written = 0;
+  while (written < length) {
+    const at = (offset + written) % SOURCE_BLOCK_SIZE;
+    written += b.copy(out, written, at, Math.min(SOURCE_BLOCK_SIZE, at + (length - written)));
+  }
+  return out;
+}
+
+/** Hex SHA-256 of the first `n` bytes of the source pattern, without allocating `n` bytes. */
+export function expectedSourceDigest(n: number): string {
+  const hash = createHash('sha256');
+  const b = sourceBlock();
+  let left = n;
+  while (left >= SOURCE_BLOCK_SIZE) {
+    hash.update(b);
+    left -= SOURCE_BLOCK_SIZE;
+  }
+  if (left > 0) hash.update(b.subarray(0, left));
+  return hash.digest('hex');
+}
+
+// ---------------------------------------------------------------------------
+// Servers
+
+/** The body the http backend answers `path` with. */
+export function httpBackendBody(podName: string, path: string): string {
+  return `pod ${podName} path ${path}\n`;
+}
+
+function handleHttp(podName: string, req: IncomingMessage, res: ServerResponse): void {
+  let path = req.url ?? '/';
+  // An absolute-form target (a client talking to the pod as if to a proxy) still names a path.
+  if (!path.startsWith('/')) {
+    try {
+      const url = new URL(path);
+      path = `${url.pathname}${url.search}`;
+    } catch {
+      // Not a URL either: report it as received.
+    }
+  }
+  const body = Buffer.from(httpBackendBody(podName, path));
+  res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': body.length, 'X-Pod': podName });
+  // For HEAD, Node sends the headers only.
+  res.end(req.method === 'HEAD' ? undefined : body);
+  req.resume();
+}
+
+function handleEcho(socket: Socket): void {
+  // pipe() honours backpressure and calls end() after the last byte once the client's FIN arrived.
+  socket.pipe(socket);
+}
+
+/** Longest count line the source accepts (2^53 has 16 digits). */
+const MAX_COUNT_LINE = 32;
+
+function handleSource(socket: Socket): void {
+  let line = '';
+  let started = false;
+  socket.on('data', (chunk: Buffer) => {
+    // Bytes after the count line are read and dropped, so the client never blocks on its writes.
+    if (started) return;
+    const nl = chunk.indexOf(0x0a);
+    line += chunk.subarray(0, nl === -1 ? chunk.length : nl).toString('latin1');
+    if (nl === -1) {
+      if (line.length > MAX_COUNT_LINE) socket.destroy();
+      return;
+    }
+    started = true;
+    const text = line.trim();
+    const count = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+    if (!Number.isSafeInteger(count)) socket.end();
+    else writePattern(socket, count);
+  });
+  // FIN before a complete count line: nothing to send.
+  socket.on('end', () => {
+    if (!started) socket.end();
+  });
+}
+
+function writePattern(socket: Socket, count: number): void {
+  const buffer = sourceWriteBuffer();
+  let left = count;
+  const pump = () => {
+    while (left > 0) {
+      const n = Math.min(left, buffer.length);
+      left -= n;
+      const ok = socket.write(n === buffer.length ? buffer : buffer.subarray(0, n));
+      if (!ok) {
+        socket.once('drain', pump);
+        return;
+      }
+    }
+    socket.end();
+  };
+  socket.once('close', () => {
+    left = 0;
+    socket.off('drain', pump);
+  });
+  pump();
+}
+
+function handleSink(socket: Socket): void {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  socket.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+    hash.update(chunk);
+  });
+  socket.on('end', () => socket.end(`${bytes} ${hash.digest('hex')}\n`));
+}
+
+/** Destroys every connection a server still has, then closes it. */
+function closeServer(server: Server, sockets: Set<Socket>): Promise<void> {
+  return new Promise((resolve) => {
+    for (const s of sockets) s.destroy();
+    sockets.clear();
+    if (!server.listening) {
+      resolve();
+      return;
+    }
+    server.close(() => resolve());
+  });
+}
+
+function track(server: Server, sockets: Set<Socket>): void {
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.setNoDelay(true);
+    // Peers vanish (the kubelet resets, clients abort): that is not our failure.
+    socket.on('error', () => {});
+    socket.once('close', () => sockets.delete(socket));
+  });
+}
+
+/** Starts a built-in backend on 127.0.0.1 (port 0). `podName` is what the http backend reports. */
+export async function startBackend(kind: BuiltinServerKind, podName: string): Promise<RunningBackend> {
+  const sockets = new Set<Socket>();
+  let server: Server;
+  if (kind === 'http') {
+    const http = createHttpServer({ keepAlive: true, noDelay: true }, (req, res) => handleHttp(podName, req, res));
+    http.keepAliveTimeout = 65_000;
+    server = http;
+  } else {
+    // allowHalfOpen: the client's FIN must not end our side before we have answered.
+    const handler = kind === 'echo' ? handleEcho : kind === 'source' ? handleSource : handleSink;
+    server = createNetServer({ allowHalfOpen: true }, handler);
+  }
+  track(server, sockets);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  let closing: Promise<void> | undefined;
+  return {
+    address: { host: '127.0.0.1', port },
+    close: () => (closing ??= closeServer(server, sockets)),
+  };
+}

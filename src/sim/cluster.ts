@@ -1,0 +1,410 @@
+/**
+ * The simulated cluster: an in-process API server (HTTPS, token auth, RBAC,
+ * list/watch, port-forward upgrade) with a kubelet and the pods' backends
+ * behind it, driven by a scenario and mutable at run time — in process or over
+ * a loopback control endpoint — so tests, benchmarks and `kubesocks demo` see
+ * a cluster that changes and fails like a real one.
+ */
+import { randomUUID } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { ApiServer } from './apiserver.js';
+import { simCerts } from './certs.js';
+import { startControlServer } from './control.js';
+import type { ControlServer } from './control.js';
+import { reconcileServiceSlices } from './endpointslices.js';
+import { nodePortPool, podIpPool, serviceIpPool } from './ipam.js';
+import { SimKubelet } from './kubelet.js';
+import type { BackendAddress } from './kubelet.js';
+import { kubeconfigYaml } from './kubeconfig.js';
+import { namespaceObject, podHasSandbox, podObject, serviceObject, serviceType, timestamp } from './objects.js';
+import type { PodRecord, ServiceRecord } from './objects.js';
+import { PodBackends } from './podbackends.js';
+import { ADMIN_USER, Users, randomToken } from './rbac.js';
+import { demoScenario, parseBackend, validatePod, validateScenario, validateService, validateUser } from './scenario.js';
+import { alreadyExists, notFound } from './status.js';
+import { ObjectStore } from './store.js';
+import type { PortForwardTarget, Scenario, ScenarioPod, ScenarioService, ScenarioUser, SimCounters } from './types.js';
+
+export interface SimClusterOptions {
+  /** What the cluster holds. Default: the built-in demo scenario (see demoScenario()). */
+  scenario?: Scenario;
+  /** Address the API server binds. Default 127.0.0.1. */
+  host?: string;
+  /** API server port. Default 0 (any free port). */
+  port?: number;
+  /** Start the loopback HTTP control endpoint. Default false. */
+  control?: boolean;
+  /** How long the kubelet waits for the second stream of a pair. Default 30 s (the kubelet's). */
+  streamPairTimeoutMs?: number;
+}
+
+export interface KubeconfigRequest {
+  /** Whose token the kubeconfig carries. Default `admin`. */
+  user?: string;
+  /** The context's default namespace. Default `demo`. */
+  namespace?: string;
+  /** Name of the cluster, user entry and context. Default `kubesocks-sim`. */
+  contextName?: string;
+}
+
+const POD_RESOURCE = { group: '', resource: 'pods' };
+
+/** Namespaces every cluster has. */
+const SYSTEM_NAMESPACES = ['default', 'kube-system'];
+
+function podKey(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+function zeroCounters(): SimCounters {
+  return { upgrades: 0, openConnections: 0, streams: 0, pairs: 0, bytesToPods: 0, bytesFromPods: 0 };
+}
+
+export class SimCluster {
+  readonly kubelet: SimKubelet;
+  readonly #store = new ObjectStore();
+  readonly #users: Users;
+  readonly #api: ApiServer;
+  readonly #caPem: string;
+  readonly #adminToken = randomToken();
+  readonly #counters = zeroCounters();
+  readonly #backends = new PodBackends();
+  readonly #pods = new Map<string, PodRecord>();
+  readonly #podsByUid = new Map<string, PodRecord>();
+  readonly #services = new Map<string, ServiceRecord>();
+  readonly #serviceIps = serviceIpPool();
+  readonly #podIps = podIpPool();
+  readonly #nodePorts = nodePortPool();
+  #control: ControlServer | undefined;
+  #closing: Promise<void> | undefined;
+  /** While loading a scenario, slices are derived once at the end rather than per object. */
+  #loading = false;
+
+  private constructor(scenario: Scenario, options: SimClusterOptions, certs: { caPem: string; certPem: string; keyPem: string }) {
+    this.#caPem = certs.caPem;
+    this.#users = new Users(scenario.users ?? [], this.#adminToken);
+    this.kubelet = new SimKubelet({
+      backendFor: (target, port) => this.#backendFor(target, port),
+      counters: this.#counters,
+      ...(options.streamPairTimeoutMs !== undefined ? { streamPairTimeoutMs: options.streamPairTimeoutMs } : {}),
+    });
+    this.#api = new ApiServer({
+      host: options.host ?? '127.0.0.1',
+      port: options.port ?? 0,
+      certs,
+      store: this.#store,
+      users: this.#users,
+      kubelet: this.kubelet,
+      counters: this.#counters,
+    });
+    this.#load(scenario);
+  }
+
+  /** Starts a cluster: validates the scenario, listens, and (with `control`) starts the control endpoint. */
+  static async start(options: SimClusterOptions = {}): Promise<SimCluster> {
+    const scenario = validateScenario(options.scenario ?? demoScenario());
+    const cluster = new SimCluster(scenario, options, await simCerts());
+    try {
+      await cluster.#api.listen();
+      if (options.control) cluster.#control = await startControlServer(cluster);
+    } catch (err) {
+      await cluster.close();
+      throw err;
+    }
+    return cluster;
+  }
+
+  /** The API server: `https://127.0.0.1:PORT`. Stays the same across restartApiServer(). */
+  get url(): string {
+    return this.#api.url;
+  }
+
+  /** PEM of the CA that signed the API server's certificate. */
+  get caPem(): string {
+    return this.#caPem;
+  }
+
+  /** Bearer token of user `admin` (every right). */
+  get adminToken(): string {
+    return this.#adminToken;
+  }
+
+  /** `http://127.0.0.1:PORT` of the control endpoint, when started with `control: true`. */
+  get controlUrl(): string | undefined {
+    return this.#control?.url;
+  }
+
+  kubeconfigYaml(options: KubeconfigRequest = {}): string {
+    const userName = options.user ?? ADMIN_USER;
+    return kubeconfigYaml({
+      server: this.url,
+      caPem: this.#caPem,
+      userName,
+      token: this.tokenFor(userName),
+      namespace: options.namespace ?? 'demo',
+      contextName: options.contextName ?? 'kubesocks-sim',
+    });
+  }
+
+  /** Writes kubeconfigYaml() to `file`, readable by the owner only (it holds a token). */
+  async writeKubeconfig(file: string, options: KubeconfigRequest = {}): Promise<void> {
+    await writeFile(file, this.kubeconfigYaml(options), { mode: 0o600 });
+  }
+
+  tokenFor(userName: string): string {
+    return this.#users.tokenFor(userName);
+  }
+
+  /** A copy of the counters. */
+  counters(): SimCounters {
+    return { ...this.#counters };
+  }
+
+  /** Zeroes the counters, except `openConnections`, which counts what is open now. */
+  resetCounters(): void {
+    Object.assign(this.#counters, { ...zeroCounters(), openConnections: this.#counters.openConnections });
+  }
+
+  // -------------------------------------------------------------------------
+  // Pods
+
+  /** Adds a pod; a pod of that name must not exist (409 AlreadyExists). */
+  addPod(pod: ScenarioPod): void {
+    const spec = validatePod(pod);
+    if (this.#pods.has(podKey(spec.namespace, spec.name))) {
+      throw alreadyExists(POD_RESOURCE, spec.name);
+    }
+    this.#ensureNamespace(spec.namespace);
+    const record: PodRecord = {
+      spec,
+      uid: randomUUID(),
+      createdAt: timestamp(),
+      ip: undefined,
+      deletionTimestamp: spec.terminating ? timestamp() : undefined,
+    };
+    this.#assignPodIp(record);
+    this.#pods.set(podKey(spec.namespace, spec.name), record);
+    this.#podsByUid.set(record.uid, record);
+    this.#store.put('pods', podObject(record));
+    this.#reconcileNamespace(spec.namespace);
+  }
+
+  /**
+   * Replaces a pod's scenario entry in place (same uid, a MODIFIED event), as
+   * status and label updates do; adds the pod if there is none. To simulate a
+   * pod recreated under the same name, delete it and add it again.
+   */
+  replacePod(pod: ScenarioPod): void {
+    const spec = validatePod(pod);
+    const record = this.#pods.get(podKey(spec.namespace, spec.name));
+    if (!record) {
+      this.addPod(spec);
+      return;
+    }
+    const wasAlive = record.spec.phase !== 'Succeeded' && record.spec.phase !== 'Failed';
+    record.spec = spec;
+    record.deletionTimestamp = spec.terminating ? (record.deletionTimestamp ?? timestamp()) : undefined;
+    this.#assignPodIp(record);
+    this.#store.put('pods', podObject(record));
+    // Backends of ports no longer declared (or declared with another backend) stop.
+    const keep = (spec.ports ?? []).flatMap((p) => {
+      const parsed = parseBackend(p.backend);
+      return parsed?.kind === 'builtin' && parsed.name !== 'closed' ? [{ port: p.containerPort, kind: parsed.name }] : [];
+    });
+    void this.#backends.closePod(record.uid, keep);
+    // A completed pod's sandbox goes away, and with it its port-forward connections.
+    if (wasAlive && (spec.phase === 'Succeeded' || spec.phase === 'Failed')) this.kubelet.closePod(record.uid);
+    this.#reconcileNamespace(spec.namespace);
+  }
+
+  /** Deletes a pod (404 if absent); its port-forward connections and backends close, as when a sandbox goes. */
+  deletePod(namespace: string, name: string): void {
+    const record = this.#podRecord(namespace, name);
+    this.#pods.delete(podKey(namespace, name));
+    this.#podsByUid.delete(record.uid);
+    if (record.ip !== undefined) this.#podIps.release(record.ip);
+    this.#store.remove('pods', namespace, name);
+    this.kubelet.closePod(record.uid);
+    void this.#backends.closePod(record.uid);
+    this.#reconcileNamespace(namespace);
+  }
+
+  setPodReady(namespace: string, name: string, ready: boolean): void {
+    this.replacePod({ ...this.#podRecord(namespace, name).spec, ready });
+  }
+
+  setPodPhase(namespace: string, name: string, phase: NonNullable<ScenarioPod['phase']>): void {
+    this.replacePod({ ...this.#podRecord(namespace, name).spec, phase });
+  }
+
+  /** Marks a pod as being deleted gracefully (deletionTimestamp; its endpoint turns terminating) or clears that. */
+  setPodTerminating(namespace: string, name: string, terminating: boolean): void {
+    this.replacePod({ ...this.#podRecord(namespace, name).spec, terminating });
+  }
+
+  // -------------------------------------------------------------------------
+  // Services
+
+  /** Adds a service, or replaces the one of that name (keeping its uid and allocated cluster IP). */
+  addService(service: ScenarioService): void {
+    const spec = validateService(service);
+    const key = podKey(spec.namespace, spec.name);
+    const previous = this.#services.get(key);
+    if (previous) this.#releaseServiceAddresses(previous, spec);
+    this.#ensureNamespace(spec.namespace);
+    const type = serviceType(spec);
+    const record: ServiceRecord = {
+      spec,
+      uid: previous?.uid ?? randomUUID(),
+      createdAt: previous?.createdAt ?? timestamp(),
+      clusterIP: undefined,
+      nodePorts: [],
+    };
+    if (type !== 'ExternalName') {
+      if (spec.clusterIP !== undefined) {
+        record.clusterIP = spec.clusterIP;
+        if (spec.clusterIP !== 'None') this.#serviceIps.reserve(spec.clusterIP);
+      } else {
+        record.clusterIP = previous?.clusterIP && previous.clusterIP !== 'None' ? previous.clusterIP : this.#serviceIps.allocate();
+      }
+    }
+    if (type === 'NodePort' || type === 'LoadBalancer') {
+      record.nodePorts = (spec.ports ?? []).map((_, i) => previous?.nodePorts[i] ?? this.#nodePorts.allocate());
+    }
+    this.#services.set(key, record);
+    const stored = this.#store.put('services', serviceObject(record));
+    if (!this.#loading) reconcileServiceSlices(this.#store, spec.namespace, spec.name, stored, this.#store.list('pods', spec.namespace));
+  }
+
+  /** Deletes a service (404 if absent) and its EndpointSlices. */
+  deleteService(namespace: string, name: string): void {
+    const key = podKey(namespace, name);
+    const record = this.#services.get(key);
+    if (!record) throw notFound({ group: '', resource: 'services' }, name);
+    this.#services.delete(key);
+    this.#releaseServiceAddresses(record);
+    this.#store.remove('services', namespace, name);
+    reconcileServiceSlices(this.#store, namespace, name, undefined, []);
+  }
+
+  // -------------------------------------------------------------------------
+  // Users
+
+  /** Adds a user (or replaces the user of that name). */
+  addUser(user: ScenarioUser): void {
+    this.#users.add(validateUser(user));
+  }
+
+  /** From now on the token gets 401 on every request, upgrades included. */
+  revokeToken(token: string): void {
+    this.#users.revoke(token);
+  }
+
+  // -------------------------------------------------------------------------
+  // Faults
+
+  /**
+   * Closes the API server's listener and every connection (watches,
+   * port-forward connections) and listens again on the same port with the
+   * same certificate.
+   */
+  async restartApiServer(): Promise<void> {
+    this.kubelet.close();
+    await this.#api.restart();
+  }
+
+  /** Ends every open watch response abruptly. */
+  cutWatches(): void {
+    this.#api.cutWatches();
+  }
+
+  /** Forgets the event history: a watch from an older resourceVersion gets 410 Expired. */
+  compactHistory(): void {
+    this.#store.compact();
+  }
+
+  /** Stops everything and releases every handle. Safe to call twice. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const control = this.#control;
+      this.#control = undefined;
+      this.kubelet.close();
+      await Promise.all([control?.close(), this.#api.close(), this.#backends.close()]);
+    })();
+    return this.#closing;
+  }
+
+  // -------------------------------------------------------------------------
+  // Internals
+
+  #load(scenario: Scenario): void {
+    this.#loading = true;
+    const namespaces = new Set([
+      ...SYSTEM_NAMESPACES,
+      ...(scenario.namespaces ?? []),
+      ...scenario.pods.map((p) => p.namespace),
+      ...scenario.services.map((s) => s.namespace),
+    ]);
+    for (const ns of [...namespaces].sort()) this.#ensureNamespace(ns);
+    // Scenario addresses first, so allocation never hands them out.
+    for (const p of scenario.pods) if (p.ip !== undefined) this.#podIps.reserve(p.ip);
+    for (const s of scenario.services) if (s.clusterIP !== undefined && s.clusterIP !== 'None') this.#serviceIps.reserve(s.clusterIP);
+    for (const p of scenario.pods) this.addPod(p);
+    for (const s of scenario.services) this.addService(s);
+    this.#loading = false;
+    for (const ns of namespaces) this.#reconcileNamespace(ns);
+  }
+
+  #ensureNamespace(name: string): void {
+    if (!this.#store.get('namespaces', undefined, name)) {
+      this.#store.put('namespaces', namespaceObject(name, randomUUID(), timestamp()));
+    }
+  }
+
+  #podRecord(namespace: string, name: string): PodRecord {
+    const record = this.#pods.get(podKey(namespace, name));
+    if (!record) throw notFound(POD_RESOURCE, name);
+    return record;
+  }
+
+  /** The scenario's IP, else one allocated once the pod has a sandbox; kept for the pod's life. */
+  #assignPodIp(record: PodRecord): void {
+    const wanted = record.spec.ip;
+    if (wanted !== undefined) {
+      if (record.ip !== undefined && record.ip !== wanted) this.#podIps.release(record.ip);
+      this.#podIps.reserve(wanted);
+      record.ip = wanted;
+    } else if (record.ip === undefined && podHasSandbox(record.spec)) {
+      record.ip = this.#podIps.allocate();
+    }
+  }
+
+  /** Frees a service's allocated addresses, except those `next` keeps. */
+  #releaseServiceAddresses(record: ServiceRecord, next?: ScenarioService): void {
+    const keepsIp = next !== undefined && serviceType(next) !== 'ExternalName' && (next.clusterIP === undefined || next.clusterIP === record.clusterIP);
+    if (record.clusterIP !== undefined && record.clusterIP !== 'None' && !keepsIp) this.#serviceIps.release(record.clusterIP);
+    const keepsPorts = next !== undefined && (serviceType(next) === 'NodePort' || serviceType(next) === 'LoadBalancer');
+    if (!keepsPorts) for (const p of record.nodePorts) this.#nodePorts.release(p);
+  }
+
+  #reconcileNamespace(namespace: string): void {
+    if (this.#loading) return;
+    const pods = this.#store.list('pods', namespace);
+    for (const service of this.#store.list('services', namespace)) {
+      reconcileServiceSlices(this.#store, namespace, service.metadata.name, service, pods);
+    }
+  }
+
+  /** Where "localhost:PORT inside pod `target`" is: null when the pod is gone, the port undeclared or `closed`. */
+  async #backendFor(target: PortForwardTarget, port: number): Promise<BackendAddress | null> {
+    const record = this.#podsByUid.get(target.uid);
+    if (!record) return null;
+    const declared = record.spec.ports?.find((p) => p.containerPort === port && (p.protocol ?? 'TCP') === 'TCP');
+    if (!declared) return null;
+    const backend = parseBackend(declared.backend);
+    if (!backend) return null;
+    if (backend.kind === 'address') return { host: backend.host, port: backend.port };
+    if (backend.name === 'closed') return null;
+    return (await this.#backends.address(record.uid, record.spec.name, port, backend.name)) ?? null;
+  }
+}

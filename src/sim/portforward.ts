@@ -1,0 +1,153 @@
+/**
+ * The port-forward upgrade: `POST /api/v1/namespaces/NS/pods/NAME/portforward`
+ * with `Upgrade: SPDY/3.1`. Checks run in the order a real request meets them
+ * on its way through the API server (authn, RBAC, pod lookup, node) and the
+ * kubelet (sandbox, httpstream.Handshake, spdy.Upgrade); every refusal is a
+ * Status. On success the socket is handed to the kubelet after a 101.
+ *
+ * Sources: apiserver pkg/registry/core/pod/strategy.go PortForwardLocation
+ * ("does not have a host assigned"); kubelet GetPortForward ("pod not found
+ * (\"NAME_NS\")" when the pod has no running sandbox); apimachinery
+ * util/httpstream Handshake (comma-separated X-Stream-Protocol-Version, 403 with
+ * X-Accepted-Stream-Protocol-Versions) and spdy.Upgrade ("missing upgrade headers").
+ */
+import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { PodObject } from './objects.js';
+import type { SimUser, Users } from './rbac.js';
+import type { ObjectStore } from './store.js';
+import { StatusError, badRequest, internalError, notFound, unauthorized } from './status.js';
+import type { Status } from './status.js';
+import type { PortForwardHandler, PortForwardTarget, SimCounters } from './types.js';
+
+export const PORT_FORWARD_PROTOCOL = 'portforward.k8s.io';
+
+export interface PortForwardDeps {
+  users: Users;
+  store: ObjectStore;
+  kubelet: PortForwardHandler;
+  counters: SimCounters;
+}
+
+/** The pod a portforward path addresses. */
+export interface PortForwardPath {
+  namespace: string;
+  name: string;
+}
+
+function isWebSocket(req: IncomingMessage): boolean {
+  return /\bwebsocket\b/i.test(req.headers.upgrade ?? '');
+}
+
+/** Header values, comma-separated or repeated, trimmed, empty ones dropped. */
+function headerValues(req: IncomingMessage, name: string): string[] {
+  return (req.headersDistinct[name] ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+}
+
+/** Authn, RBAC, pod, node, sandbox: what both the upgrade and a plain request go through. Returns the pod. */
+function admit(req: IncomingMessage, path: PortForwardPath, deps: PortForwardDeps): { user: SimUser; pod: PodObject } {
+  const user = deps.users.authenticate(req.headers.authorization);
+  if (!user) throw unauthorized();
+  // SPDY is a POST and needs `create`; the WebSocket form is a GET and needs `get`.
+  const verb = req.method === 'GET' ? 'get' : 'create';
+  deps.users.authorize(user, { verb, group: '', resource: 'pods', subresource: 'portforward', namespace: path.namespace, name: path.name });
+  const pod = deps.store.get('pods', path.namespace, path.name);
+  if (!pod) throw notFound({ group: '', resource: 'pods' }, path.name);
+  if (!pod.spec.nodeName) throw badRequest(`pod ${path.name} does not have a host assigned`);
+  if (isWebSocket(req)) {
+    // What a cluster without WebSocket port-forward answers: the kubelet's own
+    // WebSocket protocol wants ?port=. kubectl ≥ 1.31 then falls back to SPDY.
+    throw badRequest('query parameter "port" is required');
+  }
+  if (pod.status.phase !== 'Running') {
+    // The kubelet finds no running sandbox for the pod (kubelet.GetPortForward → HTTP 500).
+    throw internalError(`pod not found ("${path.name}_${path.namespace}")`);
+  }
+  return { user, pod };
+}
+
+/** httpstream.Handshake: the client must offer portforward.k8s.io. */
+function negotiate(req: IncomingMessage): void {
+  const offered = headerValues(req, 'x-stream-protocol-version');
+  if (offered.length === 0) throw badRequest('unable to upgrade: X-Stream-Protocol-Version is required');
+  if (!offered.includes(PORT_FORWARD_PROTOCOL)) {
+    throw new NegotiationError(
+      `unable to upgrade: unable to negotiate protocol: client supports [${offered.join(' ')}], server accepts [${PORT_FORWARD_PROTOCOL}]`,
+    );
+  }
+}
+
+/** 403 that also names the protocols the server accepts. */
+class NegotiationError extends StatusError {
+  constructor(message: string) {
+    super(403, 'Forbidden', message);
+  }
+}
+
+function missingUpgradeHeaders(): StatusError {
+  return badRequest('unable to upgrade: missing upgrade headers in request');
+}
+
+/**
+ * A portforward request without `Connection: Upgrade` (Node routes those to
+ * 'request'): the same checks, then 400. Always throws the StatusError to
+ * answer with (see portForwardErrorHeaders for its headers).
+ */
+export function refusePlainPortForward(req: IncomingMessage, path: PortForwardPath, deps: PortForwardDeps): never {
+  admit(req, path, deps);
+  negotiate(req);
+  throw missingUpgradeHeaders();
+}
+
+/** Headers a StatusError from this module needs on the response (X-Accepted-Stream-Protocol-Versions). */
+export function portForwardErrorHeaders(err: StatusError): Record<string, string> {
+  return err instanceof NegotiationError ? { 'X-Accepted-Stream-Protocol-Versions': PORT_FORWARD_PROTOCOL } : {};
+}
+
+/** Writes a complete HTTP/1.1 error response with a Status body on a raw socket and ends it. */
+export function writeRawStatus(socket: Duplex, status: Status, extraHeaders: Record<string, string> = {}): void {
+  const body = JSON.stringify(status);
+  const lines = [
+    `HTTP/1.1 ${status.code} ${STATUS_CODES[status.code] ?? 'Error'}`,
+    'Content-Type: application/json',
+    'Cache-Control: no-cache, private',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    `Date: ${new Date().toUTCString()}`,
+    'Connection: close',
+    ...Object.entries(extraHeaders).map(([k, v]) => `${k}: ${v}`),
+  ];
+  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+}
+
+/**
+ * Handles an upgrade request on a portforward path: refuses with a Status,
+ * or writes the 101 and gives the socket to the kubelet.
+ */
+export function upgradePortForward(req: IncomingMessage, socket: Duplex, head: Buffer, path: PortForwardPath, deps: PortForwardDeps): void {
+  let pod: PodObject;
+  try {
+    if (req.method !== 'POST' && req.method !== 'GET') throw new StatusError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
+    ({ pod } = admit(req, path, deps));
+    negotiate(req);
+    const upgrade = (req.headers.upgrade ?? '').trim().toLowerCase();
+    const connection = (req.headers.connection ?? '').toLowerCase();
+    if (upgrade !== 'spdy/3.1' || !connection.includes('upgrade')) throw missingUpgradeHeaders();
+  } catch (err) {
+    const statusError = err instanceof StatusError ? err : internalError(String(err));
+    writeRawStatus(socket, statusError.status, portForwardErrorHeaders(statusError));
+    return;
+  }
+  socket.write(
+    'HTTP/1.1 101 Switching Protocols\r\n' +
+      'Connection: Upgrade\r\n' +
+      'Upgrade: SPDY/3.1\r\n' +
+      `X-Stream-Protocol-Version: ${PORT_FORWARD_PROTOCOL}\r\n` +
+      `Date: ${new Date().toUTCString()}\r\n\r\n`,
+  );
+  deps.counters.upgrades++;
+  // SPDY frames are small and latency-bound (SYN_REPLY, PING): no Nagle.
+  (socket as Duplex & { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+  const target: PortForwardTarget = { namespace: path.namespace, name: path.name, uid: pod.metadata.uid };
+  deps.kubelet.accept(target, socket, head);
+}

@@ -1,0 +1,179 @@
+/**
+ * The tunnel against the simulated cluster over real TLS: upgrades, pooled
+ * SPDY connections, stream pairs, and what happens when things fail.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { KubesocksError } from '../src/errors.js';
+import { KubeClient } from '../src/kube/config.js';
+import { TunnelPool } from '../src/tunnel/pool.js';
+import { podsBehindService, startTestCluster, type TestCluster } from './helpers/sim.js';
+
+/** Writes `payload`, ends, and collects everything that comes back. */
+function exchange(stream: Duplex, payload: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.once('end', () => resolve(Buffer.concat(chunks)));
+    stream.once('error', reject);
+    stream.end(payload);
+  });
+}
+
+function expectCode(code: string, text?: RegExp) {
+  return (error: unknown): boolean => {
+    assert.ok(error instanceof KubesocksError, `expected a KubesocksError, got ${String(error)}`);
+    assert.equal(error.code, code, error.message);
+    if (text) assert.match(error.message, text);
+    return true;
+  };
+}
+
+describe('tunnel against the simulated cluster', () => {
+  let t: TestCluster;
+  let client: KubeClient;
+  let pool: TunnelPool;
+
+  before(async () => {
+    t = await startTestCluster();
+    client = await KubeClient.load({ kubeconfig: t.kubeconfig });
+    pool = new TunnelPool(client);
+  });
+  after(async () => {
+    pool.close();
+    client.close();
+    await t.close();
+  });
+
+  test('a pair carries bytes both ways to the pod (echo), uploads past 64 KiB included', async () => {
+    const payload = randomBytes(1024 * 1024 + 17);
+    const pair = await pool.open('demo', 'echo-0', 7);
+    const echoed = await exchange(pair, payload);
+    assert.equal(createHash('sha256').update(echoed).digest('hex'), createHash('sha256').update(payload).digest('hex'));
+  });
+
+  test('a refused pod port fails only its own pair, with the kubelet text', async () => {
+    const before = t.cluster.counters().upgrades;
+    const good = await pool.open('demo', 'web-0', 8080);
+    const refused = await pool.open('demo', 'web-0', 9090);
+    refused.on('error', () => {});
+    await assert.rejects(refused.confirmed(), expectCode('POD_REFUSED', /error forwarding port 9090 to pod web-0, uid .*connection refused/));
+    const reply = await exchange(good, Buffer.from('GET /after-refusal HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    assert.match(reply.toString(), /pod web-0 path \/after-refusal/);
+    const third = await pool.open('demo', 'web-0', 8080);
+    assert.match((await exchange(third, Buffer.from('GET /third HTTP/1.0\r\n\r\n'))).toString(), /path \/third/);
+    assert.ok(t.cluster.counters().upgrades - before <= 1, 'one connection served all three pairs');
+  });
+
+  test('a pod that does not exist, and a user without pods/portforward, get the Status message', async () => {
+    await assert.rejects(pool.open('demo', 'no-such-pod', 80), expectCode('POD_GONE', /pods "no-such-pod" not found/));
+    const viewer = await KubeClient.load({ kubeconfig: await t.kubeconfigFor('viewer') });
+    const viewerPool = new TunnelPool(viewer);
+    try {
+      await assert.rejects(
+        viewerPool.open('demo', 'web-0', 8080),
+        expectCode('FORBIDDEN', /pods "web-0" is forbidden: User "viewer" cannot create resource "pods\/portforward" in API group "" in the namespace "demo"/),
+      );
+    } finally {
+      viewerPool.close();
+      viewer.close();
+    }
+  });
+
+  test('an expired token is refreshed once from its token file', async () => {
+    const tokenFile = join(t.dir, 'token');
+    await writeFile(tokenFile, t.cluster.adminToken);
+    const yaml = t.cluster.kubeconfigYaml().replace(/token: .*/, `tokenFile: ${tokenFile}`);
+    const file = join(t.dir, 'kubeconfig-tokenfile');
+    await writeFile(file, yaml);
+    const fileClient = await KubeClient.load({ kubeconfig: file });
+    const filePool = new TunnelPool(fileClient);
+    try {
+      (await filePool.open('demo', 'echo-1', 7)).destroy();
+      filePool.close();
+      // Rotate: the old token stops working, the file holds a new one.
+      t.cluster.addUser({ name: 'rotated', token: 'rotated-token-0123456789' });
+      await writeFile(tokenFile, 'rotated-token-0123456789');
+      const again = new TunnelPool(fileClient);
+      try {
+        const pair = await again.open('demo', 'echo-1', 7);
+        assert.equal((await exchange(pair, Buffer.from('still works'))).toString(), 'still works');
+      } finally {
+        again.close();
+      }
+    } finally {
+      fileClient.close();
+    }
+  });
+});
+
+describe('pooling and failures under load', () => {
+  let t: TestCluster;
+  let client: KubeClient;
+
+  before(async () => {
+    t = await startTestCluster(podsBehindService('load', 'echo', 10, 7, 'echo'));
+    client = await KubeClient.load({ kubeconfig: t.kubeconfig });
+  });
+  after(async () => {
+    client.close();
+    await t.close();
+  });
+
+  test('500 concurrent sockets across 10 pods use exactly one upgrade per pod', async () => {
+    const pool = new TunnelPool(client);
+    t.cluster.resetCounters();
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 500 }, async (_, i) => {
+          const pair = await pool.open('load', `echo-${i % 10}`, 7);
+          const payload = Buffer.from(`socket ${i} `.repeat(50));
+          const echoed = await exchange(pair, payload);
+          return echoed.equals(payload);
+        }),
+      );
+      assert.equal(results.filter(Boolean).length, 500);
+      assert.equal(t.cluster.counters().upgrades, 10);
+      assert.equal(pool.stats().upgrades, 10);
+    } finally {
+      pool.close();
+    }
+  });
+
+  test('deleting a pod mid-transfer destroys only its sockets; others continue', async () => {
+    const pool = new TunnelPool(client);
+    try {
+      const doomed = await pool.open('load', 'echo-3', 7);
+      const survivor = await pool.open('load', 'echo-4', 7);
+      doomed.write('x'.repeat(1000));
+      const doomedError = new Promise<unknown>((resolve) => doomed.once('error', resolve));
+      t.cluster.deletePod('load', 'echo-3');
+      const error = await doomedError;
+      assert.ok(error instanceof KubesocksError && error.code === 'CONNECTION_LOST', String(error));
+      assert.equal((await exchange(survivor, Buffer.from('alive'))).toString(), 'alive');
+      await assert.rejects(pool.open('load', 'echo-3', 7), expectCode('POD_GONE'));
+      const fresh = await pool.open('load', 'echo-5', 7);
+      assert.equal((await exchange(fresh, Buffer.from('fresh'))).toString(), 'fresh');
+    } finally {
+      pool.close();
+    }
+  });
+
+  test('the API server going away and coming back at the same address is survived', async () => {
+    const pool = new TunnelPool(client);
+    try {
+      const pair = await pool.open('load', 'echo-6', 7);
+      const lost = new Promise<unknown>((resolve) => pair.once('error', resolve));
+      await t.cluster.restartApiServer();
+      assert.equal((await lost as KubesocksError).code, 'CONNECTION_LOST');
+      const again = await pool.open('load', 'echo-6', 7);
+      assert.equal((await exchange(again, Buffer.from('back'))).toString(), 'back');
+    } finally {
+      pool.close();
+    }
+  });
+});
