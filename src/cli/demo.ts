@@ -79,7 +79,7 @@ export async function demo(args: string[]): Promise<void> {
             `curl -x http://${proxy} http://lonely.demo:8080/             (a pod with no service)`,
             `echo hello | ALL_PROXY=socks5h://${proxy} curl -s telnet://echo.demo:7   (echo service)`,
             `echo hi | ALL_PROXY=socks5h://${proxy} curl -s telnet://db-0.db.demo.svc.cluster.local:5432   (headless: one pod)`,
-            `curl -x http://${proxy} http://web.demo:9090/                 (a port no pod listens on: 502 with the kubelet's reason)`,
+            `curl -x http://${proxy} http://web-0.demo:9090/               (a pod port nothing listens on: 502 with the kubelet reason)`,
           ],
     onShutdown: async () => {
       await cluster.close();
