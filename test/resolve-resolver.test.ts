@@ -256,3 +256,14 @@ test('a restricted (scoped) user: only its namespace, cluster-scoped lists forbi
   assert.deepEqual(pods(await r.resolve('10.96.100.10', 80)), WEB, 'IPs of watched namespaces need no cluster-wide list');
   await rejects(r.resolve('api.other', 80), 'FORBIDDEN', /User "scoped" cannot get resource "services" in API group "" in the namespace "other"/);
 });
+
+test('a revoked token: one refresh, then UNAUTHORIZED naming the context', async () => {
+  sim.cluster.addUser({ name: 'temp', token: 'temp-token-0123456789' });
+  const r = await resolver({}, 'temp');
+  assert.deepEqual(pods(await r.resolve('web.demo', 80)), WEB);
+  sim.cluster.revokeToken('temp-token-0123456789');
+  const err = await rejects(r.resolve('api.other', 80), 'UNAUTHORIZED', /credentials of context "kubesocks-sim".*log in again/);
+  assert.ok(!err.message.includes('temp-token'), 'no token in the message');
+  // What the watches already hold keeps answering.
+  assert.deepEqual(pods(await r.resolve('web.demo', 80)), WEB);
+});

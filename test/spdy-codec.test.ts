@@ -191,12 +191,24 @@ function readAll(reader: FrameReader): Frame[] {
   return out;
 }
 
+/**
+ * DATA payloads come out piecewise as bytes arrive, so consecutive pieces of
+ * one stream are joined before comparing (applied alike to every reading).
+ */
 function normalise(frames: Frame[]): unknown[] {
-  return frames.map((f) =>
-    f.type === 'data'
-      ? { data: f.streamId, fin: f.fin, hex: f.data.toString('hex') }
-      : { control: f.frameType, flags: f.flags, hex: f.payload.toString('hex') },
-  );
+  const out: Array<{ data: number; fin: boolean; hex: string } | { control: number; flags: number; hex: string }> = [];
+  for (const f of frames) {
+    const last = out[out.length - 1];
+    if (f.type === 'data' && last && 'data' in last && last.data === f.streamId && !last.fin) {
+      last.hex += f.data.toString('hex');
+      last.fin = f.fin;
+    } else if (f.type === 'data') {
+      out.push({ data: f.streamId, fin: f.fin, hex: f.data.toString('hex') });
+    } else {
+      out.push({ control: f.frameType, flags: f.flags, hex: f.payload.toString('hex') });
+    }
+  }
+  return out;
 }
 
 test('FrameReader: many frames in one chunk', () => {

@@ -34,6 +34,8 @@ import { KubesocksError } from '../errors.js';
 
 const debug = debuglog('kubesocks:kube');
 
+const MIN_RELOAD_INTERVAL_MS = 1_000;
+
 /** What requestOptions() copies into every request. Never logged, never put on errors. */
 export interface AuthMaterial {
   ca?: https.RequestOptions['ca'];
@@ -64,6 +66,7 @@ export class CredentialCache {
   private fetchedAt = 0;
   private inflight: Promise<AuthMaterial> | null = null;
   private inflightReloads = false;
+  private reloadedAt = 0;
   private stale = false;
   private kc: KubeConfig;
 
@@ -91,18 +94,24 @@ export class CredentialCache {
   }
 
   /**
-   * Forget the material and the KubeConfig. An invalidate() while a
-   * re-reading refresh is running is absorbed by it (the burst of 401s that a
-   * revoked token causes must not run the plugin once per request).
+   * Forget the material and the KubeConfig, so the next get() re-reads the
+   * kubeconfig and re-runs the plugin. Absorbed while such a re-read is
+   * running or happened less than a second ago.
    */
   invalidate(): void {
     if (this.inflight && this.inflightReloads) return;
+    // Requests sent with the old credentials answer 401 after a refresh has
+    // already replaced them; and a revoked token makes every watch fail over
+    // and over. Neither should re-run the plugin each time: one re-read per
+    // second at most.
+    if (Date.now() - this.reloadedAt < MIN_RELOAD_INTERVAL_MS) return;
     this.stale = true;
   }
 
   private async refresh(): Promise<AuthMaterial> {
     this.inflightReloads = this.stale;
     if (this.stale) {
+      this.reloadedAt = Date.now();
       const reloaded = await this.source.reload();
       this.kc = reloaded ?? this.source.fresh(this.kc);
       this.stale = false;

@@ -64,17 +64,20 @@ export function raceSignal<T>(p: Promise<T>, signal: AbortSignal | undefined): P
   });
 }
 
-function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  let set = map.get(key);
-  if (!set) map.set(key, (set = new Set()));
-  set.add(value);
+// Multi-maps as arrays: almost every key has one value (one slice per
+// service, one pod per IP), and a one-element array is a fraction of a Set.
+function addTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (!list) map.set(key, [value]);
+  else if (!list.includes(value)) list.push(value);
 }
 
-function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  const set = map.get(key);
-  if (!set) return;
-  set.delete(value);
-  if (set.size === 0) map.delete(key);
+function removeFrom<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (!list) return;
+  const i = list.indexOf(value);
+  if (i >= 0) list.splice(i, 1);
+  if (list.length === 0) map.delete(key);
 }
 
 export class NamespaceCache {
@@ -82,9 +85,9 @@ export class NamespaceCache {
   readonly slices: ListWatch<SliceInfo>;
   readonly pods: ListWatch<PodInfo>;
 
-  private readonly slicesByService = new Map<string, Set<string>>();
+  private readonly slicesByService = new Map<string, string[]>();
   private readonly serviceByIP = new Map<string, string>();
-  private readonly podsByIP = new Map<string, Set<string>>();
+  private readonly podsByIP = new Map<string, string[]>();
   private readonly gets: LRUCache<string, Promise<unknown>>;
   private slicesListForbidden: KubesocksError | undefined;
   private readonly syncTimeoutMs: number;

@@ -1,11 +1,18 @@
 /**
- * Who owns an IP across the whole cluster: for IP literals that no watched
- * namespace knows. Services (by ClusterIP) and pods (by pod IP) are listed
- * across all namespaces once, kept for `ttlMs` as a bare IP → owner map, and
- * listed again on a miss when the map is older than `missRefreshMs`. The map
- * is dropped when unused for a few TTLs, so a big cluster's pod list does not
- * stay in memory for one IP literal typed an hour ago.
+ * Who owns an IP anywhere in the cluster: for IP literals that no watched
+ * namespace knows. One field-selected query per kind
+ * (`/api/v1/services?fieldSelector=spec.clusterIP=IP`,
+ * `/api/v1/pods?fieldSelector=status.podIP=IP`; both are selectable fields in
+ * pkg/registry/core/{service,pod}/strategy.go), so a browser visiting many
+ * outside IPs through the proxy costs the API server two tiny answers per IP,
+ * never a cluster-wide pod list. Answers (including "nobody") are kept for
+ * `ttlMs`, for at most `maxEntries` IPs.
+ *
+ * A server that does not support the service field selector (400 "field
+ * label not supported") gets one full service list instead, reused for the
+ * TTL (services are few and small next to pods).
  */
+import { LRUCache } from 'lru-cache';
 import { KubesocksError } from '../errors.js';
 import { listAll, type RequestSource } from '../kube/api.js';
 import { canonicalIP } from './names.js';
@@ -17,15 +24,10 @@ export interface IPOwner {
   name: string;
 }
 
-interface Index {
-  owners: Map<string, IPOwner>;
-  /** Which of the two lists were forbidden. */
-  servicesForbidden: boolean;
-  podsForbidden: boolean;
-  fetchedAt: number;
-}
+/** The owner, null when nobody in the cluster has the IP, 'unknown' when a list was forbidden and nothing was found. */
+export type IPAnswer = IPOwner | null | 'unknown';
 
-interface Named {
+interface Found {
   namespace: string;
   name: string;
   ips: string[];
@@ -33,7 +35,7 @@ interface Named {
 }
 
 function projectOwner(kind: 'service' | 'pod') {
-  return (raw: unknown): Named | null => {
+  return (raw: unknown): Found | null => {
     const o = raw as {
       metadata?: { name?: string; namespace?: string };
       spec?: { clusterIP?: string; clusterIPs?: string[] };
@@ -47,78 +49,88 @@ function projectOwner(kind: 'service' | 'pod') {
     else ips = (o.status?.podIPs ?? []).map((p) => p.ip ?? '').filter((ip) => ip !== '');
     if (kind === 'pod' && ips.length === 0 && o.status?.podIP) ips = [o.status.podIP];
     const canon = ips.map((ip) => canonicalIP(ip)).filter((ip): ip is string => ip !== null);
-    return canon.length > 0 ? { namespace, name, ips: canon, running: o.status?.phase === 'Running' } : null;
+    return { namespace, name, ips: canon, running: o.status?.phase === 'Running' };
   };
 }
 
-export class ClusterIPIndex {
-  private index: Index | null = null;
-  private inflight: Promise<Index> | null = null;
-  private dropTimer: NodeJS.Timeout | null = null;
+const FORBIDDEN = Symbol('forbidden');
+
+export class ClusterIPLookup {
+  private readonly answers: LRUCache<string, Promise<IPAnswer>>;
+  /** Fallback when the service field selector is not supported: ClusterIP → service, reused for the TTL. */
+  private serviceMap: { map: Map<string, IPOwner>; at: number } | null = null;
+  private noServiceSelector = false;
 
   constructor(
     private readonly client: RequestSource,
-    private readonly ttlMs = 30_000,
-    private readonly missRefreshMs = 5_000,
-  ) {}
-
-  private async build(): Promise<Index> {
-    const owners = new Map<string, IPOwner>();
-    const list = async (kind: 'service' | 'pod', path: string): Promise<boolean> => {
-      try {
-        const { items } = await listAll(this.client, path, projectOwner(kind));
-        for (const it of items) {
-          for (const ip of it.ips) {
-            // Pod IPs are reused: a Running pod beats a finished one holding the same IP.
-            const prev = owners.get(ip);
-            if (prev && prev.kind === 'service') continue;
-            if (prev && kind === 'pod' && !it.running) continue;
-            owners.set(ip, { kind, namespace: it.namespace, name: it.name });
-          }
-        }
-        return false;
-      } catch (err) {
-        if (err instanceof KubesocksError && err.code === 'FORBIDDEN') return true;
-        throw err;
-      }
-    };
-    const servicesForbidden = await list('service', '/api/v1/services');
-    const podsForbidden = await list('pod', '/api/v1/pods');
-    return { owners, servicesForbidden, podsForbidden, fetchedAt: Date.now() };
+    private readonly ttlMs = 10_000,
+    maxEntries = 1_000,
+  ) {
+    this.answers = new LRUCache<string, Promise<IPAnswer>>({ max: maxEntries, ttl: Math.max(1, ttlMs) });
   }
 
-  private refresh(): Promise<Index> {
-    this.inflight ??= this.build()
-      .then((idx) => {
-        this.index = idx;
-        if (this.dropTimer) clearTimeout(this.dropTimer);
-        this.dropTimer = setTimeout(() => {
-          this.index = null;
-        }, this.ttlMs * 4);
-        this.dropTimer.unref();
-        return idx;
-      })
-      .finally(() => {
-        this.inflight = null;
+  lookup(ip: string, signal?: AbortSignal): Promise<IPAnswer> {
+    let p = this.answers.get(ip);
+    if (!p) {
+      p = this.find(ip);
+      this.answers.set(ip, p);
+      p.catch(() => {
+        if (this.answers.get(ip) === p) this.answers.delete(ip);
       });
-    return this.inflight;
+    }
+    return raceSignal(p, signal);
   }
 
-  /**
-   * The owner of `ip`; null if nobody in the cluster has it; 'unknown' when
-   * a list was forbidden and the IP was not in what could be listed.
-   */
-  async lookup(ip: string, signal?: AbortSignal): Promise<IPOwner | null | 'unknown'> {
-    const now = Date.now();
-    let idx = this.index && now - this.index.fetchedAt < this.ttlMs ? this.index : await raceSignal(this.refresh(), signal);
-    if (!idx.owners.has(ip) && Date.now() - idx.fetchedAt >= this.missRefreshMs) idx = await raceSignal(this.refresh(), signal);
-    const owner = idx.owners.get(ip);
-    if (owner) return owner;
-    return idx.servicesForbidden || idx.podsForbidden ? 'unknown' : null;
+  private async find(ip: string): Promise<IPAnswer> {
+    const svc = await this.findService(ip);
+    if (svc !== null && svc !== FORBIDDEN) return svc;
+    const pod = await this.findPod(ip);
+    if (pod !== null && pod !== FORBIDDEN) return pod;
+    return svc === FORBIDDEN || pod === FORBIDDEN ? 'unknown' : null;
+  }
+
+  private async query(kind: 'service' | 'pod', path: string): Promise<Found[] | typeof FORBIDDEN> {
+    try {
+      return (await listAll(this.client, path, projectOwner(kind), { timeoutMs: 30_000 })).items;
+    } catch (err) {
+      if (err instanceof KubesocksError && err.code === 'FORBIDDEN') return FORBIDDEN;
+      throw err;
+    }
+  }
+
+  private async findService(ip: string): Promise<IPOwner | null | typeof FORBIDDEN> {
+    if (!this.noServiceSelector) {
+      try {
+        const found = await this.query('service', `/api/v1/services?fieldSelector=${encodeURIComponent(`spec.clusterIP=${ip}`)}`);
+        if (found === FORBIDDEN) return FORBIDDEN;
+        const hit = found.find((s) => s.ips.includes(ip)) ?? found[0];
+        return hit ? { kind: 'service', namespace: hit.namespace, name: hit.name } : null;
+      } catch (err) {
+        // Older API servers: "field label not supported: spec.clusterIP".
+        if (!(err instanceof KubesocksError && /field label not supported/.test(err.message))) throw err;
+        this.noServiceSelector = true;
+      }
+    }
+    if (!this.serviceMap || Date.now() - this.serviceMap.at >= this.ttlMs) {
+      const all = await this.query('service', '/api/v1/services');
+      if (all === FORBIDDEN) return FORBIDDEN;
+      const map = new Map<string, IPOwner>();
+      for (const s of all) for (const a of s.ips) map.set(a, { kind: 'service', namespace: s.namespace, name: s.name });
+      this.serviceMap = { map, at: Date.now() };
+    }
+    return this.serviceMap.map.get(ip) ?? null;
+  }
+
+  private async findPod(ip: string): Promise<IPOwner | null | typeof FORBIDDEN> {
+    const found = await this.query('pod', `/api/v1/pods?fieldSelector=${encodeURIComponent(`status.podIP=${ip}`)}`);
+    if (found === FORBIDDEN) return FORBIDDEN;
+    // Pod IPs are reused: a Running pod beats a finished one that held the same IP.
+    const hit = found.find((p) => p.running) ?? found[0];
+    return hit ? { kind: 'pod', namespace: hit.namespace, name: hit.name } : null;
   }
 
   close(): void {
-    if (this.dropTimer) clearTimeout(this.dropTimer);
-    this.index = null;
+    this.answers.clear();
+    this.serviceMap = null;
   }
 }

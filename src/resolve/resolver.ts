@@ -16,7 +16,7 @@ import { KubesocksError } from '../errors.js';
 import type { RequestSource } from '../kube/api.js';
 import { NamespaceCaches, type NamespaceCache } from './cache.js';
 import { EndpointChooser } from './choice.js';
-import { ClusterIPIndex } from './cluster-ips.js';
+import { ClusterIPLookup } from './cluster-ips.js';
 import { DEFAULT_CLUSTER_DOMAIN, isClusterForm, normalizeHost, parseName, type ParsedName } from './names.js';
 import { NamespaceDirectory } from './namespaces.js';
 import type { EndpointInfo, PodInfo, PortInfo, ServiceInfo, SliceInfo } from './projections.js';
@@ -57,8 +57,10 @@ export interface ResolverOptions {
   syncTimeoutMs?: number;
   /** How long an endpoint reported refused/gone goes to the back of the line. Default 10 s. */
   avoidMs?: number;
-  /** How long the namespace list and the cluster-wide IP map are reused. Default 30 s. */
+  /** How long the namespace list is reused. Default 30 s. */
   listTtlMs?: number;
+  /** How long the owner of an IP literal outside the watched namespaces is remembered. Default 10 s. */
+  ipTtlMs?: number;
   /** ListWatch retry backoff (first, max). Defaults 500 ms, 30 s. */
   backoffMs?: number;
   maxBackoffMs?: number;
@@ -97,7 +99,7 @@ export class Resolver {
   private readonly defaultNamespace: string;
   private readonly caches: NamespaceCaches;
   private readonly directory: NamespaceDirectory;
-  private readonly ipIndex: ClusterIPIndex;
+  private readonly ipIndex: ClusterIPLookup;
   private readonly chooser: EndpointChooser;
   private readonly negative: LRUCache<string, KubesocksError> | null;
   private closed = false;
@@ -118,7 +120,7 @@ export class Resolver {
     this.caches = new NamespaceCaches(client, cacheOpts);
     const listTtl = opts.listTtlMs ?? 30_000;
     this.directory = new NamespaceDirectory(client, { ttlMs: listTtl });
-    this.ipIndex = new ClusterIPIndex(client, listTtl);
+    this.ipIndex = new ClusterIPLookup(client, opts.ipTtlMs ?? 10_000);
     this.chooser = new EndpointChooser({ avoidMs: opts.avoidMs ?? 10_000 });
     const negativeTtl = opts.negativeTtlMs ?? 2_000;
     this.negative = negativeTtl > 0 ? new LRUCache<string, KubesocksError>({ max: 1_000, ttl: negativeTtl }) : null;
@@ -201,7 +203,14 @@ export class Resolver {
     return parseName(name, { clusterDomain: this.clusterDomain, namespace: this.defaultNamespace });
   }
 
-  private ns(namespace: string): NamespaceCache {
+  /**
+   * The namespace's cache. A namespace not cached yet must exist first: three
+   * watches on a name that is not a namespace would only push a useful
+   * namespace out of the LRU.
+   */
+  private async ns(namespace: string, signal: AbortSignal | undefined): Promise<NamespaceCache> {
+    if (this.closed) throw new KubesocksError('CLOSED', 'the resolver is closed');
+    if (!this.caches.has(namespace)) await this.assertNamespace(namespace, signal);
     if (this.closed) throw new KubesocksError('CLOSED', 'the resolver is closed');
     return this.caches.get(namespace);
   }
@@ -240,7 +249,7 @@ export class Resolver {
     if (external && !(await this.directory.exists(namespace, signal))) {
       return { kind: 'external', host: external.host, port };
     }
-    const cache = this.ns(namespace);
+    const cache = await this.ns(namespace, signal);
     const svcCandidate = parsed.find((p): p is Extract<ParsedName, { kind: 'service' }> => p.kind === 'service');
     const podCandidate = parsed.find((p): p is Extract<ParsedName, { kind: 'pod' }> => p.kind === 'pod');
     if (svcCandidate) {
@@ -379,7 +388,7 @@ export class Resolver {
     port: number,
     signal: AbortSignal | undefined,
   ): Promise<Resolution> {
-    const cache = this.ns(namespace);
+    const cache = await this.ns(namespace, signal);
     const svc = await cache.service(service, signal);
     if (!svc) {
       await this.assertNamespace(namespace, signal);
@@ -415,7 +424,7 @@ export class Resolver {
   }
 
   private async resolvePodIP(namespace: string, ip: string, port: number, signal: AbortSignal | undefined): Promise<Resolution> {
-    const cache = this.ns(namespace);
+    const cache = await this.ns(namespace, signal);
     const pods = await cache.podsWithIP(ip, signal);
     if (pods === null) {
       throw notFound(
@@ -447,7 +456,7 @@ export class Resolver {
     const owner = await this.ipIndex.lookup(ip, signal);
     if (owner === null || owner === 'unknown') return owner;
     this.directory.noteSeen(owner.namespace);
-    const cache = this.ns(owner.namespace);
+    const cache = await this.ns(owner.namespace, signal);
     if (owner.kind === 'service') {
       const svc = await cache.service(owner.name, signal);
       return svc ? { svc, cache } : null;

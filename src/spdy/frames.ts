@@ -96,30 +96,45 @@ export function windowUpdateFrame(streamId: number, delta: number): Buffer {
 export class FrameReader {
   #pending: Buffer[] = [];
   #pendingBytes = 0;
+  /** Payload bytes of the current DATA frame not yet handed out. */
+  #dataLeft = 0;
+  #dataStreamId = 0;
+  #dataFin = false;
 
   push(chunk: Buffer): void {
     this.#pending.push(chunk);
     this.#pendingBytes += chunk.length;
   }
 
-  /** The next complete frame, or undefined when more bytes are needed. */
+  /**
+   * The next frame, or undefined when more bytes are needed. DATA payloads
+   * are handed out piecewise as they arrive (each piece a DATA "frame" whose
+   * `fin` is set on the last one): a 64 KiB frame never fits one 64 KiB
+   * socket read, and joining the halves would copy every byte.
+   */
   next(): Frame | undefined {
+    if (this.#dataLeft > 0) return this.#nextDataPiece();
     if (this.#pendingBytes < FRAME_HEADER_BYTES) return undefined;
     let head = this.#pending[0]!;
     if (head.length < FRAME_HEADER_BYTES) head = this.#coalesce(FRAME_HEADER_BYTES);
+    const word0 = head.readUInt32BE(0);
+    const flags = head[4]!;
     const length = head.readUInt32BE(4) & MAX_FRAME_PAYLOAD;
+
+    if ((word0 & 0x80000000) === 0) {
+      this.#consume(FRAME_HEADER_BYTES);
+      this.#dataStreamId = word0 & 0x7fffffff;
+      this.#dataFin = (flags & 0x01) !== 0;
+      this.#dataLeft = length;
+      if (length === 0) return { type: 'data', streamId: this.#dataStreamId, fin: this.#dataFin, data: Buffer.alloc(0) };
+      return this.#nextDataPiece();
+    }
+
     const total = FRAME_HEADER_BYTES + length;
     if (this.#pendingBytes < total) return undefined;
     if (head.length < total) head = this.#coalesce(total);
-
-    const word0 = head.readUInt32BE(0);
-    const flags = head[4]!;
     const payload = head.subarray(FRAME_HEADER_BYTES, total);
     this.#consume(total);
-
-    if ((word0 & 0x80000000) === 0) {
-      return { type: 'data', streamId: word0 & 0x7fffffff, fin: (flags & 0x01) !== 0, data: payload };
-    }
     // spdystream's framer does not check the version field either; any
     // unknown frame type, though, is fatal there and here.
     const frameType = word0 & 0xffff;
@@ -127,6 +142,16 @@ export class FrameReader {
       throw new SpdyProtocolError(`unknown control frame type ${frameType}`);
     }
     return { type: 'control', frameType, flags, payload };
+  }
+
+  #nextDataPiece(): Frame | undefined {
+    const head = this.#pending[0];
+    if (!head) return undefined;
+    const take = Math.min(head.length, this.#dataLeft);
+    const data = take === head.length ? head : head.subarray(0, take);
+    this.#consume(take);
+    this.#dataLeft -= take;
+    return { type: 'data', streamId: this.#dataStreamId, fin: this.#dataLeft === 0 && this.#dataFin, data };
   }
 
   /** Joins the first buffers so that the head holds at least `bytes`. */

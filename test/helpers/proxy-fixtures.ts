@@ -170,10 +170,10 @@ export class TestConnector implements Connector {
   }
 }
 
-export interface ProxyFixture {
+export interface ProxyFixture<C extends Connector = TestConnector> {
   proxy: ProxyServer;
   port: number;
-  connector: TestConnector;
+  connector: C;
   records: ConnectionRecord[];
   errors: KubesocksError[];
   echo: { port: number };
@@ -181,11 +181,19 @@ export interface ProxyFixture {
   close(): Promise<void>;
 }
 
-/** Echo and HTTP servers, a TestConnector, and a proxy on 127.0.0.1:0. */
-export async function startProxyFixture(options: Partial<ProxyServerOptions> = {}): Promise<ProxyFixture> {
+/** Echo and HTTP servers, a TestConnector (or another made by `makeConnector`), and a proxy on 127.0.0.1:0. */
+export async function startProxyFixture(options?: Partial<ProxyServerOptions>): Promise<ProxyFixture>;
+export async function startProxyFixture<C extends Connector>(
+  options: Partial<ProxyServerOptions>,
+  makeConnector: (ports: { echo: number; web: number }) => C,
+): Promise<ProxyFixture<C>>;
+export async function startProxyFixture(
+  options: Partial<ProxyServerOptions> = {},
+  makeConnector: (ports: { echo: number; web: number }) => Connector = (ports) => new TestConnector(ports),
+): Promise<ProxyFixture<Connector>> {
   const echo = await startEchoServer();
   const web = await startHttpServer();
-  const connector = new TestConnector({ echo: echo.port, web: web.port });
+  const connector = makeConnector({ echo: echo.port, web: web.port });
   const records: ConnectionRecord[] = [];
   const errors: KubesocksError[] = [];
   const proxy = createProxyServer({

@@ -1,0 +1,155 @@
+/** The report: Markdown tables for stdout, from the figures that also go to results.json. */
+import type { ConcurrencyFigures } from './concurrency.js';
+import type { LatencyFigures } from './latency.js';
+import type { ProfileSummary } from './lib/profile.js';
+import { markdownTable, mib, MiB, num, ratio } from './lib/table.js';
+import type { ServicesFigures } from './services.js';
+import type { ThroughputRow } from './throughput.js';
+import type { UpgradeFigures } from './upgrades.js';
+
+export interface Machine {
+  node: string;
+  cpuModel: string;
+  cpus: number;
+  memoryGiB: number;
+  kernel: string;
+  kubectl: string | undefined;
+  kubesocks: string;
+  commit: string | undefined;
+  date: string;
+}
+
+export interface Results {
+  mode: 'full' | 'quick';
+  machine: Machine;
+  config: Record<string, number | string | boolean>;
+  /** Which sink spoke the `COUNT\n` upload protocol (see bench/lib/prefix-sink.ts). */
+  sinkImplementation: string;
+  throughput: ThroughputRow[];
+  latency: LatencyFigures[];
+  upgrades?: UpgradeFigures;
+  concurrency?: ConcurrencyFigures;
+  services?: ServicesFigures;
+  profile?: ProfileSummary & { transfer: string };
+  notes: string[];
+  elapsedSeconds: number;
+}
+
+function throughputTable(rows: ThroughputRow[]): string {
+  const by = (k: string): ThroughputRow | undefined => rows.find((r) => r.route === k);
+  const direct = by('direct');
+  const kubectl = by('kubectl');
+  const ceiling = by('ceiling');
+  const cpu = (r: ThroughputRow): string => {
+    const d = r.download?.forwarderCpuPerGiB;
+    const u = r.upload?.forwarderCpuPerGiB;
+    if (d === undefined && u === undefined) return '—';
+    return `${num(d, 2)} / ${num(u, 2)}`;
+  };
+  const body = rows.map((r) => {
+    if (r.skipped) return [r.label, `skipped: ${r.skipped}`, '', '', '', '', '', '', '', '', ''];
+    const d = r.download?.mibPerSec;
+    const u = r.upload?.mibPerSec;
+    return [
+      r.label,
+      num(d, 0),
+      ratio(d, direct?.download?.mibPerSec),
+      ratio(d, kubectl?.download?.mibPerSec),
+      ratio(d, ceiling?.download?.mibPerSec),
+      num(u, 0),
+      ratio(u, direct?.upload?.mibPerSec),
+      ratio(u, kubectl?.upload?.mibPerSec),
+      ratio(u, ceiling?.upload?.mibPerSec),
+      cpu(r),
+      `${num(r.download?.simCpuPerGiB, 2)} / ${num(r.upload?.simCpuPerGiB, 2)}`,
+    ];
+  });
+  return markdownTable(
+    ['route', 'down MiB/s', '× direct', '× kubectl', '× ceiling', 'up MiB/s', '× direct', '× kubectl', '× ceiling', 'forwarder CPU s/GiB down / up', 'simulator CPU s/GiB down / up'],
+    body,
+  );
+}
+
+function latencyTable(rows: LatencyFigures[]): string {
+  const kubectl = rows.find((r) => r.label.startsWith('kubectl'));
+  return markdownTable(
+    ['route', 'samples', 'p50 ms', 'p99 ms', 'p50 × kubectl', 'p99 × kubectl', 'note'],
+    rows.map((r) => [r.label, String(r.samples), num(r.p50Ms, 2), num(r.p99Ms, 2), ratio(r.p50Ms, kubectl?.p50Ms), ratio(r.p99Ms, kubectl?.p99Ms), r.note ?? '']),
+  );
+}
+
+function upgradesTable(u: UpgradeFigures): string {
+  const per1000 = (n: number): string => num((n * 1000) / u.sockets, 0);
+  return markdownTable(
+    ['', 'sockets', 'pods', 'upgrades', 'upgrades per 1,000 sockets'],
+    [
+      [`kubesocks (≤ ${u.concurrency} sockets open at once)`, String(u.sockets), String(u.pods), String(u.kubesocksUpgrades), per1000(u.kubesocksUpgrades)],
+      ['one port-forward per socket', String(u.sockets), String(u.pods), String(u.naiveUpgrades), per1000(u.naiveUpgrades)],
+    ],
+  );
+}
+
+function concurrencyTable(c: ConcurrencyFigures, kubectl: ThroughputRow | undefined): string {
+  const kcpu = [kubectl?.download?.forwarderCpuPerGiB, kubectl?.upload?.forwarderCpuPerGiB].filter((v): v is number => v !== undefined);
+  const kubectlCpu = kcpu.length ? kcpu.reduce((a, b) => a + b, 0) / kcpu.length : undefined;
+  return markdownTable(
+    ['sockets × size', 'pods', 'wall s', 'connect s', 'transfer s', 'kubesocks peak RSS', 'kubesocks CPU s/GiB', 'kubectl CPU s/GiB (bulk, mean down/up)', 'upgrades', 'sha256 ok'],
+    [
+      [
+        `${c.sockets} × ${c.bytesEach / MiB} MiB echo`,
+        String(c.pods),
+        num(c.wallSeconds, 2),
+        num(c.connectSeconds, 2),
+        num(c.transferSeconds, 2),
+        mib(c.kubesocksPeakRss),
+        num(c.kubesocksCpuPerGiB, 2),
+        num(kubectlCpu, 2),
+        String(c.upgrades),
+        `${c.verified}/${c.sockets}`,
+      ],
+    ],
+  );
+}
+
+function servicesTable(s: ServicesFigures): string {
+  const rows = [['kubesocks', '1', mib(s.kubesocksPeakRss), mib(s.kubesocksPeakRss / s.services), `${num(s.kubesocksFirstByteP50Ms, 1)} (first socket per service)`]];
+  if (s.kubectl) {
+    rows.push([
+      `kubectl port-forward × ${s.kubectl.processes}`,
+      String(s.kubectl.processes),
+      mib(s.kubectl.peakRssSum),
+      mib(s.kubectl.peakRssSum / s.services),
+      `${num(s.kubectl.firstByteP50Ms, 0)} (spawn → first byte)`,
+    ]);
+  }
+  return `${markdownTable(['', 'processes', `peak RSS, ${s.services} services`, 'per service', 'first byte p50 ms'], rows)}\n\nkubesocks × kubectl peak RSS: ${ratio(s.kubesocksPeakRss, s.kubectl?.peakRssSum)}`;
+}
+
+function profileTable(p: NonNullable<Results['profile']>): string {
+  return (
+    `${p.transfer}; busy ${num(p.busyMs / 1000, 2)} s, idle ${num(p.idleMs / 1000, 2)} s (${p.file})\n\n` +
+    markdownTable(
+      ['self %', 'self ms', 'function', 'where'],
+      p.top.map((f) => [num(f.percent, 1), num(f.selfMs, 0), f.name, f.where]),
+    )
+  );
+}
+
+export function renderReport(r: Results): string {
+  const m = r.machine;
+  const parts: string[] = [];
+  parts.push(`# kubesocks benchmark (${r.mode})`);
+  parts.push(
+    `${m.date} · node ${m.node} · ${m.cpuModel} × ${m.cpus} · ${m.memoryGiB} GiB · Linux ${m.kernel} · kubectl ${m.kubectl ?? 'not found'} · kubesocks ${m.kubesocks}${m.commit ? ` (${m.commit})` : ''}`,
+  );
+  const bytes = Number(r.config.transferBytes);
+  parts.push(`## Bulk throughput (${mib(bytes)} each way, TLS to the simulated API server, sha256-checked)\n\n${throughputTable(r.throughput)}`);
+  parts.push(`## New-connection latency (connect + handshake + one-byte echo)\n\n${latencyTable(r.latency)}`);
+  if (r.upgrades) parts.push(`## Port-forward upgrades (simulator counters)\n\n${upgradesTable(r.upgrades)}`);
+  if (r.concurrency) parts.push(`## Concurrent sockets (fresh kubesocks process)\n\n${concurrencyTable(r.concurrency, r.throughput.find((t) => t.route === 'kubectl'))}`);
+  if (r.services) parts.push(`## Many services at once (one socket held open to each)\n\n${servicesTable(r.services)}`);
+  if (r.profile) parts.push(`## Where kubesocks spends its CPU (node --cpu-prof, top self time)\n\n${profileTable(r.profile)}`);
+  if (r.notes.length) parts.push(`## Notes\n\n${r.notes.map((n) => `- ${n}`).join('\n')}`);
+  parts.push(`Finished in ${num(r.elapsedSeconds, 1)} s.`);
+  return `${parts.join('\n\n')}\n`;
+}

@@ -1,0 +1,281 @@
+/**
+ * `npm run bench [-- --quick] [-- --runs N] [-- --no-profile]`
+ *
+ * Starts the simulated cluster, kubesocks and kubectl as separate processes,
+ * runs every measurement, prints the report (Markdown) on stdout and writes
+ * bench/results.json. Progress goes to stderr. Every child process is
+ * stopped at the end, also on failure or Ctrl-C. See bench/README.md.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createDialer } from '../src/dialer/dialer.js';
+import type { Dialer } from '../src/dialer/dialer.js';
+import { bareClient } from './ceiling.js';
+import type { BareClient } from './ceiling.js';
+import { measureConcurrency } from './concurrency.js';
+import { measureCold, measureWarm } from './latency.js';
+import type { LatencyFigures } from './latency.js';
+import { download, open } from './lib/client.js';
+import type { Route } from './lib/client.js';
+import { findKubectl, kubectlVersion, log, ROOT, startKubesocks, startPortForward, startSim } from './lib/harness.js';
+import type { Kubesocks, PortForward, Sim } from './lib/harness.js';
+import { killAll } from './lib/procs.js';
+import { summarizeProfileDir } from './lib/profile.js';
+import { NS, PORTS, serviceHost } from './lib/scenario.js';
+import { GiB, MiB } from './lib/table.js';
+import { renderReport } from './report.js';
+import type { Machine, Results } from './report.js';
+import { measureServices } from './services.js';
+import { ceilingRoute, dialerRoute, measureThroughput, ROUTE_LABELS } from './throughput.js';
+import type { RouteSpec, ThroughputRow } from './throughput.js';
+import { measureUpgrades } from './upgrades.js';
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    profile: { type: 'boolean' },
+    'no-profile': { type: 'boolean', default: false },
+    out: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+
+if (flags.help) {
+  process.stdout.write(`Usage: npm run bench [-- --quick] [-- --runs N] [-- --no-profile] [-- --out FILE]\nSee bench/README.md.\n`);
+  process.exit(0);
+}
+
+const quick = flags.quick ?? false;
+const config = {
+  mode: quick ? 'quick' : 'full',
+  transferBytes: quick ? 64 * MiB : GiB,
+  warmupBytes: quick ? 4 * MiB : 32 * MiB,
+  runs: Math.max(1, Math.min(9, Number(flags.runs ?? 1) || 1)),
+  latencySamples: quick ? 100 : 1000,
+  coldSamples: quick ? 10 : 100,
+  upgradeSockets: quick ? 100 : 1000,
+  upgradePods: 10,
+  upgradeConcurrency: 20,
+  concSockets: quick ? 100 : 1000,
+  concPods: 20,
+  concBytes: MiB,
+  services: quick ? 10 : 50,
+  profile: flags['no-profile'] ? false : (flags.profile ?? !quick),
+} as const;
+const outFile = flags.out ?? join(ROOT, 'bench', 'results.json');
+
+async function machine(kubectl: string | undefined): Promise<Machine> {
+  const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  let commit: string | undefined;
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    if (dirty) commit += ' + uncommitted src changes';
+  } catch {
+    // not a git checkout
+  }
+  return {
+    node: process.version,
+    cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+    cpus: cpus().length,
+    memoryGiB: Math.round(totalmem() / GiB),
+    kernel: release(),
+    kubectl: kubectlVersion(kubectl),
+    kubesocks: pkg.version,
+    commit,
+    date: new Date().toISOString(),
+  };
+}
+
+/** A kubesocks process against the simulator, stopped by the caller. */
+async function withKubesocks<T>(sim: Sim, name: string, body: (ks: Kubesocks) => Promise<T>, profileDir?: string): Promise<T> {
+  const ks = await startKubesocks(sim, name, profileDir);
+  try {
+    return await body(ks);
+  } finally {
+    await ks.child.stop(10_000);
+  }
+}
+
+async function main(): Promise<Results> {
+  const t0 = performance.now();
+  const notes: string[] = [];
+  const dir = await mkdtemp(join(tmpdir(), 'kubesocks-bench-'));
+  let dialer: Dialer | undefined;
+  let bare: BareClient | undefined;
+  try {
+    const kubectl = findKubectl();
+    const facts = await machine(kubectl);
+    log(`${config.mode} run; node ${facts.node}; ${facts.cpuModel} × ${facts.cpus}; kubectl ${facts.kubectl ?? 'not found'}`);
+    if (!kubectl) notes.push('kubectl not found: its rows are skipped (set KUBECTL=/path/to/kubectl).');
+    if (facts.cpus < 4) {
+      notes.push(
+        `Only ${facts.cpus} CPUs: the client (this process), the simulator and the forwarder (kubectl or kubesocks) share them, so every proxied row is partly CPU-bound on the machine, not only on the forwarder.`,
+      );
+    }
+
+    const sim = await startSim(dir, {
+      coldPods: config.coldSamples,
+      spreadPods: config.upgradePods,
+      concPods: config.concPods,
+      services: config.services,
+    });
+    log(`simulator ${sim.ready.url} (pid ${sim.child.pid}); upload sink: ${sim.ready.sinkImplementation}`);
+    if (sim.ready.sinkImplementation !== 'builtin') {
+      notes.push(
+        'The built-in sink (src/sim/backends.ts) does not answer after a `COUNT\\n` prefix yet; uploads used the stand-in bench/lib/prefix-sink.ts, which speaks that protocol.',
+      );
+    }
+
+    const bulkHost = serviceHost('bulk');
+    const results: Results = {
+      mode: config.mode,
+      machine: facts,
+      config: { ...config },
+      sinkImplementation: sim.ready.sinkImplementation,
+      throughput: [],
+      latency: [],
+      notes,
+      elapsedSeconds: 0,
+    };
+
+    await withKubesocks(sim, 'kubesocks', async (ks) => {
+      log(`kubesocks ${ks.proxy.host}:${ks.proxy.port} (pid ${ks.child.pid})`);
+      const pf: PortForward | undefined = kubectl ? await startPortForward(kubectl, sim, 'pod/bulk-0', [PORTS.source, PORTS.sink, PORTS.echo]) : undefined;
+      if (pf) log(`kubectl port-forward pod/bulk-0 (pid ${pf.child.pid})`);
+      bare = await bareClient(sim, 'bulk-0');
+      dialer = await createDialer({ kubeconfig: sim.kubeconfig, namespace: NS });
+      const { source, sink, echo } = sim.ready.backends;
+      const socks = (host: string, port: number): Route => ({ kind: 'socks5', proxy: ks.proxy, host, port });
+      const http = (host: string, port: number): Route => ({ kind: 'http', proxy: ks.proxy, host, port });
+
+      // ---- bulk throughput
+      log(`bulk throughput, ${config.transferBytes / MiB} MiB each way, ${config.runs} run(s)`);
+      const specs: Array<RouteSpec | { route: 'kubectl'; skipped: string }> = [
+        { route: 'direct', openSource: () => open({ kind: 'tcp', address: source }), openSink: () => open({ kind: 'tcp', address: sink }) },
+        ceilingRoute(bare, PORTS.source, PORTS.sink),
+        pf
+          ? {
+              route: 'kubectl',
+              openSource: () => open({ kind: 'tcp', address: pf.ports.get(PORTS.source)! }),
+              openSink: () => open({ kind: 'tcp', address: pf.ports.get(PORTS.sink)! }),
+              forwarder: pf.sample,
+            }
+          : { route: 'kubectl', skipped: 'kubectl not found' },
+        { route: 'socks5', openSource: () => open(socks(bulkHost, PORTS.source)), openSink: () => open(socks(bulkHost, PORTS.sink)), forwarder: ks.sample },
+        { route: 'http', openSource: () => open(http(bulkHost, PORTS.source)), openSink: () => open(http(bulkHost, PORTS.sink)), forwarder: ks.sample },
+        dialerRoute(dialer, bulkHost, PORTS.source, PORTS.sink),
+      ];
+      for (const spec of specs) {
+        if ('skipped' in spec) {
+          results.throughput.push({ route: spec.route, label: ROUTE_LABELS[spec.route], skipped: spec.skipped });
+          continue;
+        }
+        results.throughput.push(await measureThroughput(sim, spec, { bytes: config.transferBytes, runs: config.runs, warmupBytes: config.warmupBytes }));
+      }
+
+      // ---- new-connection latency
+      log(`connect latency, ${config.latencySamples} sequential connections per route`);
+      const n = config.latencySamples;
+      const latency: LatencyFigures[] = results.latency;
+      latency.push(await measureWarm('direct TCP to the backend', { kind: 'tcp', address: echo }, n));
+      if (pf) latency.push(await measureWarm('kubectl port-forward (running)', { kind: 'tcp', address: pf.ports.get(PORTS.echo)! }, n));
+      const before = await sim.counters();
+      latency.push(await measureWarm('kubesocks SOCKS5, warm', socks(bulkHost, PORTS.echo), n, 'pooled connection to the pod exists'));
+      const after = await sim.counters();
+      const extra = after.upgrades - before.upgrades;
+      if (extra > 0) latency.at(-1)!.note += `; ${extra} more upgrade(s) while sampling (pairs linger ≤ 1 s after FIN)`;
+      latency.push(await measureWarm('kubesocks HTTP CONNECT, warm', http(bulkHost, PORTS.echo), n));
+      latency.push(await measureWarm('kubesocks dialer API, warm', { kind: 'dialer', dialer, host: bulkHost, port: PORTS.echo }, n, 'in-process'));
+      const coldRoutes = Array.from({ length: config.coldSamples }, (_, i) => socks(serviceHost(`cold-${i}`), PORTS.echo));
+      latency.push(
+        await measureCold('kubesocks SOCKS5, cold', coldRoutes, `first socket to each of ${config.coldSamples} pods: TLS + upgrade + pod-accept check`),
+      );
+
+      // ---- upgrades
+      log(`upgrades, ${config.upgradeSockets} sockets over ${config.upgradePods} pods`);
+      results.upgrades = await measureUpgrades(sim, ks.proxy, serviceHost('spread'), PORTS.echo, config.upgradeSockets, config.upgradePods, config.upgradeConcurrency);
+
+      bare.close();
+      bare = undefined;
+      await dialer.close();
+      dialer = undefined;
+      await pf?.child.stop();
+    });
+
+    // ---- concurrent sockets, in a fresh kubesocks process
+    log(`concurrency, ${config.concSockets} sockets × ${config.concBytes / MiB} MiB over ${config.concPods} pods`);
+    results.concurrency = await withKubesocks(sim, 'kubesocks (concurrency)', (ks) =>
+      measureConcurrency(sim, ks, serviceHost('conc'), PORTS.echo, {
+        sockets: config.concSockets,
+        pods: config.concPods,
+        bytesEach: config.concBytes,
+        handshakesInFlight: 200,
+        timeoutMs: quick ? 30_000 : 300_000,
+      }),
+    );
+
+    // ---- many services, in a fresh kubesocks process
+    log(`many services, ${config.services}`);
+    results.services = await withKubesocks(sim, 'kubesocks (services)', (ks) => measureServices(sim, ks, kubectl, config.services));
+
+    // ---- profile of a SOCKS5 download
+    if (config.profile) {
+      const profileDir = join(dir, 'profile');
+      log(`profiling kubesocks during a ${config.transferBytes / MiB} MiB SOCKS5 download`);
+      await withKubesocks(
+        sim,
+        'kubesocks (profiled)',
+        async (ks) => {
+          const route: Route = { kind: 'socks5', proxy: ks.proxy, host: bulkHost, port: PORTS.source };
+          await download(await open(route), config.warmupBytes, 60_000);
+          const result = await download(await open(route), config.transferBytes, 120_000);
+          log(`  profiled download: ${(result.bytes / MiB / result.seconds).toFixed(1)} MiB/s (with the profiler on)`);
+        },
+        profileDir,
+      );
+      const summary = await summarizeProfileDir(profileDir, ROOT);
+      if (summary) {
+        const kept = join(ROOT, 'bench', 'kubesocks-download.cpuprofile');
+        await writeFile(kept, await readFile(summary.file));
+        results.profile = { ...summary, file: 'bench/kubesocks-download.cpuprofile', transfer: `${config.transferBytes / MiB} MiB SOCKS5 download, whole process lifetime` };
+      }
+    }
+
+    results.elapsedSeconds = (performance.now() - t0) / 1000;
+    return results;
+  } finally {
+    bare?.close();
+    await dialer?.close();
+    await killAll();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+let interrupted = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    log(`${signal}: stopping child processes`);
+    void killAll().finally(() => process.exit(130));
+  });
+}
+
+main().then(
+  async (results) => {
+    await writeFile(outFile, `${JSON.stringify(results, null, 2)}\n`);
+    process.stdout.write(renderReport(results));
+    log(`wrote ${outFile}`);
+    if (quick && results.elapsedSeconds > 60) log(`warning: the quick run took ${results.elapsedSeconds.toFixed(1)} s (target: under 60 s)`);
+    process.exit(0);
+  },
+  (error: unknown) => {
+    log(`FAILED: ${(error as Error)?.stack ?? String(error)}`);
+    process.exit(1);
+  },
+);

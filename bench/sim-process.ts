@@ -1,0 +1,93 @@
+/**
+ * The simulated cluster in a process of its own, so its CPU time does not
+ * count against kubesocks or kubectl.
+ *
+ *   node --import tsx bench/sim-process.ts SCENARIO.json KUBECONFIG
+ *
+ * Starts one `source`, one `echo` and one `sink` backend server (the pods'
+ * container ports point at them, so a "direct" connection reaches the same
+ * server), the API server with its control endpoint, writes the kubeconfig,
+ * and prints one JSON line (SimReady) on stdout. Exits on SIGTERM/SIGINT or
+ * when stdin closes (the runner went away).
+ */
+import { readFile } from 'node:fs/promises';
+import { startBackend } from '../src/sim/backends.js';
+import { SimCluster } from '../src/sim/cluster.js';
+import type { Scenario } from '../src/sim/types.js';
+import { probeSinkPrefix, startPrefixSink } from './lib/prefix-sink.js';
+import type { Address } from './lib/prefix-sink.js';
+
+export interface SimReady {
+  url: string;
+  caPem: string;
+  adminToken: string;
+  controlUrl: string;
+  backends: { source: Address; echo: Address; sink: Address };
+  /** `builtin`: src/sim/backends.ts speaks the `COUNT\n` prefix; `bench-fallback`: bench/lib/prefix-sink.ts stands in. */
+  sinkImplementation: 'builtin' | 'bench-fallback';
+}
+
+async function main(): Promise<void> {
+  const [scenarioFile, kubeconfig] = process.argv.slice(2);
+  if (!scenarioFile || !kubeconfig) throw new Error('usage: sim-process.ts SCENARIO.json KUBECONFIG');
+  const closers: Array<() => Promise<void>> = [];
+
+  const source = await startBackend('source', 'bench');
+  const echo = await startBackend('echo', 'bench');
+  closers.push(() => source.close(), () => echo.close());
+  let sink: Address;
+  let sinkImplementation: SimReady['sinkImplementation'];
+  const builtinSink = await startBackend('sink', 'bench');
+  closers.push(() => builtinSink.close());
+  if (await probeSinkPrefix(builtinSink.address)) {
+    sink = builtinSink.address;
+    sinkImplementation = 'builtin';
+  } else {
+    const fallback = await startPrefixSink();
+    closers.push(() => fallback.close());
+    sink = fallback.address;
+    sinkImplementation = 'bench-fallback';
+  }
+
+  const addr = (a: Address): string => `${a.host}:${a.port}`;
+  const refs: Record<string, string> = { '@source': addr(source.address), '@echo': addr(echo.address), '@sink': addr(sink) };
+  const scenario = JSON.parse(await readFile(scenarioFile, 'utf8')) as Scenario;
+  for (const pod of scenario.pods) {
+    for (const port of pod.ports ?? []) {
+      if (port.backend !== undefined && port.backend in refs) port.backend = refs[port.backend];
+    }
+  }
+
+  const cluster = await SimCluster.start({ scenario, control: true });
+  closers.unshift(() => cluster.close());
+  await cluster.writeKubeconfig(kubeconfig, { namespace: 'bench' });
+
+  let stopping = false;
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    const force = setTimeout(() => process.exit(0), 3000);
+    force.unref();
+    void Promise.allSettled(closers.map((close) => close())).then(() => process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.stdin.on('end', stop);
+  process.stdin.on('close', stop);
+  process.stdin.resume();
+
+  const ready: SimReady = {
+    url: cluster.url,
+    caPem: cluster.caPem,
+    adminToken: cluster.adminToken,
+    controlUrl: cluster.controlUrl ?? '',
+    backends: { source: source.address, echo: echo.address, sink },
+    sinkImplementation,
+  };
+  process.stdout.write(`${JSON.stringify(ready)}\n`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`sim-process: ${(error as Error)?.stack ?? String(error)}\n`);
+  process.exit(1);
+});
