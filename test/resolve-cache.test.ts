@@ -150,7 +150,10 @@ test('memory stays bounded with 10,000 services in a namespace', async (t) => {
       ],
     })),
   };
+  let t0 = Date.now();
   const { sim, client } = await setup(t, scenario);
+  t.diagnostic(`simulator with ${N} services started in ${Date.now() - t0} ms`);
+  t0 = Date.now();
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
   const heap = (): number => {
@@ -171,6 +174,7 @@ test('memory stays bounded with 10,000 services in a namespace', async (t) => {
   assert.ok(await cache.service('svc-9999'));
   assert.equal((await cache.slicesFor('svc-5000')).length, 1);
   await cache.pod('none');
+  t.diagnostic(`synced in ${Date.now() - t0} ms`);
   const delta = heap() - before;
   assert.equal(cache.services.size, N);
   assert.equal(cache.slices.size, N);
@@ -186,7 +190,9 @@ test('memory stays bounded with 10,000 services in a namespace', async (t) => {
   sim.cluster.addService({ name: 'bump', namespace: 'default', ports: [{ port: 1 }] });
   sim.cluster.compactHistory();
   sim.cluster.cutWatches();
+  t0 = Date.now();
   await until(() => lists.n >= 1, 30_000);
+  t.diagnostic(`relisted in ${Date.now() - t0} ms`);
   const after = heap() - before;
   t.diagnostic(`after a relist: ${(after / 1e6).toFixed(1)} MB`);
   assert.ok(after < 40e6, `after a relist the cache used ${(after / 1e6).toFixed(1)} MB`);

@@ -203,6 +203,14 @@ test('clear errors', async () => {
 
   r.close();
   await rejects(r.resolve('web.demo', 80), 'CLOSED');
+
+  // The caller went away: the lookup is abandoned.
+  const r2 = await resolver();
+  const ac = new AbortController();
+  ac.abort();
+  await rejects(r2.resolve('web.demo', 80, ac.signal), 'CLOSED', /abandoned/);
+  const timedOut = r2.resolve('api.other', 80, AbortSignal.timeout(1));
+  await rejects(timedOut, 'TIMEOUT');
 });
 
 test('ExternalName pointing at a cluster name is followed once', async () => {

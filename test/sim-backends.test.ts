@@ -228,10 +228,12 @@ describe('sink backend', () => {
 test('close() stops the server and drops open connections', async () => {
   const b = await startBackend('echo', 'x');
   const socket = await dial(b);
-  const closed = new Promise((resolve) => socket.once('close', resolve));
+  // The client half-opens (allowHalfOpen): the server going away shows as 'end'.
+  const ended = new Promise((resolve) => socket.once('end', resolve));
   socket.on('error', () => {});
   await b.close();
-  await closed;
+  await ended;
+  socket.destroy();
   await assert.rejects(dial(b), /ECONNREFUSED/);
 });
 

@@ -434,3 +434,29 @@ test('openStream({ fin: true }) sends one FIN, on the SYN_STREAM, and no DATA fr
   assert.deepEqual(p.fromClient.resets(), []);
   assert.deepEqual(p.fromServer.resets(), []);
 });
+
+test('headers spdystream forbids are fatal: host/connection/… in SYN_STREAM, connection/… in SYN_REPLY', async (t) => {
+  for (const name of ['host', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding']) {
+    const { session, peer, close } = await sessionWithRawPeer('server');
+    t.after(close);
+    session.on('stream', () => assert.fail('no stream may be accepted'));
+    const closed = sessionClosed(session);
+    await peer.synStream(1, { ...PF('0'), [name]: 'x' });
+    const error = await within(closed, 1000, name);
+    assert.ok(error instanceof SpdyProtocolError, name);
+    assert.match(error.message, new RegExp(name));
+  }
+  // `host` is fine in a SYN_REPLY; `connection` is not.
+  const { session, peer, close } = await sessionWithRawPeer('client');
+  t.after(close);
+  const s1 = session.openStream(PF('0'));
+  s1.on('error', () => {});
+  const replied = once(s1, 'reply');
+  await peer.synReply(1, { host: 'ok' });
+  assert.deepEqual((await replied)[0], { host: 'ok' });
+  const s3 = session.openStream(PF('1'));
+  s3.on('error', () => {});
+  const closed = sessionClosed(session);
+  await peer.synReply(3, { connection: 'close' });
+  assert.ok((await within(closed, 1000, 'close')) instanceof SpdyProtocolError);
+});

@@ -25,6 +25,9 @@
  * client-node when the file is loaded, see config_types.js `findToken`), and
  * the new KubeConfig has fresh authenticators, so ExecAuth's cache — which
  * would otherwise keep returning an unexpired but rejected token — is gone.
+ * At most one such re-read per second: the 401s of requests sent just before
+ * it, and the retries of every watch under a revoked token, must not spawn a
+ * plugin each.
  */
 import type * as https from 'node:https';
 import type * as http from 'node:http';
@@ -75,10 +78,6 @@ export class CredentialCache {
     private readonly ttlMs = 60_000,
   ) {
     this.kc = source.current();
-  }
-
-  get config(): KubeConfig {
-    return this.kc;
   }
 
   /** The material, refreshed when older than the TTL or after invalidate(). */

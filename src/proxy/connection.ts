@@ -148,8 +148,11 @@ export class ClientConnection {
       if (signal.aborted) throw new KubesocksError('CLOSED', 'the client closed the connection while its target was being connected', { cause: err });
       throw asKubesocksError(err, 'CONNECTION_LOST');
     }
+    // Like every client socket, every destination stream gets an 'error'
+    // listener at once: until the front attaches its own (Node's HTTP client
+    // does so a tick later), an error must not crash the process.
+    connected.stream.on('error', (err) => debug('%s stream error: %s', this.client, err.message));
     if (signal.aborted) {
-      connected.stream.on('error', (err) => debug('%s late stream error: %s', this.client, err.message));
       connected.stream.destroy();
       throw new KubesocksError('CLOSED', 'the client closed the connection while its target was being connected');
     }

@@ -44,6 +44,8 @@ interface HttpSocketState {
   inFlight: number;
   /** The socket became a CONNECT tunnel: no more HTTP on it. */
   tunnel: boolean;
+  /** A malformed request was answered; the socket is closing. */
+  rejected: boolean;
   idleTimer: NodeJS.Timeout | undefined;
 }
 
@@ -75,7 +77,7 @@ export class HttpFront {
   accept(conn: ClientConnection, first: Buffer): void {
     const { socket } = conn;
     conn.protocol = 'http';
-    const state: HttpSocketState = { conn, inFlight: 0, tunnel: false, idleTimer: undefined };
+    const state: HttpSocketState = { conn, inFlight: 0, tunnel: false, rejected: false, idleTimer: undefined };
     this.#sockets.set(socket, state);
     socket.once('close', () => {
       clearTimeout(state.idleTimer);
@@ -109,6 +111,7 @@ export class HttpFront {
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const startedAt = Date.now();
     const state = this.#state(req.socket);
     if (!state) {
       res.destroy();
@@ -123,32 +126,32 @@ export class HttpFront {
       this.#armIdle(state);
     });
     if (this.#ctx.closing) res.shouldKeepAlive = false;
-    conn.guard(() => this.#dispatch(conn, req, res))();
+    conn.guard(() => this.#dispatch(conn, req, res, startedAt))();
   }
 
-  #dispatch(conn: ClientConnection, req: IncomingMessage, res: ServerResponse): void {
+  #dispatch(conn: ClientConnection, req: IncomingMessage, res: ServerResponse, startedAt: number): void {
     const url = req.url ?? '';
     if (url.startsWith('/')) {
-      this.#serveSelf(conn, req, res, url, false);
+      this.#serveSelf(conn, req, res, url, false, startedAt);
       return;
     }
     const parsed = parseAbsoluteHttpUrl(url);
     if (!parsed) {
       const err = new KubesocksError('BAD_TARGET', `cannot forward ${JSON.stringify(url.slice(0, 200))}: only http:// URLs are forwarded (use CONNECT for https)`);
-      conn.report({ protocol: 'http', target: null, startedAt: Date.now(), error: err });
+      conn.report({ protocol: 'http', target: null, startedAt, error: err });
       sendError(res, err);
       return;
     }
     if (this.#isSelf(conn, parsed.target)) {
-      this.#serveSelf(conn, req, res, parsed.path, true);
+      this.#serveSelf(conn, req, res, parsed.path, true, startedAt);
       return;
     }
     if (!this.#authorized(req, 'proxy-authorization')) {
-      conn.report({ protocol: 'http', target: formatTarget(parsed.target), error: proxyAuthError() });
+      conn.report({ protocol: 'http', target: formatTarget(parsed.target), startedAt, error: proxyAuthError() });
       sendProxyAuthRequired(res);
       return;
     }
-    this.#forward(conn, req, res, parsed).catch((err: unknown) => {
+    this.#forward(conn, req, res, parsed, startedAt).catch((err: unknown) => {
       this.#ctx.reportError(asKubesocksError(err, 'PROTOCOL_ERROR'));
       res.destroy();
     });
@@ -168,7 +171,7 @@ export class HttpFront {
   }
 
   /** /healthz and /proxy.pac; `asProxy`: the client addressed us as a proxy (absolute-form). */
-  #serveSelf(conn: ClientConnection, req: IncomingMessage, res: ServerResponse, path: string, asProxy: boolean): void {
+  #serveSelf(conn: ClientConnection, req: IncomingMessage, res: ServerResponse, path: string, asProxy: boolean, startedAt: number): void {
     const pathname = path.replace(/[?#].*$/, '');
     if (pathname !== '/healthz' && pathname !== '/proxy.pac') {
       sendText(res, 404, 'not found: this is kubesocks, a SOCKS5/HTTP proxy; it serves /proxy.pac and /healthz itself');
@@ -184,12 +187,11 @@ export class HttpFront {
     }
     // The PAC names the cluster's namespaces: when credentials are set, it needs them too.
     if (!this.#authorized(req, 'proxy-authorization', 'authorization')) {
-      conn.report({ protocol: 'http', target: pathname, via: 'proxy', error: proxyAuthError() });
+      conn.report({ protocol: 'http', target: pathname, via: 'proxy', startedAt, error: proxyAuthError() });
       if (asProxy) sendProxyAuthRequired(res);
       else sendText(res, 401, 'credentials required', { 'WWW-Authenticate': BASIC_CHALLENGE });
       return;
     }
-    const startedAt = Date.now();
     const proxyAddress = formatHostPort(unmapIPv4(conn.socket.localAddress ?? '127.0.0.1'), conn.socket.localPort ?? 0);
     Promise.resolve()
       .then(() => this.#ctx.connector.pacInfo())
@@ -223,8 +225,7 @@ export class HttpFront {
    * client connection stays alive whatever the upstream does (the upstream
    * side is `Connection: close`, one stream per request).
    */
-  async #forward(conn: ClientConnection, req: IncomingMessage, res: ServerResponse, parsed: AbsoluteUrl): Promise<void> {
-    const startedAt = Date.now();
+  async #forward(conn: ClientConnection, req: IncomingMessage, res: ServerResponse, parsed: AbsoluteUrl, startedAt: number): Promise<void> {
     const targetText = formatTarget(parsed.target);
     // Aborted when the client connection closes or this response is abandoned.
     const abort = new AbortController();
@@ -382,6 +383,9 @@ export class HttpFront {
     }
     const { conn } = state;
     debug('%s HTTP client error: %s %s', conn.client, err.code, err.message);
+    // Node's parser stays in its error state and may report again while the reply lingers.
+    if (state.rejected) return;
+    state.rejected = true;
     if (err.code === 'ECONNRESET' || !conn.socket.writable || state.inFlight > 0) {
       conn.socket.destroy();
       return;

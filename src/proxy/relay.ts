@@ -9,6 +9,9 @@
  *   (the server socket is created with `allowHalfOpen: true`);
  * - an error or premature close on either side destroys both;
  * - teardown happens exactly once, removing every listener added here.
+ *
+ * Both streams must already have an 'error' listener of their owner's
+ * (ClientConnection gives one to each): after teardown none of ours remain.
  */
 import { finished, type Duplex } from 'node:stream';
 import { asKubesocksError, type KubesocksError } from '../errors.js';
@@ -21,8 +24,6 @@ export interface RelayResult {
   /** Why the destination side failed; absent when both sides ended cleanly or the client went away. */
   error?: KubesocksError;
 }
-
-const noop = (): void => {};
 
 /**
  * Starts relaying. `head` are bytes the client sent before the relay began
@@ -52,9 +53,6 @@ export function relay(client: Duplex, upstream: Duplex, head: Buffer, done: (res
     upstream.off('data', countDown);
     client.unpipe(upstream);
     upstream.unpipe(client);
-    // The destination stream is not ours to keep listening to, but an
-    // 'error' emitted after destroy with no listener would crash the process.
-    upstream.on('error', noop);
     client.destroy();
     upstream.destroy();
     done(error ? { bytesUp, bytesDown, error } : { bytesUp, bytesDown });

@@ -113,9 +113,18 @@ export class NamespaceDirectory {
     this.seen.set(ns, true);
   }
 
-  /** Namespaces that exist (sorted): the list, or when that is forbidden, those seen so far. */
+  /**
+   * Namespaces that exist (sorted): the list, or when that is forbidden,
+   * those seen so far. Never rejects: when the API server cannot be reached,
+   * the last list (or what was seen) is the best answer for a PAC file.
+   */
   async list(): Promise<string[]> {
-    const list = await this.current(this.ttlMs);
+    let list: Set<string> | 'forbidden';
+    try {
+      list = await this.current(this.ttlMs);
+    } catch {
+      list = this.names ?? 'forbidden';
+    }
     if (list !== 'forbidden') return [...list].sort();
     return [...this.seen.keys()].sort();
   }

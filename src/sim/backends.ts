@@ -168,11 +168,36 @@ function handleSink(socket: Socket): void {
   socket.on('end', () => socket.end(`${bytes} ${hash.digest('hex')}\n`));
 }
 
-/** Destroys every connection a server still has, then closes it. */
-function closeServer(server: Server, sockets: Set<Socket>): Promise<void> {
+/** Connections of one backend, so close() can drop them (a server's close() only stops accepting). */
+class Connections {
+  readonly #sockets = new Set<Socket>();
+  #closed = false;
+
+  constructor(server: Server) {
+    server.on('connection', (socket: Socket) => {
+      // A connection accepted while closing (it was in the backlog) goes at once.
+      if (this.#closed) {
+        socket.destroy();
+        return;
+      }
+      this.#sockets.add(socket);
+      socket.setNoDelay(true);
+      // Peers vanish (the kubelet resets, clients abort): that is not our failure.
+      socket.on('error', () => {});
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
+  }
+
+  destroyAll(): void {
+    this.#closed = true;
+    for (const s of this.#sockets) s.destroy();
+    this.#sockets.clear();
+  }
+}
+
+function closeServer(server: Server, connections: Connections): Promise<void> {
   return new Promise((resolve) => {
-    for (const s of sockets) s.destroy();
-    sockets.clear();
+    connections.destroyAll();
     if (!server.listening) {
       resolve();
       return;
@@ -181,19 +206,8 @@ function closeServer(server: Server, sockets: Set<Socket>): Promise<void> {
   });
 }
 
-function track(server: Server, sockets: Set<Socket>): void {
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.setNoDelay(true);
-    // Peers vanish (the kubelet resets, clients abort): that is not our failure.
-    socket.on('error', () => {});
-    socket.once('close', () => sockets.delete(socket));
-  });
-}
-
 /** Starts a built-in backend on 127.0.0.1 (port 0). `podName` is what the http backend reports. */
 export async function startBackend(kind: BuiltinServerKind, podName: string): Promise<RunningBackend> {
-  const sockets = new Set<Socket>();
   let server: Server;
   if (kind === 'http') {
     const http = createHttpServer({ keepAlive: true, noDelay: true }, (req, res) => handleHttp(podName, req, res));
@@ -204,7 +218,7 @@ export async function startBackend(kind: BuiltinServerKind, podName: string): Pr
     const handler = kind === 'echo' ? handleEcho : kind === 'source' ? handleSource : handleSink;
     server = createNetServer({ allowHalfOpen: true }, handler);
   }
-  track(server, sockets);
+  const connections = new Connections(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
@@ -216,6 +230,6 @@ export async function startBackend(kind: BuiltinServerKind, podName: string): Pr
   let closing: Promise<void> | undefined;
   return {
     address: { host: '127.0.0.1', port },
-    close: () => (closing ??= closeServer(server, sockets)),
+    close: () => (closing ??= closeServer(server, connections)),
   };
 }

@@ -76,8 +76,9 @@ class PortForwardConnection {
     this.options.counters.streams++;
     stream.reply({});
 
-    // Older clients sent no requestid; the kubelet then pairs streams 4n+1 and 4n+3.
-    const requestId = stream.headers['requestid'] || String(Math.floor(stream.id / 4));
+    // Older clients sent no requestid; the kubelet then derives one from the
+    // stream id: the error stream's own id, the data stream's id minus 2.
+    const requestId = stream.headers['requestid'] || String(streamType === 'error' ? stream.id : stream.id - 2);
     let pair = this.#pairs.get(requestId);
     if (!pair) {
       const created: StreamPair = {
@@ -157,7 +158,7 @@ class PortForwardConnection {
       clearTimeout(grace);
       conn.destroy();
       if (!dataStream.destroyed) dataStream.end();
-      if (!errorStream.destroyed) errorStream.end();
+      if (!errorStream.destroyed && !errorStream.writableEnded) errorStream.end();
     };
     const oneDirectionEnded = (): void => {
       if (grace) finish();
@@ -165,6 +166,9 @@ class PortForwardConnection {
     };
     dataStream.once('end', oneDirectionEnded);
     conn.once('end', oneDirectionEnded);
+    // A data stream reset by the client ends the copy as well: the kubelet's
+    // portForward() returns and its deferred Close() FINs the error stream.
+    dataStream.once('close', finish);
   }
 
   #refusedText(port: number, cause: string): string {

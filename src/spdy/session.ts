@@ -52,6 +52,16 @@ export interface SpdySessionEvents {
 const DEFAULT_MAX_DATA_FRAME = 64 * 1024;
 const DEFAULT_STREAM_HWM = 256 * 1024;
 
+/** spdystream's framer refuses these names (InvalidHeaderPresent), and that is fatal for the connection. */
+const INVALID_RESPONSE_HEADERS = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding'];
+const INVALID_REQUEST_HEADERS = [...INVALID_RESPONSE_HEADERS, 'host'];
+
+function rejectInvalidHeaders(headers: SpdyHeaders, invalid: readonly string[]): void {
+  for (const name of invalid) {
+    if (Object.hasOwn(headers, name)) throw new SpdyProtocolError(`header "${name}" is not allowed in this frame`);
+  }
+}
+
 export class SpdySession extends EventEmitter<SpdySessionEvents> implements StreamOwner {
   readonly role: 'client' | 'server';
   readonly #socket: Duplex;
@@ -238,6 +248,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
         const id = payload.readUInt32BE(0) & 0x7fffffff;
         // Decompress before any check: the zlib context must see every block.
         const headers = this.#decompressor.decompress(payload.subarray(10));
+        rejectInvalidHeaders(headers, INVALID_REQUEST_HEADERS);
         if (id === 0) throw new SpdyProtocolError('SYN_STREAM with stream id 0');
         this.#onPeerStream(id, headers, (flags & FLAG_FIN) !== 0);
         return;
@@ -247,6 +258,9 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
         need(4);
         const id = payload.readUInt32BE(0) & 0x7fffffff;
         const headers = this.#decompressor.decompress(payload.subarray(4));
+        // As spdystream: SYN_REPLY uses the response list, HEADERS picks by stream id parity.
+        const request = frame.frameType === FrameType.HEADERS && id % 2 === 0;
+        rejectInvalidHeaders(headers, request ? INVALID_REQUEST_HEADERS : INVALID_RESPONSE_HEADERS);
         if (id === 0) throw new SpdyProtocolError('header frame with stream id 0');
         const stream = this.#streams.get(id);
         const fin = (flags & FLAG_FIN) !== 0;

@@ -134,12 +134,17 @@ export class Proc {
   }
 
   /**
-   * Resolves with the first match of `re` in the chosen output; rejects when
-   * the process closes first or after `timeoutMs`.
+   * Resolves with the first match of `re` in the chosen output (from
+   * character `from` on: e.g. the length before an action, to see only what
+   * it printed); rejects when the process closes first or after `timeoutMs`.
    */
-  waitFor(re: RegExp, { stream = 'any', timeoutMs = 10_000 }: { stream?: 'stdout' | 'stderr' | 'any'; timeoutMs?: number } = {}): Promise<RegExpMatchArray> {
+  waitFor(
+    re: RegExp,
+    { stream = 'any', timeoutMs = 10_000, from = 0 }: { stream?: 'stdout' | 'stderr' | 'any'; timeoutMs?: number; from?: number } = {},
+  ): Promise<RegExpMatchArray> {
+    if (stream === 'any' && from !== 0) throw new TypeError('`from` needs a single stream');
     return new Promise((resolve, reject) => {
-      const text = (): string => (stream === 'stdout' ? this.stdout : stream === 'stderr' ? this.stderr : `${this.stdout}\n${this.stderr}`);
+      const text = (): string => (stream === 'stdout' ? this.stdout.slice(from) : stream === 'stderr' ? this.stderr.slice(from) : `${this.stdout}\n${this.stderr}`);
       const finish = (): void => {
         clearTimeout(timer);
         this.#listeners.delete(check);

@@ -71,7 +71,8 @@ export interface EchoServer extends Listener {
   host: string;
   /** When each accepted socket saw the client's FIN (ms since epoch), in accept order. */
   endTimes: number[];
-  accepted: number;
+  /** How many connections the pod app accepted. */
+  accepted(): number;
 }
 
 /** A pod app that echoes every byte back and ends when the peer ends. */
@@ -84,13 +85,7 @@ export async function echoServer(): Promise<EchoServer> {
     socket.on('end', () => (endTimes[index] = Date.now()));
     socket.pipe(socket);
   });
-  return Object.assign(listener, {
-    host: '127.0.0.1',
-    endTimes,
-    get accepted() {
-      return accepted;
-    },
-  });
+  return Object.assign(listener, { host: '127.0.0.1', endTimes, accepted: () => accepted });
 }
 
 /** Deterministic pseudo-random bytes (xorshift32), different per seed. */

@@ -106,8 +106,14 @@ export function spdyTransportServer(socket: net.Socket, options: { windowWorkaro
 }
 
 export interface StClient extends StPeer {
-  /** Opens a stream (SYN_STREAM with `:method POST`, `:path /` and `headers`), workarounds applied unless disabled. */
-  request(headers: Record<string, string>, options?: { replyWorkaround?: boolean; windowWorkaround?: boolean }): StStream;
+  /**
+   * Opens a stream (SYN_STREAM with `:method POST`, `:path /` and `headers`),
+   * workarounds applied unless disabled. `sent` resolves once the SYN_STREAM
+   * is written: spdy-transport sends it on the next tick, but an end() before
+   * that sends it at once, out of id order (which a spdystream peer answers
+   * with RST PROTOCOL_ERROR), so end a fresh stream only after `sent`.
+   */
+  request(headers: Record<string, string>, options?: { replyWorkaround?: boolean; windowWorkaround?: boolean }): StStream & { sent: Promise<void> };
 }
 
 /** spdy-transport as a SPDY/3.1 client on a new connection to 127.0.0.1:port. */
@@ -120,11 +126,13 @@ export async function spdyTransportClient(port: number, options: { windowWorkaro
   return {
     ...peer,
     request(headers, opts = {}) {
-      const stream = conn.request({ method: 'POST', path: '/', headers });
+      let sent!: () => void;
+      const sentPromise = new Promise<void>((resolve) => (sent = resolve));
+      const stream = conn.request({ method: 'POST', path: '/', headers }, () => sent());
       if (opts.replyWorkaround !== false) stream._spdyState.needResponse = false;
       if (opts.windowWorkaround !== false) disableSendWindow(stream);
       stream.on('error', () => {});
-      return stream;
+      return Object.assign(stream, { sent: sentPromise });
     },
   };
 }
@@ -139,6 +147,12 @@ export function collectUntilClose(stream: StStream): Promise<{ data: Buffer; end
       ended = true;
       resolve({ data: Buffer.concat(chunks), ended });
     });
-    stream.once('close', () => resolve({ data: Buffer.concat(chunks), ended }));
+    // spdy-transport emits 'close' from inside 'end' (before later 'end'
+    // listeners run) when both sides are done; endEmitted tells the cases apart.
+    stream.once('close', () => resolve({ data: Buffer.concat(chunks), ended: ended || readableEnded(stream) }));
   });
+}
+
+function readableEnded(stream: StStream): boolean {
+  return (stream as unknown as { _readableState: { endEmitted: boolean } })._readableState.endEmitted;
 }
