@@ -70,7 +70,16 @@ export async function measureConcurrency(
     const t2 = performance.now();
     const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failures.length > 0) {
-      throw new Error(`concurrency: ${failures.length} of ${sockets} sockets failed; first: ${(failures[0]!.reason as Error).message}`);
+      const reasons = new Map<string, number>();
+      for (const f of failures) {
+        const message = (f.reason as Error).message;
+        reasons.set(message, (reasons.get(message) ?? 0) + 1);
+      }
+      const lines = kubesocks.child.output().split('\n').filter((l) => /failed|error/i.test(l));
+      throw new Error(
+        `concurrency: ${failures.length} of ${sockets} sockets failed after ${((performance.now() - t1) / 1000).toFixed(1)} s of transfer: ` +
+          `${[...reasons].map(([m, n]) => `${n}× ${m}`).join('; ')}\nkubesocks said (${lines.length} lines, last 10):\n${lines.slice(-10).join('\n')}`,
+      );
     }
     const after = kubesocks.sample();
     const simAfter = sample(sim.child.pid);

@@ -40,6 +40,7 @@ const { values: flags } = parseArgs({
     profile: { type: 'boolean' },
     'no-profile': { type: 'boolean', default: false },
     out: { type: 'string' },
+    only: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -67,6 +68,15 @@ const config = {
   profile: flags['no-profile'] ? false : (flags.profile ?? !quick),
 } as const;
 const outFile = flags.out ?? join(ROOT, 'bench', 'results.json');
+const PHASES = ['throughput', 'latency', 'upgrades', 'concurrency', 'services', 'profile'] as const;
+const only = flags.only ? new Set(flags.only.split(',').map((s) => s.trim())) : undefined;
+for (const name of only ?? []) {
+  if (!(PHASES as readonly string[]).includes(name)) {
+    process.stderr.write(`--only: unknown phase "${name}" (phases: ${PHASES.join(', ')})\n`);
+    process.exit(2);
+  }
+}
+const want = (phase: (typeof PHASES)[number]): boolean => !only || only.has(phase);
 
 async function machine(kubectl: string | undefined): Promise<Machine> {
   const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
@@ -101,6 +111,69 @@ async function withKubesocks<T>(sim: Sim, name: string, body: (ks: Kubesocks) =>
   }
 }
 
+/** What the first group of phases shares: one kubesocks process, one kubectl, one bare client, one dialer. */
+interface Setup {
+  sim: Sim;
+  ks: Kubesocks;
+  pf: PortForward | undefined;
+  bare: BareClient;
+  dialer: Dialer;
+}
+
+const BULK_HOST = serviceHost('bulk');
+
+function socks(ks: Kubesocks, host: string, port: number): Route {
+  return { kind: 'socks5', proxy: ks.proxy, host, port };
+}
+
+function httpConnect(ks: Kubesocks, host: string, port: number): Route {
+  return { kind: 'http', proxy: ks.proxy, host, port };
+}
+
+async function throughputPhase({ sim, ks, pf, bare, dialer }: Setup): Promise<ThroughputRow[]> {
+  log(`bulk throughput, ${config.transferBytes / MiB} MiB each way, ${config.runs} run(s)`);
+  const { source, sink } = sim.ready.backends;
+  const specs: RouteSpec[] = [
+    { route: 'direct', openSource: () => open({ kind: 'tcp', address: source }), openSink: () => open({ kind: 'tcp', address: sink }) },
+    ceilingRoute(bare, PORTS.source, PORTS.sink),
+  ];
+  if (pf) {
+    specs.push({
+      route: 'kubectl',
+      openSource: () => open({ kind: 'tcp', address: pf.ports.get(PORTS.source)! }),
+      openSink: () => open({ kind: 'tcp', address: pf.ports.get(PORTS.sink)! }),
+      forwarder: pf.sample,
+    });
+  }
+  specs.push(
+    { route: 'socks5', openSource: () => open(socks(ks, BULK_HOST, PORTS.source)), openSink: () => open(socks(ks, BULK_HOST, PORTS.sink)), forwarder: ks.sample },
+    { route: 'http', openSource: () => open(httpConnect(ks, BULK_HOST, PORTS.source)), openSink: () => open(httpConnect(ks, BULK_HOST, PORTS.sink)), forwarder: ks.sample },
+    dialerRoute(dialer, BULK_HOST, PORTS.source, PORTS.sink),
+  );
+  const rows: ThroughputRow[] = [];
+  for (const spec of specs) rows.push(await measureThroughput(sim, spec, { bytes: config.transferBytes, runs: config.runs, warmupBytes: config.warmupBytes }));
+  if (!pf) rows.splice(2, 0, { route: 'kubectl', label: ROUTE_LABELS.kubectl, skipped: 'kubectl not found' });
+  return rows;
+}
+
+async function latencyPhase({ sim, ks, pf, dialer }: Setup): Promise<LatencyFigures[]> {
+  const n = config.latencySamples;
+  log(`connect latency, ${n} sequential connections per route`);
+  const rows: LatencyFigures[] = [];
+  rows.push(await measureWarm('direct TCP to the backend', { kind: 'tcp', address: sim.ready.backends.echo }, n));
+  if (pf) rows.push(await measureWarm('kubectl port-forward (running)', { kind: 'tcp', address: pf.ports.get(PORTS.echo)! }, n));
+  const before = await sim.counters();
+  const warm = await measureWarm('kubesocks SOCKS5, warm', socks(ks, BULK_HOST, PORTS.echo), n, 'pooled connection to the pod exists');
+  const extra = (await sim.counters()).upgrades - before.upgrades;
+  if (extra > 0) warm.note += `; ${extra} more upgrade(s) while sampling (pairs linger ≤ 1 s after FIN)`;
+  rows.push(warm);
+  rows.push(await measureWarm('kubesocks HTTP CONNECT, warm', httpConnect(ks, BULK_HOST, PORTS.echo), n));
+  rows.push(await measureWarm('kubesocks dialer API, warm', { kind: 'dialer', dialer, host: BULK_HOST, port: PORTS.echo }, n, 'in-process'));
+  const cold = Array.from({ length: config.coldSamples }, (_, i) => socks(ks, serviceHost(`cold-${i}`), PORTS.echo));
+  rows.push(await measureCold('kubesocks SOCKS5, cold', cold, `first socket to each of ${config.coldSamples} pods: TLS + upgrade + pod-accept check`));
+  return rows;
+}
+
 async function main(): Promise<Results> {
   const t0 = performance.now();
   const notes: string[] = [];
@@ -131,7 +204,6 @@ async function main(): Promise<Results> {
       );
     }
 
-    const bulkHost = serviceHost('bulk');
     const results: Results = {
       mode: config.mode,
       machine: facts,
@@ -143,95 +215,53 @@ async function main(): Promise<Results> {
       elapsedSeconds: 0,
     };
 
-    await withKubesocks(sim, 'kubesocks', async (ks) => {
-      log(`kubesocks ${ks.proxy.host}:${ks.proxy.port} (pid ${ks.child.pid})`);
-      const pf: PortForward | undefined = kubectl ? await startPortForward(kubectl, sim, 'pod/bulk-0', [PORTS.source, PORTS.sink, PORTS.echo]) : undefined;
-      if (pf) log(`kubectl port-forward pod/bulk-0 (pid ${pf.child.pid})`);
-      bare = await bareClient(sim, 'bulk-0');
-      dialer = await createDialer({ kubeconfig: sim.kubeconfig, namespace: NS });
-      const { source, sink, echo } = sim.ready.backends;
-      const socks = (host: string, port: number): Route => ({ kind: 'socks5', proxy: ks.proxy, host, port });
-      const http = (host: string, port: number): Route => ({ kind: 'http', proxy: ks.proxy, host, port });
-
-      // ---- bulk throughput
-      log(`bulk throughput, ${config.transferBytes / MiB} MiB each way, ${config.runs} run(s)`);
-      const specs: Array<RouteSpec | { route: 'kubectl'; skipped: string }> = [
-        { route: 'direct', openSource: () => open({ kind: 'tcp', address: source }), openSink: () => open({ kind: 'tcp', address: sink }) },
-        ceilingRoute(bare, PORTS.source, PORTS.sink),
-        pf
-          ? {
-              route: 'kubectl',
-              openSource: () => open({ kind: 'tcp', address: pf.ports.get(PORTS.source)! }),
-              openSink: () => open({ kind: 'tcp', address: pf.ports.get(PORTS.sink)! }),
-              forwarder: pf.sample,
-            }
-          : { route: 'kubectl', skipped: 'kubectl not found' },
-        { route: 'socks5', openSource: () => open(socks(bulkHost, PORTS.source)), openSink: () => open(socks(bulkHost, PORTS.sink)), forwarder: ks.sample },
-        { route: 'http', openSource: () => open(http(bulkHost, PORTS.source)), openSink: () => open(http(bulkHost, PORTS.sink)), forwarder: ks.sample },
-        dialerRoute(dialer, bulkHost, PORTS.source, PORTS.sink),
-      ];
-      for (const spec of specs) {
-        if ('skipped' in spec) {
-          results.throughput.push({ route: spec.route, label: ROUTE_LABELS[spec.route], skipped: spec.skipped });
-          continue;
+    if (want('throughput') || want('latency') || want('upgrades')) {
+      await withKubesocks(sim, 'kubesocks', async (ks) => {
+        log(`kubesocks ${ks.proxy.host}:${ks.proxy.port} (pid ${ks.child.pid})`);
+        const pf = kubectl ? await startPortForward(kubectl, sim, 'pod/bulk-0', [PORTS.source, PORTS.sink, PORTS.echo]) : undefined;
+        if (pf) log(`kubectl port-forward pod/bulk-0 (pid ${pf.child.pid})`);
+        bare = await bareClient(sim, 'bulk-0');
+        dialer = await createDialer({ kubeconfig: sim.kubeconfig, namespace: NS });
+        const setup: Setup = { sim, ks, pf, bare, dialer };
+        if (want('throughput')) results.throughput = await throughputPhase(setup);
+        if (want('latency')) results.latency = await latencyPhase(setup);
+        if (want('upgrades')) {
+          log(`upgrades, ${config.upgradeSockets} sockets over ${config.upgradePods} pods`);
+          results.upgrades = await measureUpgrades(sim, ks.proxy, serviceHost('spread'), PORTS.echo, config.upgradeSockets, config.upgradePods, config.upgradeConcurrency);
         }
-        results.throughput.push(await measureThroughput(sim, spec, { bytes: config.transferBytes, runs: config.runs, warmupBytes: config.warmupBytes }));
-      }
-
-      // ---- new-connection latency
-      log(`connect latency, ${config.latencySamples} sequential connections per route`);
-      const n = config.latencySamples;
-      const latency: LatencyFigures[] = results.latency;
-      latency.push(await measureWarm('direct TCP to the backend', { kind: 'tcp', address: echo }, n));
-      if (pf) latency.push(await measureWarm('kubectl port-forward (running)', { kind: 'tcp', address: pf.ports.get(PORTS.echo)! }, n));
-      const before = await sim.counters();
-      latency.push(await measureWarm('kubesocks SOCKS5, warm', socks(bulkHost, PORTS.echo), n, 'pooled connection to the pod exists'));
-      const after = await sim.counters();
-      const extra = after.upgrades - before.upgrades;
-      if (extra > 0) latency.at(-1)!.note += `; ${extra} more upgrade(s) while sampling (pairs linger ≤ 1 s after FIN)`;
-      latency.push(await measureWarm('kubesocks HTTP CONNECT, warm', http(bulkHost, PORTS.echo), n));
-      latency.push(await measureWarm('kubesocks dialer API, warm', { kind: 'dialer', dialer, host: bulkHost, port: PORTS.echo }, n, 'in-process'));
-      const coldRoutes = Array.from({ length: config.coldSamples }, (_, i) => socks(serviceHost(`cold-${i}`), PORTS.echo));
-      latency.push(
-        await measureCold('kubesocks SOCKS5, cold', coldRoutes, `first socket to each of ${config.coldSamples} pods: TLS + upgrade + pod-accept check`),
-      );
-
-      // ---- upgrades
-      log(`upgrades, ${config.upgradeSockets} sockets over ${config.upgradePods} pods`);
-      results.upgrades = await measureUpgrades(sim, ks.proxy, serviceHost('spread'), PORTS.echo, config.upgradeSockets, config.upgradePods, config.upgradeConcurrency);
-
-      bare.close();
-      bare = undefined;
-      await dialer.close();
-      dialer = undefined;
-      await pf?.child.stop();
-    });
+        await pf?.child.stop();
+      });
+    }
 
     // ---- concurrent sockets, in a fresh kubesocks process
-    log(`concurrency, ${config.concSockets} sockets × ${config.concBytes / MiB} MiB over ${config.concPods} pods`);
-    results.concurrency = await withKubesocks(sim, 'kubesocks (concurrency)', (ks) =>
-      measureConcurrency(sim, ks, serviceHost('conc'), PORTS.echo, {
-        sockets: config.concSockets,
-        pods: config.concPods,
-        bytesEach: config.concBytes,
-        handshakesInFlight: 200,
-        timeoutMs: quick ? 30_000 : 300_000,
-      }),
-    );
+    if (want('concurrency')) {
+      log(`concurrency, ${config.concSockets} sockets × ${config.concBytes / MiB} MiB over ${config.concPods} pods`);
+      results.concurrency = await withKubesocks(sim, 'kubesocks (concurrency)', (ks) =>
+        measureConcurrency(sim, ks, serviceHost('conc'), PORTS.echo, {
+          sockets: config.concSockets,
+          pods: config.concPods,
+          bytesEach: config.concBytes,
+          handshakesInFlight: 200,
+          timeoutMs: quick ? 30_000 : 300_000,
+        }),
+      );
+    }
 
     // ---- many services, in a fresh kubesocks process
-    log(`many services, ${config.services}`);
-    results.services = await withKubesocks(sim, 'kubesocks (services)', (ks) => measureServices(sim, ks, kubectl, config.services));
+    if (want('services')) {
+      log(`many services, ${config.services}`);
+      results.services = await withKubesocks(sim, 'kubesocks (services)', (ks) => measureServices(sim, ks, kubectl, config.services));
+    }
 
     // ---- profile of a SOCKS5 download
-    if (config.profile) {
+    if (config.profile && want('profile')) {
       const profileDir = join(dir, 'profile');
       log(`profiling kubesocks during a ${config.transferBytes / MiB} MiB SOCKS5 download`);
       await withKubesocks(
         sim,
         'kubesocks (profiled)',
         async (ks) => {
-          const route: Route = { kind: 'socks5', proxy: ks.proxy, host: bulkHost, port: PORTS.source };
+          const route: Route = { kind: 'socks5', proxy: ks.proxy, host: BULK_HOST, port: PORTS.source };
           await download(await open(route), config.warmupBytes, 60_000);
           const result = await download(await open(route), config.transferBytes, 120_000);
           log(`  profiled download: ${(result.bytes / MiB / result.seconds).toFixed(1)} MiB/s (with the profiler on)`);

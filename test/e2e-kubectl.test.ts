@@ -13,7 +13,8 @@ import { after, before, describe, test } from 'node:test';
 import { startTestCluster, type TestCluster } from './helpers/sim.js';
 import { Proc, cleanEnv, curl, findBinary, run } from './helpers/e2e-procs.js';
 
-const kubectl = findBinary('/usr/bin/kubectl', 'kubectl');
+/** KUBESOCKS_TEST_KUBECTL picks another kubectl (e.g. an unpacked 1.20 to check both). */
+const kubectl = findBinary(...(process.env.KUBESOCKS_TEST_KUBECTL ? [process.env.KUBESOCKS_TEST_KUBECTL] : ['/usr/bin/kubectl', 'kubectl']));
 const curlBin = findBinary('curl');
 const missing = !kubectl ? 'kubectl is not installed' : !curlBin ? 'curl is not installed' : false;
 

@@ -25,9 +25,9 @@ const PLACEHOLDERS: Record<string, string> = { SERVICE: 'web', NAMESPACE: 'demo'
 interface Hint {
   /** The line as printed (without the `kubesocks:` prefix). */
   line: string;
-  /** The shell command: the line without its trailing `(explanation)`, placeholders filled. */
+  /** The shell command: the line without its trailing `(explanation)` or `# explanation`, placeholders filled. */
   command: string;
-  /** The explanation in parentheses, if any. */
+  /** The explanation, if any. */
   label: string;
 }
 
@@ -37,13 +37,32 @@ function curlHints(lines: readonly string[]): Hint[] {
     .map((l) => l.trim())
     .filter((l) => /(^|\s)curl\s/.test(l))
     .map((line) => {
-      const m = /^(.*?\S)\s{2,}\((.*)\)$/.exec(line);
+      // `command   (explanation)` or `command   # explanation`
+      const m = /^(.*?\S)\s{2,}\((.*)\)$/.exec(line) ?? /^(.*?\S)\s+#\s*(.*)$/.exec(line);
       const command = (m?.[1] ?? line).replace(/\b[A-Z]{4,}\b/g, (w) => PLACEHOLDERS[w] ?? w);
       return { line, command, label: m?.[2] ?? '' };
     });
 }
 
 const isRefusedHint = (h: Hint): boolean => /nothing listens|refused/i.test(h.label);
+
+/** Why a hint's run does not count as a success; undefined when it does. */
+function verdict(h: Hint, res: RunResult): string | undefined {
+  if (res.timedOut) return `did not finish within ${HINT_TIMEOUT_MS} ms (killed)`;
+  if (isRefusedHint(h)) {
+    const reason = /error forwarding port \d+ to pod [a-z0-9-]+, uid [0-9a-f-]+: .*connection refused/;
+    return reason.test(res.stdout + res.stderr) ? undefined : "the kubelet's reason is not shown";
+  }
+  const echoed = /^(?:echo|printf)\s+['"]?([A-Za-z0-9][\w-]*)/.exec(h.command)?.[1];
+  // A hint that bounds itself with curl's --max-time/-m ends with 28 by design once the echo is back.
+  const bounded = /\scurl\s(?:.*\s)?(?:--max-time|-m)\s/.test(` ${h.command}`) && res.code === 28 && echoed !== undefined;
+  if (res.code !== 0 && !bounded) return `exit ${res.code}`;
+  if (res.stdout.trim() === '') return 'no output';
+  const target = h.command.replace(/-x\s+http:\/\/\S+/, '');
+  if (/\bhttps?:\/\//.test(target) && !/^pod [a-z0-9-]+ path \//.test(res.stdout)) return 'the body does not name a pod';
+  if (echoed !== undefined && !res.stdout.includes(echoed)) return `"${echoed}" was not echoed`;
+  return undefined;
+}
 
 describe('a newcomer runs the hints `kubesocks demo` prints', { skip: (!curlBin && 'curl is not installed') || (!bash && 'bash is not installed') }, () => {
   let demo: DemoProcess;
@@ -75,33 +94,33 @@ describe('a newcomer runs the hints `kubesocks demo` prints', { skip: (!curlBin 
   });
 
   test('every curl hint succeeds: exit 0 and output (the refused-port one shows the kubelet\'s reason)', async () => {
-    const failures: string[] = [];
-    for (const h of hints) {
-      const res = await (results.get(h.line) ?? sh(h.command));
-      const why = ((): string | undefined => {
-        if (res.timedOut) return `did not finish within ${HINT_TIMEOUT_MS} ms (killed)`;
-        if (isRefusedHint(h)) {
-          if (!/error forwarding port \d+ to pod [a-z0-9-]+, uid [0-9a-f-]+: .*connection refused/.test(res.stdout + res.stderr)) return 'the kubelet\'s reason is not shown';
-          return undefined;
+    const verdicts = await Promise.all(
+      hints.map(async (h): Promise<string | undefined> => {
+        const res = await (results.get(h.line) ?? sh(h.command));
+        const why = verdict(h, res);
+        if (!why) return undefined;
+        let note = '';
+        if (res.timedOut) {
+          // Did it reach the service and merely never end? The same command with a deadline tells.
+          const bounded = await sh(h.command.replace(/(^|\s)curl\s/, '$1curl --max-time 2 '));
+          note = `\n    with curl --max-time 2 added it printed ${JSON.stringify(bounded.stdout)} and exited ${bounded.code}`;
         }
-        if (res.code !== 0) return `exit ${res.code}`;
-        if (res.stdout.trim() === '') return 'no output';
-        if (/\bhttps?:\/\//.test(h.command.replace(/-x\s+http:\/\/\S+/, '')) && !/^pod [a-z0-9-]+ path \//.test(res.stdout)) return 'the body does not name a pod';
-        const echoed = /^echo\s+(\S+)\s*\|/.exec(h.command)?.[1];
-        if (echoed !== undefined && !res.stdout.includes(echoed)) return `"${echoed}" was not echoed`;
-        return undefined;
-      })();
-      if (why && res.timedOut && /(^|\s)curl\s/.test(h.command)) {
-        // Say whether it reached the service and merely never ended: the same command with a deadline.
-        const bounded = await sh(h.command.replace(/(^|\s)curl\s/, '$1curl --max-time 2 '));
-        failures.push(
-          `${why}; with curl --max-time 2 added it printed ${JSON.stringify(bounded.stdout)} and exited ${bounded.code}` +
-            ' (curl telnet:// does not half-close at stdin EOF, and nothing closes an idle echo)',
-        );
-      }
-      if (why) failures.push(`${why}\n    hint: ${h.line}\n    ran:  ${h.command}\n    exit ${res.code}${res.signal ? ` (${res.signal})` : ''}, stdout ${JSON.stringify(res.stdout.slice(0, 300))}, stderr ${JSON.stringify(res.stderr.slice(0, 300))}`);
-    }
+        const out = `exit ${res.code}${res.signal ? ` (${res.signal})` : ''}, stdout ${JSON.stringify(res.stdout.slice(0, 300))}, stderr ${JSON.stringify(res.stderr.slice(0, 300))}`;
+        return `${why}\n    hint: ${h.line}\n    ran:  ${h.command}\n    ${out}${note}`;
+      }),
+    );
+    const failures = verdicts.filter((v) => v !== undefined);
     assert.equal(failures.length, 0, `${failures.length} of ${hints.length} hints failed:\n${failures.join('\n')}`);
+  });
+
+  test('every hint line can be pasted into bash as printed (explanations do not break the syntax)', async () => {
+    const lines = demo.lines.map((l) => l.trim()).filter((l) => /(^|\s)curl\s|^export\s/.test(l));
+    const broken: string[] = [];
+    for (const line of lines) {
+      const res = await run(bash ?? 'bash', ['-n', '-c', line], { cwd, env: cleanEnv(), timeoutMs: 5000 });
+      if (res.code !== 0) broken.push(`${line}\n    ${res.stderr.trim()}`);
+    }
+    assert.equal(broken.length, 0, `${broken.length} of ${lines.length} hint lines are a bash syntax error when pasted whole:\n${broken.join('\n')}`);
   });
 
   test('the export ALL_PROXY hint makes plain curl reach the demo', async () => {

@@ -147,36 +147,61 @@ describe('fuzzing the listener', () => {
     return parts;
   }
 
-  async function run(parts: Buffer[]): Promise<void> {
-    const socket = connect({ host: '127.0.0.1', port: f.port, allowHalfOpen: int(2) === 0 });
+  /** How one fuzz client behaves; drawn up front so a seed always means the same inputs. */
+  interface Plan {
+    parts: Buffer[];
+    /** Pause a millisecond after each write? */
+    pauses: boolean[];
+    allowHalfOpen: boolean;
+    /** Send FIN after the last write. */
+    halfClose: boolean;
+    /** Reset (RST) instead of closing politely at the end. */
+    reset: boolean;
+    /** How long to wait for the proxy's answer before leaving. */
+    waitMs: number;
+  }
+
+  function plan(): Plan {
+    const parts = fuzzCase();
+    return {
+      parts,
+      pauses: parts.map(() => int(3) === 0),
+      allowHalfOpen: int(2) === 0,
+      halfClose: int(4) === 0,
+      reset: int(8) === 0,
+      waitMs: 5 + int(30),
+    };
+  }
+
+  async function run(p: Plan): Promise<void> {
+    const socket = connect({ host: '127.0.0.1', port: f.port, allowHalfOpen: p.allowHalfOpen });
     socket.on('error', () => {});
     socket.on('data', () => {});
     try {
       await once(socket, 'connect');
-      for (const part of parts) {
+      for (const [i, part] of p.parts.entries()) {
         if (socket.destroyed) break;
         socket.write(part);
-        if (int(3) === 0) await sleep(1);
+        if (p.pauses[i]) await sleep(1);
       }
-      const ending = int(4);
-      if (ending === 0) socket.end();
-      await Promise.race([once(socket, 'close'), sleep(5 + int(30))]);
+      if (p.halfClose) socket.end();
+      await Promise.race([once(socket, 'close'), sleep(p.waitMs)]);
     } catch {
-      // refused or reset: fine, the proxy decides
+      // Refused or reset: the proxy decides, the checks come at the end.
     } finally {
-      if (ending(int)) socket.resetAndDestroy();
+      if (p.reset) socket.resetAndDestroy();
       else socket.destroy();
     }
   }
 
   test(`${CASES} random and mutated handshakes (seed ${SEED})`, async () => {
-    const cases = Array.from({ length: CASES }, () => fuzzCase());
+    const cases = Array.from({ length: CASES }, () => plan());
     let next = 0;
     await Promise.all(
       Array.from({ length: CONCURRENCY }, async () => {
         while (next < cases.length) {
-          const parts = cases[next++];
-          if (parts) await run(parts);
+          const p = cases[next++];
+          if (p) await run(p);
         }
       }),
     );
@@ -231,8 +256,3 @@ describe('fuzzing the listener', () => {
     assert.deepEqual(f.errors, []);
   });
 });
-
-/** Every eighth client resets instead of closing politely. */
-function ending(int: (n: number) => number): boolean {
-  return int(8) === 0;
-}

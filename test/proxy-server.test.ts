@@ -189,6 +189,25 @@ describe('limits and lifecycle', () => {
     assert.equal(f.records.find((r) => r.error?.message === 'boom')?.error?.code, 'CONNECTION_LOST');
   });
 
+  test('a client reset mid-tunnel destroys the destination stream', async () => {
+    const c = await socks5Tunnel(f.port, 'echo.test');
+    const stream = f.connector.streams.at(-1);
+    c.write('x');
+    await c.read(1);
+    c.socket.resetAndDestroy();
+    await waitFor(() => stream?.destroyed === true, 'destination destroyed');
+  });
+
+  test('an HTTP client leaving mid-response destroys the destination stream', async () => {
+    const c = await RawClient.connect(f.port);
+    c.write('GET http://web.test/big?n=50000000 HTTP/1.1\r\nHost: web.test\r\n\r\n');
+    await c.readUntil('\r\n\r\n');
+    const stream = f.connector.streams.at(-1);
+    c.destroy();
+    await waitFor(() => stream?.destroyed === true, 'destination destroyed');
+    await waitFor(() => f.records.some((r) => r.target === 'web.test:80' && r.error?.code === 'CLOSED'), 'record');
+  });
+
   test('backpressure: 16 MiB each way arrives intact', async () => {
     const c = await socks5Tunnel(f.port, 'echo.test');
     const data = randomBytes(16 * 1024 * 1024);

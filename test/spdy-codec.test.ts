@@ -21,7 +21,7 @@ import {
   type Frame,
 } from '../src/spdy/frames.js';
 import { HeaderCompressor, HeaderDecompressor, decodeHeaderBlock, encodeHeaderBlock } from '../src/spdy/header-block.js';
-import { FLAG_FIN, FrameType, GoawayCode, RstCode } from '../src/spdy/protocol.js';
+import { FLAG_FIN, FrameType, GoawayCode, RstCode, type SpdyHeaders } from '../src/spdy/protocol.js';
 import { ZlibHeaderCompressor, ZlibHeaderDecompressor, parseRawHeaderBlock, rawHeaderBlock } from './helpers/spdy-wire.js';
 
 const require = createRequire(import.meta.url);
@@ -69,7 +69,7 @@ test('header block layout is 32-bit counts and lengths (hand-written hex)', () =
 test('header blocks round-trip (one context per direction, many blocks)', () => {
   const compressor = new HeaderCompressor();
   const decompressor = new HeaderDecompressor();
-  const samples = [
+  const samples: SpdyHeaders[] = [
     PF,
     {},
     { streamtype: 'error', port: '65535', requestid: '4294967295' },

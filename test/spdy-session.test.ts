@@ -460,3 +460,46 @@ test('headers spdystream forbids are fatal: host/connection/… in SYN_STREAM, c
   await peer.synReply(3, { connection: 'close' });
   assert.ok((await within(closed, 1000, 'close')) instanceof SpdyProtocolError);
 });
+
+test('data that arrived just before an RST is still read (async iteration, late reader), then StreamResetError', async (t) => {
+  const p = await sessionPair();
+  t.after(() => p.close());
+  for (const mode of ['for-await', 'late reader', 'data listener']) {
+    const incoming = nextStream(p.server);
+    const cs = p.client.openStream(PF(mode));
+    const ss = await incoming;
+    ss.reply();
+    await once(cs, 'reply');
+    let text = '';
+    const consume = async (): Promise<Error | undefined> => {
+      try {
+        if (mode === 'data listener') {
+          await new Promise<void>((resolve, reject) => {
+            cs.on('data', (chunk: Buffer) => (text += chunk.toString()));
+            cs.once('end', resolve);
+            cs.once('error', reject);
+          });
+        } else {
+          for await (const chunk of cs) text += (chunk as Buffer).toString();
+        }
+        return undefined;
+      } catch (error) {
+        return error as Error;
+      }
+    };
+    const early = mode === 'late reader' ? undefined : consume();
+    // The kubelet's failure path: text, then RST, leaving together.
+    const resets = p.fromServer.resets().length;
+    p.serverSocket.cork();
+    ss.write(`failure text (${mode})`);
+    ss.reset();
+    p.serverSocket.uncork();
+    await waitFor(() => p.fromServer.resets().length === resets + 1, 1000, 'RST on the wire');
+    if (mode === 'late reader') await sleep(50);
+    const error = await within(early ?? consume(), 1000, mode);
+    assert.equal(text, `failure text (${mode})`, mode);
+    assert.ok(error instanceof StreamResetError, `${mode}: ${error}`);
+    assert.equal(error.status, RstCode.CANCEL);
+  }
+  await waitFor(() => p.client.streamCount === 0, 1000, 'streams forgotten');
+});

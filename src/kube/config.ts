@@ -289,8 +289,9 @@ export class KubeClient implements RequestSource {
         reload: async () => {
           try {
             const again = await reload();
-            // A reload that changed the context's server or namespace would
-            // change what this client means; keep only the new credentials.
+            // A kubeconfig edited to point the context at another server would
+            // change what this client talks to: keep the old configuration
+            // (with fresh authenticators) in that case.
             return again.cluster.server === this.clusterServer ? again.kc : null;
           } catch {
             return null;

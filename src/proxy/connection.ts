@@ -24,7 +24,7 @@ export interface ConnectionRecord {
   client: string;
   /** What the client asked for (`web.demo:80`); null when it never got that far; a path for requests to the proxy itself. */
   target: string | null;
-  /** Where the bytes went, as the Connector put it (`demo/web-0:8080`); `proxy` for /healthz and /proxy.pac. */
+  /** Where the bytes went, as the Connector put it (`demo/web-0:8080`); `proxy` for /proxy.pac (/healthz is not logged). */
   via: string | null;
   /** Client → destination bytes (for forwarded HTTP requests: body bytes). */
   bytesUp: number;

@@ -278,7 +278,7 @@ export class HttpFront {
     upstream.on('error', (err) => {
       const error = asKubesocksError(err, 'CONNECTION_LOST');
       debug('%s %s %s upstream error: %s', conn.client, req.method, targetText, err.message);
-      if (!res.headersSent) sendError(res, error);
+      if (!res.headersSent && !res.destroyed) sendError(res, error);
       else res.destroy();
       finish(error);
     });

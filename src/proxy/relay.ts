@@ -10,11 +10,16 @@
  * - an error or premature close on either side destroys both;
  * - teardown happens exactly once, removing every listener added here.
  *
- * Both streams must already have an 'error' listener of their owner's
- * (ClientConnection gives one to each): after teardown none of ours remain.
+ * After teardown none of our listeners remain, except that a stream left
+ * with no 'error' listener at all gets a no-op one: a destroyed stream can
+ * still report a late error, and an unheard 'error' would end the process.
+ * (ClientConnection gives every stream a listener of its own; other users
+ * of relay, like `kubesocks forward`, may not.)
  */
 import { finished, type Duplex } from 'node:stream';
 import { asKubesocksError, type KubesocksError } from '../errors.js';
+
+const noop = (): void => {};
 
 export interface RelayResult {
   /** Bytes from the client to the destination (including `head`). */
@@ -53,6 +58,7 @@ export function relay(client: Duplex, upstream: Duplex, head: Buffer, done: (res
     upstream.off('data', countDown);
     client.unpipe(upstream);
     upstream.unpipe(client);
+    for (const stream of [client, upstream]) if (stream.listenerCount('error') === 0) stream.on('error', noop);
     client.destroy();
     upstream.destroy();
     done(error ? { bytesUp, bytesDown, error } : { bytesUp, bytesDown });

@@ -146,8 +146,6 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     sniff(conn);
   });
 
-  server.on('error', (err) => reportError(asKubesocksError(err, 'CLOSED')));
-
   /**
    * Waits for the first bytes (in paused mode, so nothing is lost) and hands
    * the socket to the front its first byte names.
@@ -191,7 +189,8 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
           ),
         );
       }
-      if (listening || closed) return Promise.reject(new KubesocksError('CLOSED', 'the proxy server was already started'));
+      if (closed) return Promise.reject(new KubesocksError('CLOSED', 'the proxy server is closed'));
+      if (listening) return Promise.reject(new KubesocksError('CLOSED', 'the proxy server is already listening'));
       listening = true;
       return new Promise((resolve, reject) => {
         const onListenError = (err: Error): void => {
@@ -199,8 +198,17 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
           reject(err);
         };
         server.once('error', onListenError);
-        server.listen({ host, port }, () => {
+        try {
+          server.listen({ host, port }, onListening);
+        } catch (err) {
+          // Bad arguments (a port out of range) throw synchronously.
           server.off('error', onListenError);
+          onListenError(err as Error);
+        }
+        function onListening(): void {
+          server.off('error', onListenError);
+          // Later listener errors (accept failing, e.g. EMFILE) do not stop the proxy; report them.
+          server.on('error', (err) => reportError(asKubesocksError(err, 'CLOSED')));
           const address = server.address();
           if (address === null || typeof address === 'string') {
             reject(new KubesocksError('CLOSED', 'the proxy listener has no TCP address'));
@@ -208,7 +216,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
           }
           debug('listening on %s:%d', address.address, address.port);
           resolve({ host: address.address, port: address.port });
-        });
+        }
       });
     },
 

@@ -104,10 +104,7 @@ export class Resolver {
   private readonly negative: LRUCache<string, KubesocksError> | null;
   private closed = false;
 
-  constructor(
-    private readonly client: ResolverClient,
-    opts: ResolverOptions = {},
-  ) {
+  constructor(client: ResolverClient, opts: ResolverOptions = {}) {
     this.clusterDomain = normalizeHost(opts.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN);
     this.defaultNamespace = opts.namespace ?? client.namespace;
     const cacheOpts = {
@@ -175,7 +172,7 @@ export class Resolver {
       if (parsed[parsed.length - 1]?.kind === 'external') {
         return await this.directory.exists((first as { namespace: string }).namespace);
       }
-      const cache = this.caches.get(this.defaultNamespace);
+      const cache = await this.ns(this.defaultNamespace, undefined);
       for (const c of parsed) {
         if (c.kind === 'service' && (await cache.service(c.service))) return true;
         if (c.kind === 'pod' && (await cache.pod(c.pod))) return true;

@@ -151,7 +151,7 @@ function sliceObject(service: ServiceObject, desired: DesiredSlice, existing: En
 /**
  * Brings the stored slices of service `namespace/name` in line with the
  * service (undefined when it was deleted) and the pods. Slices keep their
- * name and uid while their address type and port set stay the same.
+ * name and uid while their address type stays the same.
  */
 export function reconcileServiceSlices(store: ObjectStore, namespace: string, name: string, service: ServiceObject | undefined, pods: PodObject[]): void {
   const existing = store
@@ -159,19 +159,24 @@ export function reconcileServiceSlices(store: ObjectStore, namespace: string, na
     .filter((s) => s.metadata.labels?.[SERVICE_NAME_LABEL] === name && s.metadata.labels[MANAGED_BY_LABEL] === CONTROLLER_NAME);
   const desired = service ? (desiredSlices(service, pods) ?? []) : [];
 
-  const reusable = new Map<string, EndpointSliceObject[]>();
+  // Slices whose address type and port set stay the same are updated in place.
+  const sameShape = new Map<string, EndpointSliceObject[]>();
   for (const slice of existing) {
     const key = sliceKey(slice.addressType, slice.ports);
-    reusable.set(key, [...(reusable.get(key) ?? []), slice]);
+    sameShape.set(key, [...(sameShape.get(key) ?? []), slice]);
   }
-  const kept = new Set<string>();
-  for (const d of desired) {
-    const previous = reusable.get(sliceKey(d.addressType, d.ports))?.shift();
-    if (previous) kept.add(previous.metadata.name);
+  const matched = desired.map((d) => sameShape.get(sliceKey(d.addressType, d.ports))?.shift());
+  // As the reconciler's finalize() does, a slice about to be deleted is recycled
+  // (updated under its name) for a slice about to be created, if the address type matches.
+  const unused = existing.filter((s) => !matched.includes(s));
+  const previous = matched.map((m, i) => {
+    if (m) return m;
+    const index = unused.findIndex((s) => s.addressType === desired[i]?.addressType);
+    return index === -1 ? undefined : unused.splice(index, 1)[0];
+  });
+  desired.forEach((d, i) => {
     // `service` is defined whenever anything is desired.
-    if (service) store.put('endpointslices', sliceObject(service, d, previous));
-  }
-  for (const slice of existing) {
-    if (!kept.has(slice.metadata.name)) store.remove('endpointslices', namespace, slice.metadata.name);
-  }
+    if (service) store.put('endpointslices', sliceObject(service, d, previous[i]));
+  });
+  for (const slice of unused) store.remove('endpointslices', namespace, slice.metadata.name);
 }

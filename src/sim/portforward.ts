@@ -17,7 +17,7 @@ import type { Duplex } from 'node:stream';
 import type { PodObject } from './objects.js';
 import type { SimUser, Users } from './rbac.js';
 import type { ObjectStore } from './store.js';
-import { StatusError, badRequest, internalError, notFound, unauthorized } from './status.js';
+import { StatusError, badRequest, internalError, methodNotAllowed, notFound, unauthorized } from './status.js';
 import type { Status } from './status.js';
 import type { PortForwardHandler, PortForwardTarget, SimCounters } from './types.js';
 
@@ -49,6 +49,7 @@ function headerValues(req: IncomingMessage, name: string): string[] {
 function admit(req: IncomingMessage, path: PortForwardPath, deps: PortForwardDeps): { user: SimUser; pod: PodObject } {
   const user = deps.users.authenticate(req.headers.authorization);
   if (!user) throw unauthorized();
+  if (req.method !== 'POST' && req.method !== 'GET') throw methodNotAllowed();
   // SPDY is a POST and needs `create`; the WebSocket form is a GET and needs `get`.
   const verb = req.method === 'GET' ? 'get' : 'create';
   deps.users.authorize(user, { verb, group: '', resource: 'pods', subresource: 'portforward', namespace: path.namespace, name: path.name });
@@ -118,6 +119,8 @@ export function writeRawStatus(socket: Duplex, status: Status, extraHeaders: Rec
     ...Object.entries(extraHeaders).map(([k, v]) => `${k}: ${v}`),
   ];
   socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+  // The peer gets a moment to read the answer and close; a peer that never does is dropped.
+  setTimeout(() => socket.destroy(), 5000).unref();
 }
 
 /**
@@ -127,7 +130,6 @@ export function writeRawStatus(socket: Duplex, status: Status, extraHeaders: Rec
 export function upgradePortForward(req: IncomingMessage, socket: Duplex, head: Buffer, path: PortForwardPath, deps: PortForwardDeps): void {
   let pod: PodObject;
   try {
-    if (req.method !== 'POST' && req.method !== 'GET') throw new StatusError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
     ({ pod } = admit(req, path, deps));
     negotiate(req);
     const upgrade = (req.headers.upgrade ?? '').trim().toLowerCase();

@@ -35,6 +35,8 @@ export class SpdyStream extends Duplex {
   #finReceived = false;
   #finSent = false;
   #resetSeen = false;
+  /** RST_STREAM arrived while received data was still unread: fail once it has been read. */
+  #pendingReset: StreamResetError | undefined;
 
   constructor(owner: StreamOwner, id: number, headers: SpdyHeaders, highWaterMark: number, finReceived = false) {
     super({ allowHalfOpen: true, readableHighWaterMark: highWaterMark, writableHighWaterMark: highWaterMark });
@@ -61,6 +63,16 @@ export class SpdyStream extends Duplex {
     this.#owner.resumeReadingFor(this);
   }
 
+  /** Every way of consuming (flowing, 'readable', async iteration) goes through read(). */
+  override read(size?: number): any {
+    const chunk: unknown = super.read(size);
+    const reset = this.#pendingReset;
+    if (reset && !this.#finReceived && this.readableLength === 0 && !this.destroyed) {
+      process.nextTick(() => this.destroy(reset)); // after the last chunk has been handed over
+    }
+    return chunk;
+  }
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.#owner.writeStreamData(this, chunk, false, callback);
   }
@@ -82,7 +94,7 @@ export class SpdyStream extends Duplex {
 
   /** @internal A DATA frame arrived. */
   receiveData(data: Buffer, fin: boolean): void {
-    if (this.destroyed || this.#finReceived) return;
+    if (this.destroyed || this.#finReceived || this.#pendingReset) return;
     if (data.length > 0 && !this.push(data)) this.#owner.pauseReadingFor(this);
     if (fin) this.#markFinReceived();
   }
@@ -107,9 +119,21 @@ export class SpdyStream extends Duplex {
 
   /** @internal RST_STREAM arrived. */
   receiveReset(status: number): void {
-    if (this.destroyed) return;
+    if (this.destroyed || this.#pendingReset) return;
     this.#resetSeen = true;
-    this.destroy(new StreamResetError(status, this.id));
+    const error = new StreamResetError(status, this.id);
+    if (this.readableLength > 0) {
+      // Data that came before the RST is still the peer's (spdystream hands it
+      // to the reader before EOF, and the kubelet writes its failure text just
+      // ahead of its RST): destroying now would discard it. Let it be read,
+      // then fail; nothing more will arrive, so stop holding the connection.
+      this.#pendingReset = error;
+      this.#owner.resumeReadingFor(this);
+      // After a FIN the read side completes normally; only then go away.
+      if (this.#finReceived) this.once('end', () => this.destroy());
+      return;
+    }
+    this.destroy(error);
   }
 
   /** @internal The connection is gone. */

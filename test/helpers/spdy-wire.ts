@@ -40,7 +40,7 @@ export interface WireFrame {
 
 /** Splits a byte stream into frames, straight from the draft's layout. */
 export class WireParser {
-  #buffer = Buffer.alloc(0);
+  #buffer: Buffer = Buffer.alloc(0);
 
   push(chunk: Buffer): WireFrame[] {
     this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
