@@ -71,15 +71,16 @@ export async function demo(args: string[]): Promise<void> {
         ? []
         : [
             'the demo cluster answers, through the proxy, by every name form:',
-            `curl -x http://${proxy} http://web.demo/                      (service.namespace, spread over ready pods)`,
+            `curl -x http://${proxy} http://web.demo/                      # service.namespace, spread over ready pods`,
             `curl --socks5-hostname ${proxy} http://web.demo.svc.cluster.local/hello`,
             `curl --socks4a ${proxy} http://web.demo.svc/`,
-            `curl -p -x http://${proxy} http://web-0.demo:8080/         (a pod by name, its container port)`,
+            `curl -p -x http://${proxy} http://web-0.demo:8080/         # a pod by name, its container port`,
             `curl --socks5-hostname ${proxy} http://10-244-0-11.demo.pod.cluster.local:8080/`,
-            `curl -x http://${proxy} http://lonely.demo:8080/             (a pod with no service)`,
-            `echo hello | ALL_PROXY=socks5h://${proxy} curl -s telnet://echo.demo:7   (echo service)`,
-            `echo hi | ALL_PROXY=socks5h://${proxy} curl -s telnet://db-0.db.demo.svc.cluster.local:5432   (headless: one pod)`,
-            `curl -x http://${proxy} http://web-0.demo:9090/               (a pod port nothing listens on: 502 with the kubelet reason)`,
+            `curl -x http://${proxy} http://lonely.demo:8080/             # a pod with no service`,
+            `curl -x http://${proxy} http://api.other/                    # another namespace`,
+            `echo hello | ALL_PROXY=socks5h://${proxy} curl -s --max-time 2 telnet://echo.demo:7   # echo service (ends after 2 s)`,
+            `echo hi | ALL_PROXY=socks5h://${proxy} curl -s --max-time 2 telnet://db-0.db.demo.svc.cluster.local:5432   # headless: one pod`,
+            `curl -x http://${proxy} http://web-0.demo:9090/               # a pod port nothing listens on: 502 with the kubelet reason`,
           ],
     onShutdown: async () => {
       await cluster.close();

@@ -10,6 +10,7 @@ import * as https from 'node:https';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import yaml from 'js-yaml';
 import type { KubeConfig, Cluster, Context, User } from '@kubernetes/client-node';
 import { KubesocksError } from '../errors.js';
 import { CredentialCache } from './credentials.js';
@@ -95,13 +96,16 @@ export async function loadKubeConfig(opts: KubeClientOptions = {}, where: LoadEn
     const problems: string[] = [];
     for (const file of existing) {
       const one = new KubeConfig();
+      const text = withTokenFiles(file);
       try {
-        one.loadFromFile(file);
+        one.loadFromString(text);
+        one.makePathsAbsolute(path.dirname(file));
       } catch (err) {
         // A broken entry (e.g. a token-file that no longer exists) must not
         // hide the other contexts: load what is valid, remember the reason.
         try {
-          one.loadFromFile(file, { onInvalidEntry: 'filter' });
+          one.loadFromString(text, { onInvalidEntry: 'filter' });
+          one.makePathsAbsolute(path.dirname(file));
           problems.push(`${file}: ${firstLine(err)}`);
         } catch (err2) {
           throw new KubesocksError('CONFIG', `cannot read kubeconfig ${file}: ${firstLine(err2)}`);
@@ -247,6 +251,37 @@ function selectContext(kc: KubeConfig, opts: KubeClientOptions, source: string, 
   }
   const namespace = opts.namespace || ctx.namespace || 'default';
   return { kc, contextName, cluster, user, namespace, source };
+}
+
+/**
+ * The kubeconfig's text, with kubectl's `tokenFile` (client-go's name for a
+ * user's token file) also given as `token-file`, the only spelling
+ * client-node reads. Relative paths are relative to the kubeconfig's folder.
+ */
+function withTokenFiles(file: string): string {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new KubesocksError('CONFIG', `cannot read kubeconfig ${file}: ${firstLine(err)}`);
+  }
+  if (!text.includes('tokenFile')) return text;
+  let doc: unknown;
+  try {
+    doc = yaml.load(text);
+  } catch {
+    return text; // client-node reports the syntax error in its own words
+  }
+  const users = (doc as { users?: Array<{ user?: Record<string, unknown> }> } | null)?.users;
+  let changed = false;
+  for (const entry of Array.isArray(users) ? users : []) {
+    const user = entry?.user;
+    if (user && typeof user.tokenFile === 'string' && user['token-file'] === undefined && user.token === undefined) {
+      user['token-file'] = path.resolve(path.dirname(file), user.tokenFile);
+      changed = true;
+    }
+  }
+  return changed ? yaml.dump(doc) : text;
 }
 
 function firstLine(err: unknown): string {

@@ -109,7 +109,7 @@ function serviceName(path: string, value: unknown): string {
   return s;
 }
 
-function podName(path: string, value: unknown): string {
+function dnsSubdomain(path: string, value: unknown): string {
   const s = string(path, value);
   if (s.length > 253 || !DNS1123_SUBDOMAIN.test(s)) fail(path, 'a DNS-1123 subdomain (lower-case letters, digits, "-", ".")', value);
   return s;
@@ -168,7 +168,7 @@ function validatePort(path: string, value: unknown): ScenarioPort {
 /** Validates one pod entry; `where` prefixes messages (e.g. `scenario pods[2]`). */
 export function validatePod(value: unknown, where = 'pod'): ScenarioPod {
   const o = object(where, value, ['name', 'namespace', 'labels', 'ip', 'phase', 'ready', 'hostname', 'subdomain', 'terminating', 'nodeName', 'restartCount', 'ports']);
-  const pod: ScenarioPod = { name: podName(`${where}.name`, o.name), namespace: dnsLabel(`${where}.namespace`, o.namespace) };
+  const pod: ScenarioPod = { name: dnsSubdomain(`${where}.name`, o.name), namespace: dnsLabel(`${where}.namespace`, o.namespace) };
   if (o.labels !== undefined) pod.labels = stringMap(`${where}.labels`, o.labels, 'labels');
   if (o.ip !== undefined) pod.ip = ip(`${where}.ip`, o.ip);
   if (o.phase !== undefined) pod.phase = oneOf(`${where}.phase`, o.phase, ['Pending', 'Running', 'Succeeded', 'Failed', 'Unknown'] as const);
@@ -176,7 +176,7 @@ export function validatePod(value: unknown, where = 'pod'): ScenarioPod {
   if (o.hostname !== undefined) pod.hostname = dnsLabel(`${where}.hostname`, o.hostname);
   if (o.subdomain !== undefined) pod.subdomain = dnsLabel(`${where}.subdomain`, o.subdomain);
   if (o.terminating !== undefined) pod.terminating = boolean(`${where}.terminating`, o.terminating);
-  if (o.nodeName !== undefined) pod.nodeName = o.nodeName === null ? null : dnsLabel(`${where}.nodeName`, o.nodeName);
+  if (o.nodeName !== undefined) pod.nodeName = o.nodeName === null ? null : dnsSubdomain(`${where}.nodeName`, o.nodeName);
   if (o.restartCount !== undefined) pod.restartCount = integer(`${where}.restartCount`, o.restartCount, 0, 2 ** 31 - 1);
   if (o.ports !== undefined) {
     pod.ports = array(`${where}.ports`, o.ports).map((p, i) => validatePort(`${where}.ports[${i}]`, p));

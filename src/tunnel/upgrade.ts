@@ -164,7 +164,8 @@ function errorFromResponse(status: number, body: string, target: string, context
     hint = ' — port-forward needs RBAC "create" on pods/portforward';
   } else if (status === 404) {
     code = 'POD_GONE';
-  } else if (status === 400 && /not running|host assigned|pending/i.test(message)) {
+  } else if ((status === 400 && /not running|host assigned|pending/i.test(message)) || (status === 500 && /pod not found/i.test(message))) {
+    // 500 `pod not found ("NAME_NS")` is the kubelet's answer for a pod it has no sandbox for.
     code = 'POD_NOT_RUNNING';
   } else if (status === 429 || status >= 500) {
     code = 'API_UNREACHABLE';
