@@ -48,6 +48,8 @@ export const ERROR_CODES = {
   CONFIG: 'kubeconfig problem',
   /** The API server could not be reached at all. */
   API_UNREACHABLE: 'the API server is unreachable',
+  /** A client of the proxy sent no or wrong proxy credentials. */
+  PROXY_AUTH: 'proxy credentials missing or wrong',
   /** The object (dialer, pool, connection) is closed. */
   CLOSED: 'closed',
 } as const;

@@ -54,7 +54,7 @@ describe('SOCKS4 handshake parser', () => {
     const h = new Socks4Handshake({ requireCredentials: true });
     const step = h.feed(Buffer.from([0x04, 0x01, 0, 80, 0, 0, 0, 1]));
     assert.deepEqual(step.outcome.type === 'fail' && step.outcome.reply, REJECTED);
-    assert.equal(step.outcome.type === 'fail' && step.outcome.error.code, 'UNAUTHORIZED');
+    assert.equal(step.outcome.type === 'fail' && step.outcome.error.code, 'PROXY_AUTH');
   });
 });
 

@@ -105,7 +105,7 @@ describe('SOCKS5 handshake parser', () => {
     assert.equal(step.outcome.type, 'fail');
     if (step.outcome.type !== 'fail') return;
     assert.deepEqual(step.outcome.reply, Buffer.from([0x01, 0x01]));
-    assert.equal(step.outcome.error.code, 'UNAUTHORIZED');
+    assert.equal(step.outcome.error.code, 'PROXY_AUTH');
     assert.ok(!step.outcome.error.message.includes('s3cre'), 'no password in the message');
   });
 
@@ -313,7 +313,7 @@ describe('SOCKS5 with credentials', () => {
     c.write(Buffer.concat([GREETING_USERPASS, userPass('alice', 'battery staple'), socks5ConnectDomain('echo.test', 7)]));
     assert.deepEqual(await c.readToEnd(), Buffer.from([0x05, 0x02, 0x01, 0x01]));
     c.destroy();
-    await waitFor(() => f.records.some((r) => r.error?.code === 'UNAUTHORIZED'), 'record');
+    await waitFor(() => f.records.some((r) => r.error?.code === 'PROXY_AUTH'), 'record');
     assert.ok(!JSON.stringify(f.records).includes('staple'));
     assert.ok(!JSON.stringify(f.records).includes('horse'));
   });

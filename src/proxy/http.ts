@@ -420,7 +420,7 @@ export function parseAbsoluteHttpUrl(url: string): AbsoluteUrl | null {
 const oneLine = (text: string): string => text.replace(/[\r\n]+/g, ' ').trim();
 
 function proxyAuthError(): KubesocksError {
-  return new KubesocksError('UNAUTHORIZED', 'proxy credentials missing or wrong (HTTP)');
+  return new KubesocksError('PROXY_AUTH', 'proxy credentials missing or wrong (HTTP)');
 }
 
 function sendText(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {

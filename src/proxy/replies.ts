@@ -69,6 +69,7 @@ export const FAILURE_REPLIES: Readonly<Record<ErrorCode, FailureReply>> = {
   FORBIDDEN: denied,
   DIRECT_DENIED: denied,
   UNAUTHORIZED: denied,
+  PROXY_AUTH: { socks5: SOCKS5_REPLY.NOT_ALLOWED_BY_RULESET, socks4: SOCKS4_REPLY.REJECTED_OR_FAILED, http: 407 },
   TIMEOUT: timedOut,
   BAD_TARGET: badRequest,
   PORTFORWARD_FAILED: general,

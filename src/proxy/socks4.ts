@@ -94,7 +94,7 @@ export class Socks4Handshake implements SocksHandshake {
     if (buf[0] !== SOCKS4_VERSION) return this.#fail(new KubesocksError('PROTOCOL_ERROR', `SOCKS4 request with version ${buf[0]}`));
     if (this.#requireCredentials) {
       return this.#fail(
-        new KubesocksError('UNAUTHORIZED', 'SOCKS4 cannot carry the password this proxy requires; use SOCKS5 with a username and password'),
+        new KubesocksError('PROXY_AUTH', 'SOCKS4 cannot carry the password this proxy requires; use SOCKS5 with a username and password'),
       );
     }
     const cd = buf[1];

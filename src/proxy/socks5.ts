@@ -141,7 +141,7 @@ export class Socks5Handshake implements SocksHandshake {
     if (method === SOCKS5_METHOD.NO_ACCEPTABLE) {
       // RFC 1928 §3: "the client MUST close the connection" — we close too.
       const err = this.#checker
-        ? new KubesocksError('UNAUTHORIZED', 'the SOCKS5 client offered no username/password authentication, which this proxy requires')
+        ? new KubesocksError('PROXY_AUTH', 'the SOCKS5 client offered no username/password authentication, which this proxy requires')
         : new KubesocksError('PROTOCOL_ERROR', 'the SOCKS5 client offered no acceptable authentication method');
       return this.#fail(selection, err);
     }
@@ -192,7 +192,7 @@ export class Socks5Handshake implements SocksHandshake {
     const password = buf.subarray(3 + ulen, 3 + ulen + plen);
     const ok = this.#checker ? this.#checker.matches(username, password) : true;
     this.#consume(3 + ulen + plen);
-    if (!ok) return this.#fail(failure, new KubesocksError('UNAUTHORIZED', 'wrong proxy username or password (SOCKS5)'));
+    if (!ok) return this.#fail(failure, new KubesocksError('PROXY_AUTH', 'wrong proxy username or password (SOCKS5)'));
     send.push(Buffer.from([USERPASS_VERSION, USERPASS_STATUS.SUCCESS]));
     this.#state = 'request';
     return null;
