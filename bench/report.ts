@@ -31,6 +31,8 @@ export interface Results {
   concurrency?: ConcurrencyFigures;
   services?: ServicesFigures;
   profile?: ProfileSummary & { transfer: string };
+  /** Measurements that did not complete, or whose integrity check failed. */
+  failures: Array<{ phase: string; error: string }>;
   notes: string[];
   elapsedSeconds: number;
 }
@@ -142,6 +144,9 @@ export function renderReport(r: Results): string {
   parts.push(
     `${m.date} · node ${m.node} · ${m.cpuModel} × ${m.cpus} · ${m.memoryGiB} GiB · Linux ${m.kernel} · kubectl ${m.kubectl ?? 'not found'} · kubesocks ${m.kubesocks}${m.commit ? ` (${m.commit})` : ''}`,
   );
+  if (r.failures.length) {
+    parts.push(`## FAILED\n\n${r.failures.map((f) => `- **${f.phase}**: ${f.error.split('\n').join('\n  ')}`).join('\n')}`);
+  }
   const bytes = Number(r.config.transferBytes);
   parts.push(`## Bulk throughput (${mib(bytes)} each way, TLS to the simulated API server, sha256-checked)\n\n${throughputTable(r.throughput)}`);
   parts.push(`## New-connection latency (connect + handshake + one-byte echo)\n\n${latencyTable(r.latency)}`);

@@ -55,7 +55,7 @@ const config = {
   mode: quick ? 'quick' : 'full',
   transferBytes: quick ? 64 * MiB : GiB,
   warmupBytes: quick ? 4 * MiB : 32 * MiB,
-  runs: Math.max(1, Math.min(9, Number(flags.runs ?? 1) || 1)),
+  runs: Math.max(1, Math.min(9, Number(flags.runs ?? (quick ? 1 : 3)) || 1)),
   latencySamples: quick ? 100 : 1000,
   coldSamples: quick ? 10 : 100,
   upgradeSockets: quick ? 100 : 1000,
@@ -211,69 +211,94 @@ async function main(): Promise<Results> {
       sinkImplementation: sim.ready.sinkImplementation,
       throughput: [],
       latency: [],
+      failures: [],
       notes,
       elapsedSeconds: 0,
     };
+    /** Runs one measurement; a failure is recorded (and fails the run) without stopping the others. */
+    const phase = async (name: string, body: () => Promise<void>): Promise<void> => {
+      try {
+        await body();
+      } catch (error) {
+        const message = (error as Error)?.message ?? String(error);
+        log(`${name} FAILED: ${message}`);
+        results.failures.push({ phase: name, error: message });
+      }
+    };
 
     if (want('throughput') || want('latency') || want('upgrades')) {
-      await withKubesocks(sim, 'kubesocks', async (ks) => {
-        log(`kubesocks ${ks.proxy.host}:${ks.proxy.port} (pid ${ks.child.pid})`);
-        const pf = kubectl ? await startPortForward(kubectl, sim, 'pod/bulk-0', [PORTS.source, PORTS.sink, PORTS.echo]) : undefined;
-        if (pf) log(`kubectl port-forward pod/bulk-0 (pid ${pf.child.pid})`);
-        bare = await bareClient(sim, 'bulk-0');
-        dialer = await createDialer({ kubeconfig: sim.kubeconfig, namespace: NS });
-        const setup: Setup = { sim, ks, pf, bare, dialer };
-        if (want('throughput')) results.throughput = await throughputPhase(setup);
-        if (want('latency')) results.latency = await latencyPhase(setup);
-        if (want('upgrades')) {
-          log(`upgrades, ${config.upgradeSockets} sockets over ${config.upgradePods} pods`);
-          results.upgrades = await measureUpgrades(sim, ks.proxy, serviceHost('spread'), PORTS.echo, config.upgradeSockets, config.upgradePods, config.upgradeConcurrency);
-        }
-        await pf?.child.stop();
-      });
-    }
-
-    // ---- concurrent sockets, in a fresh kubesocks process
-    if (want('concurrency')) {
-      log(`concurrency, ${config.concSockets} sockets × ${config.concBytes / MiB} MiB over ${config.concPods} pods`);
-      results.concurrency = await withKubesocks(sim, 'kubesocks (concurrency)', (ks) =>
-        measureConcurrency(sim, ks, serviceHost('conc'), PORTS.echo, {
-          sockets: config.concSockets,
-          pods: config.concPods,
-          bytesEach: config.concBytes,
-          handshakesInFlight: 200,
-          timeoutMs: quick ? 30_000 : 300_000,
+      await phase('setup', () =>
+        withKubesocks(sim, 'kubesocks', async (ks) => {
+          log(`kubesocks ${ks.proxy.host}:${ks.proxy.port} (pid ${ks.child.pid})`);
+          const pf = kubectl ? await startPortForward(kubectl, sim, 'pod/bulk-0', [PORTS.source, PORTS.sink, PORTS.echo]) : undefined;
+          if (pf) log(`kubectl port-forward pod/bulk-0 (pid ${pf.child.pid})`);
+          bare = await bareClient(sim, 'bulk-0');
+          dialer = await createDialer({ kubeconfig: sim.kubeconfig, namespace: NS });
+          const setup: Setup = { sim, ks, pf, bare, dialer };
+          if (want('throughput')) await phase('throughput', async () => void (results.throughput = await throughputPhase(setup)));
+          if (want('latency')) await phase('latency', async () => void (results.latency = await latencyPhase(setup)));
+          if (want('upgrades')) {
+            await phase('upgrades', async () => {
+              log(`upgrades, ${config.upgradeSockets} sockets over ${config.upgradePods} pods`);
+              results.upgrades = await measureUpgrades(sim, ks.proxy, serviceHost('spread'), PORTS.echo, config.upgradeSockets, config.upgradePods, config.upgradeConcurrency);
+            });
+          }
+          await pf?.child.stop();
         }),
       );
     }
 
+    // ---- concurrent sockets, in a fresh kubesocks process
+    if (want('concurrency')) {
+      await phase('concurrency', async () => {
+        log(`concurrency, ${config.concSockets} sockets × ${config.concBytes / MiB} MiB over ${config.concPods} pods`);
+        results.concurrency = await withKubesocks(sim, 'kubesocks (concurrency)', (ks) =>
+          measureConcurrency(sim, ks, serviceHost('conc'), PORTS.echo, {
+            sockets: config.concSockets,
+            pods: config.concPods,
+            bytesEach: config.concBytes,
+            handshakesInFlight: 200,
+            timeoutMs: quick ? 30_000 : 300_000,
+          }),
+        );
+      });
+    }
+
     // ---- many services, in a fresh kubesocks process
     if (want('services')) {
-      log(`many services, ${config.services}`);
-      results.services = await withKubesocks(sim, 'kubesocks (services)', (ks) => measureServices(sim, ks, kubectl, config.services));
+      await phase('services', async () => {
+        log(`many services, ${config.services}`);
+        results.services = await withKubesocks(sim, 'kubesocks (services)', (ks) => measureServices(sim, ks, kubectl, config.services));
+      });
     }
 
     // ---- profile of a SOCKS5 download
     if (config.profile && want('profile')) {
-      const profileDir = join(dir, 'profile');
-      log(`profiling kubesocks during a ${config.transferBytes / MiB} MiB SOCKS5 download`);
-      await withKubesocks(
-        sim,
-        'kubesocks (profiled)',
-        async (ks) => {
-          const route: Route = { kind: 'socks5', proxy: ks.proxy, host: BULK_HOST, port: PORTS.source };
-          await download(await open(route), config.warmupBytes, 60_000);
-          const result = await download(await open(route), config.transferBytes, 120_000);
-          log(`  profiled download: ${(result.bytes / MiB / result.seconds).toFixed(1)} MiB/s (with the profiler on)`);
-        },
-        profileDir,
-      );
-      const summary = await summarizeProfileDir(profileDir, ROOT);
-      if (summary) {
-        const kept = join(ROOT, 'bench', 'kubesocks-download.cpuprofile');
-        await writeFile(kept, await readFile(summary.file));
-        results.profile = { ...summary, file: 'bench/kubesocks-download.cpuprofile', transfer: `${config.transferBytes / MiB} MiB SOCKS5 download, whole process lifetime` };
-      }
+      await phase('profile', async () => {
+        const profileDir = join(dir, 'profile');
+        log(`profiling kubesocks during a ${config.transferBytes / MiB} MiB SOCKS5 download`);
+        let rate = 0;
+        await withKubesocks(
+          sim,
+          'kubesocks (profiled)',
+          async (ks) => {
+            const route: Route = { kind: 'socks5', proxy: ks.proxy, host: BULK_HOST, port: PORTS.source };
+            await download(await open(route), config.warmupBytes, 60_000);
+            const result = await download(await open(route), config.transferBytes, 120_000);
+            rate = result.bytes / MiB / result.seconds;
+            log(`  profiled download: ${rate.toFixed(1)} MiB/s (with the profiler on)`);
+          },
+          profileDir,
+        );
+        const summary = await summarizeProfileDir(profileDir, ROOT);
+        if (!summary) throw new Error('the profiled kubesocks process wrote no .cpuprofile');
+        await writeFile(join(ROOT, 'bench', 'kubesocks-download.cpuprofile'), await readFile(summary.file));
+        results.profile = {
+          ...summary,
+          file: 'bench/kubesocks-download.cpuprofile',
+          transfer: `${config.transferBytes / MiB} MiB SOCKS5 download at ${rate.toFixed(0)} MiB/s with the profiler on; whole process lifetime`,
+        };
+      });
     }
 
     results.elapsedSeconds = (performance.now() - t0) / 1000;
@@ -302,6 +327,10 @@ main().then(
     process.stdout.write(renderReport(results));
     log(`wrote ${outFile}`);
     if (quick && results.elapsedSeconds > 60) log(`warning: the quick run took ${results.elapsedSeconds.toFixed(1)} s (target: under 60 s)`);
+    if (results.failures.length > 0) {
+      log(`${results.failures.length} measurement(s) failed: ${results.failures.map((f) => f.phase).join(', ')}`);
+      process.exit(1);
+    }
     process.exit(0);
   },
   (error: unknown) => {

@@ -177,3 +177,16 @@ describe('pooling and failures under load', () => {
     }
   });
 });
+
+describe('error stream messages', () => {
+  test('plain text and the JSON form are both understood and classified', async () => {
+    const { errorStreamMessage, classifyKubeletError } = await import('../src/tunnel/pair.js');
+    const text = 'error forwarding port 9090 to pod web-0, uid x: failed to connect to localhost:9090 inside namespace "n": connection refused';
+    assert.equal(errorStreamMessage(text), text);
+    assert.equal(errorStreamMessage(JSON.stringify({ closeConnection: false, message: text })), text);
+    assert.equal(classifyKubeletError(text), 'POD_REFUSED');
+    assert.equal(classifyKubeletError('error forwarding port 80 to pod p, uid u: network namespace for sandbox "abc" is closed'), 'POD_GONE');
+    assert.equal(classifyKubeletError('(conn=&{0xc0}, request=3) timed out waiting for streams'), 'TIMEOUT');
+    assert.equal(classifyKubeletError('something else entirely'), 'PORTFORWARD_FAILED');
+  });
+});

@@ -8,7 +8,10 @@ export class UsageError extends Error {
   }
 }
 
-export function parseFlags<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
+type FlagOptions = NonNullable<ParseArgsConfig['options']>;
+export type ParsedFlags<T extends FlagOptions> = ReturnType<typeof parseArgs<{ args: string[]; options: T; allowPositionals: true; strict: true }>>;
+
+export function parseFlags<T extends FlagOptions>(args: string[], options: T): ParsedFlags<T> {
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (error) {

@@ -32,6 +32,23 @@ export function classifyKubeletError(text: string): ErrorCode {
   return 'PORTFORWARD_FAILED';
 }
 
+/**
+ * The error stream carries plain text from today's runtimes; some kubelet
+ * versions wrap it as JSON `{"closeConnection":…,"message":…}`. Either way
+ * the message is what the user needs.
+ */
+export function errorStreamMessage(raw: string): string {
+  if (raw.startsWith('{')) {
+    try {
+      const parsed = JSON.parse(raw) as { message?: unknown };
+      if (typeof parsed.message === 'string' && parsed.message) return parsed.message;
+    } catch {
+      // not JSON after all
+    }
+  }
+  return raw;
+}
+
 export class PortForwardStream extends Duplex {
   readonly info: PairInfo;
   readonly #data: SpdyStream;
@@ -139,7 +156,8 @@ export class PortForwardStream extends Duplex {
     this.#fail(error instanceof KubesocksError ? error : new KubesocksError('CONNECTION_LOST', `${this.#where()}: ${error.message}`, { cause: error }));
   }
 
-  #kubeletError(text: string): KubesocksError {
+  #kubeletError(raw: string): KubesocksError {
+    const text = errorStreamMessage(raw);
     return new KubesocksError(classifyKubeletError(text), `${this.#where()}: ${text}`);
   }
 
