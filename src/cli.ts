@@ -1,10 +1,8 @@
 #!/usr/bin/env node
 /** The `kubesocks` command: parses the command line and hands over to src/cli/*. */
 import { isKubesocksError } from './errors.js';
-import { demo } from './cli/demo.js';
 import { UsageError } from './cli/flags.js';
-import { forward } from './cli/forward.js';
-import { serve, SERVE_HELP } from './cli/serve.js';
+import { SERVE_HELP, serve } from './cli/serve.js';
 
 const HELP = `kubesocks — reach Kubernetes services and pods by their cluster DNS names through one local proxy port
 
@@ -20,10 +18,11 @@ ${SERVE_HELP}`;
 async function main(argv: string[]): Promise<void> {
   const [first, ...rest] = argv;
   switch (first) {
+    // Loaded on demand: `serve` never loads the simulator.
     case 'demo':
-      return demo(rest);
+      return (await import('./cli/demo.js')).demo(rest);
     case 'forward':
-      return forward(rest);
+      return (await import('./cli/forward.js')).forward(rest);
     case 'serve':
       return serve(rest);
     case 'help':

@@ -12,7 +12,7 @@ import { loadScenario } from '../sim/scenario.js';
 import { parseAuth, parseFlags } from './flags.js';
 import { parseListen } from './listen-address.js';
 import { PROXY_FLAGS, parseDirect } from './serve.js';
-import { runProxy, say } from './proxy-runner.js';
+import { requireAuthOffLoopback, runProxy, say } from './proxy-runner.js';
 
 export const DEMO_HELP = `Usage: kubesocks demo [flags]
 
@@ -42,6 +42,7 @@ export async function demo(args: string[]): Promise<void> {
   }
   const listen = parseListen(values.listen ?? '127.0.0.1:1080');
   const auth = parseAuth(values.auth ?? process.env.KUBESOCKS_AUTH);
+  requireAuthOffLoopback(listen, auth);
   const scenario = values.scenario ? await loadScenario(values.scenario) : undefined;
   const cluster = await SimCluster.start({
     scenario,

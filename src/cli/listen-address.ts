@@ -1,4 +1,5 @@
 /** `--listen HOST:PORT` (or just PORT) and the loopback rule. */
+import { UsageError } from './flags.js';
 import { isIP } from 'node:net';
 
 export interface ListenAddress {
@@ -19,8 +20,8 @@ export function parseListen(value: string): ListenAddress {
     portText = value.slice(colon + 1);
   }
   const port = /^\d{1,5}$/.test(portText) ? Number(portText) : NaN;
-  if (!(port >= 0 && port <= 65535)) throw new Error(`--listen: expected HOST:PORT with a port 0-65535, got "${value}"`);
-  if (host === '' || (host.includes(':') && !isIP(host))) throw new Error(`--listen: "${host}" is not a host name or IP address`);
+  if (!(port >= 0 && port <= 65535)) throw new UsageError(`--listen: expected HOST:PORT with a port 0-65535, got "${value}"`);
+  if (host === '' || (host.includes(':') && !isIP(host))) throw new UsageError(`--listen: "${host}" is not a host name or IP address`);
   return { host, port };
 }
 

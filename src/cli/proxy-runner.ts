@@ -34,13 +34,18 @@ export function formatRecord(record: ConnectionRecord): string {
   return `${record.client} ${record.protocol} ${target}${route} (${traffic})`;
 }
 
-export async function runProxy(options: RunProxyOptions): Promise<ProxyServer> {
-  const { dialer, listen, auth, verbose } = options;
+/** A listener off loopback must require credentials: checked before anything else starts. */
+export function requireAuthOffLoopback(listen: ListenAddress, auth: RunProxyOptions['auth']): void {
   if (!isLoopback(listen.host) && !auth) {
     throw new UsageError(
       `refusing to listen on ${formatAddress(listen)} without credentials: anyone who can reach it could use your cluster credentials; add --auth USER:PASSWORD (or KUBESOCKS_AUTH), or listen on 127.0.0.1`,
     );
   }
+}
+
+export async function runProxy(options: RunProxyOptions): Promise<ProxyServer> {
+  const { dialer, listen, auth, verbose } = options;
+  requireAuthOffLoopback(listen, auth);
   const server = createProxyServer({
     connector: dialer.connector(),
     auth,

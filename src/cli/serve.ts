@@ -1,8 +1,8 @@
 /** `kubesocks [serve]`: the proxy against the user's cluster. */
 import { createDialer } from '../dialer/dialer.js';
-import { parseAuth, parseFlags } from './flags.js';
+import { UsageError, parseAuth, parseFlags } from './flags.js';
 import { parseListen } from './listen-address.js';
-import { runProxy } from './proxy-runner.js';
+import { requireAuthOffLoopback, runProxy } from './proxy-runner.js';
 
 export const SERVE_HELP = `Usage: kubesocks [serve] [flags]
 
@@ -36,7 +36,7 @@ export const PROXY_FLAGS = {
 export function parseDirect(value: string | undefined): 'allow' | 'deny' {
   if (value === undefined || value === 'allow') return 'allow';
   if (value === 'deny') return 'deny';
-  throw new Error(`--direct: expected "allow" or "deny", got "${value}"`);
+  throw new UsageError(`--direct: expected "allow" or "deny", got "${value}"`);
 }
 
 export async function serve(args: string[]): Promise<void> {
@@ -47,6 +47,7 @@ export async function serve(args: string[]): Promise<void> {
   }
   const listen = parseListen(values.listen ?? '127.0.0.1:1080');
   const auth = parseAuth(values.auth ?? process.env.KUBESOCKS_AUTH);
+  requireAuthOffLoopback(listen, auth);
   const dialer = await createDialer({
     kubeconfig: values.kubeconfig,
     context: values.context,

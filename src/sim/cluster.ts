@@ -11,7 +11,7 @@ import { ApiServer } from './apiserver.js';
 import { simCerts } from './certs.js';
 import { startControlServer } from './control.js';
 import type { ControlServer } from './control.js';
-import { reconcileServiceSlices } from './endpointslices.js';
+import { Controllers } from './controllers.js';
 import { nodePortPool, podIpPool, serviceIpPool } from './ipam.js';
 import { SimKubelet } from './kubelet.js';
 import type { BackendAddress } from './kubelet.js';
@@ -20,10 +20,12 @@ import { namespaceObject, podHasSandbox, podObject, serviceObject, serviceType, 
 import type { PodRecord, ServiceRecord } from './objects.js';
 import { PodBackends } from './podbackends.js';
 import { ADMIN_USER, Users, randomToken } from './rbac.js';
-import { demoScenario, parseBackend, validatePod, validateScenario, validateService, validateUser } from './scenario.js';
+import { demoScenario, parseBackend, validatePod, validateScenario, validateService, validateUser, validateWorkload } from './scenario.js';
 import { alreadyExists, notFound } from './status.js';
 import { ObjectStore } from './store.js';
-import type { PortForwardTarget, Scenario, ScenarioPod, ScenarioService, ScenarioUser, SimCounters } from './types.js';
+import type { PortForwardTarget, Scenario, ScenarioPod, ScenarioService, ScenarioUser, ScenarioWorkload, SimCounters, WorkloadResource } from './types.js';
+import { WORKLOAD_RESOURCES, workloadObject } from './workloads.js';
+import type { WorkloadRecord } from './workloads.js';
 
 export interface SimClusterOptions {
   /** What the cluster holds. Default: the built-in demo scenario (see demoScenario()). */
@@ -63,6 +65,8 @@ function zeroCounters(): SimCounters {
 export class SimCluster {
   readonly kubelet: SimKubelet;
   readonly #store = new ObjectStore();
+  /** Endpoint-slice and endpoints controllers, workload status: derived objects follow every change. */
+  readonly #controllers = new Controllers(this.#store);
   readonly #users: Users;
   readonly #api: ApiServer;
   readonly #caPem: string;
@@ -72,12 +76,14 @@ export class SimCluster {
   readonly #pods = new Map<string, PodRecord>();
   readonly #podsByUid = new Map<string, PodRecord>();
   readonly #services = new Map<string, ServiceRecord>();
+  /** By `resource/namespace/name`. */
+  readonly #workloads = new Map<string, WorkloadRecord>();
   readonly #serviceIps = serviceIpPool();
   readonly #podIps = podIpPool();
   readonly #nodePorts = nodePortPool();
   #control: ControlServer | undefined;
   #closing: Promise<void> | undefined;
-  /** While loading a scenario, slices are derived once at the end rather than per object. */
+  /** While loading a scenario, derived objects are reconciled once at the end rather than per object. */
   #loading = false;
 
   private constructor(scenario: Scenario, options: SimClusterOptions, certs: { caPem: string; certPem: string; keyPem: string }) {
@@ -185,8 +191,8 @@ export class SimCluster {
     this.#assignPodIp(record);
     this.#pods.set(podKey(spec.namespace, spec.name), record);
     this.#podsByUid.set(record.uid, record);
-    this.#store.put('pods', podObject(record));
-    this.#reconcileNamespace(spec.namespace);
+    const stored = this.#store.put('pods', podObject(record));
+    if (!this.#loading) this.#controllers.podChanged(spec.namespace, undefined, stored);
   }
 
   /**
@@ -205,7 +211,8 @@ export class SimCluster {
     record.spec = spec;
     record.deletionTimestamp = spec.terminating ? (record.deletionTimestamp ?? timestamp()) : undefined;
     this.#assignPodIp(record);
-    this.#store.put('pods', podObject(record));
+    const before = this.#store.get('pods', spec.namespace, spec.name);
+    const stored = this.#store.put('pods', podObject(record));
     // Backends of ports no longer declared (or declared with another backend) stop.
     const keep = (spec.ports ?? []).flatMap((p) => {
       const parsed = parseBackend(p.backend);
@@ -214,7 +221,7 @@ export class SimCluster {
     void this.#backends.closePod(record.uid, keep);
     // A completed pod's sandbox goes away, and with it its port-forward connections.
     if (wasAlive && (spec.phase === 'Succeeded' || spec.phase === 'Failed')) this.kubelet.closePod(record.uid);
-    this.#reconcileNamespace(spec.namespace);
+    if (stored !== before) this.#controllers.podChanged(spec.namespace, before, stored);
   }
 
   /** Deletes a pod (404 if absent); its port-forward connections and backends close, as when a sandbox goes. */
@@ -223,10 +230,10 @@ export class SimCluster {
     this.#pods.delete(podKey(namespace, name));
     this.#podsByUid.delete(record.uid);
     if (record.ip !== undefined) this.#podIps.release(record.ip);
-    this.#store.remove('pods', namespace, name);
+    const last = this.#store.remove('pods', namespace, name);
     this.kubelet.closePod(record.uid);
     void this.#backends.closePod(record.uid);
-    this.#reconcileNamespace(namespace);
+    this.#controllers.podChanged(namespace, last, undefined);
   }
 
   setPodReady(namespace: string, name: string, ready: boolean): void {
@@ -272,11 +279,11 @@ export class SimCluster {
       record.nodePorts = (spec.ports ?? []).map((_, i) => previous?.nodePorts[i] ?? this.#nodePorts.allocate());
     }
     this.#services.set(key, record);
-    const stored = this.#store.put('services', serviceObject(record));
-    if (!this.#loading) reconcileServiceSlices(this.#store, spec.namespace, spec.name, stored, this.#store.list('pods', spec.namespace));
+    this.#store.put('services', serviceObject(record));
+    if (!this.#loading) this.#controllers.reconcileService(spec.namespace, spec.name);
   }
 
-  /** Deletes a service (404 if absent) and its EndpointSlices. */
+  /** Deletes a service (404 if absent), its EndpointSlices and its Endpoints. */
   deleteService(namespace: string, name: string): void {
     const key = podKey(namespace, name);
     const record = this.#services.get(key);
@@ -284,7 +291,39 @@ export class SimCluster {
     this.#services.delete(key);
     this.#releaseServiceAddresses(record);
     this.#store.remove('services', namespace, name);
-    reconcileServiceSlices(this.#store, namespace, name, undefined, []);
+    this.#controllers.reconcileService(namespace, name);
+  }
+
+  // -------------------------------------------------------------------------
+  // Workloads (apps/v1)
+
+  /**
+   * Adds a Deployment, StatefulSet or ReplicaSet, or replaces the one of that
+   * name (keeping its uid; a changed spec bumps its generation). It runs no
+   * pods: it selects pods added with addPod, and its status counts them.
+   */
+  addWorkload(resource: WorkloadResource, workload: ScenarioWorkload): void {
+    const spec = validateWorkload(workload, resource);
+    const id = `${resource}/${spec.namespace}/${spec.name}`;
+    const previous = this.#workloads.get(id);
+    this.#ensureNamespace(spec.namespace);
+    const record: WorkloadRecord = {
+      resource,
+      spec,
+      uid: previous?.uid ?? randomUUID(),
+      createdAt: previous?.createdAt ?? timestamp(),
+      generation: previous ? previous.generation + (JSON.stringify(previous.spec) === JSON.stringify(spec) ? 0 : 1) : 1,
+    };
+    this.#workloads.set(id, record);
+    const stored = this.#store.get(resource, spec.namespace, spec.name);
+    this.#store.put(resource, workloadObject(record, this.#controllers.podsSelectedBy(spec.namespace, spec.selector), stored));
+  }
+
+  /** Deletes a workload (404 if absent); its pods stay, as with `kubectl delete --cascade=orphan`. */
+  deleteWorkload(resource: WorkloadResource, namespace: string, name: string): void {
+    const id = `${resource}/${namespace}/${name}`;
+    if (!this.#workloads.delete(id)) throw notFound({ group: 'apps', resource }, name);
+    this.#store.remove(resource, namespace, name);
   }
 
   // -------------------------------------------------------------------------
@@ -329,6 +368,7 @@ export class SimCluster {
       const control = this.#control;
       this.#control = undefined;
       this.kubelet.close();
+      this.#controllers.close();
       await Promise.all([control?.close(), this.#api.close(), this.#backends.close()]);
     })();
     return this.#closing;
@@ -344,6 +384,7 @@ export class SimCluster {
       ...(scenario.namespaces ?? []),
       ...scenario.pods.map((p) => p.namespace),
       ...scenario.services.map((s) => s.namespace),
+      ...WORKLOAD_RESOURCES.flatMap((r) => (scenario[r] ?? []).map((w) => w.namespace)),
     ]);
     for (const ns of [...namespaces].sort()) this.#ensureNamespace(ns);
     // Scenario addresses first, so allocation never hands them out.
@@ -351,8 +392,9 @@ export class SimCluster {
     for (const s of scenario.services) if (s.clusterIP !== undefined && s.clusterIP !== 'None') this.#serviceIps.reserve(s.clusterIP);
     for (const p of scenario.pods) this.addPod(p);
     for (const s of scenario.services) this.addService(s);
+    for (const resource of WORKLOAD_RESOURCES) for (const w of scenario[resource] ?? []) this.addWorkload(resource, w);
     this.#loading = false;
-    for (const ns of namespaces) this.#reconcileNamespace(ns);
+    this.#controllers.reconcileAll();
   }
 
   #ensureNamespace(name: string): void {
@@ -385,14 +427,6 @@ export class SimCluster {
     if (record.clusterIP !== undefined && record.clusterIP !== 'None' && !keepsIp) this.#serviceIps.release(record.clusterIP);
     const keepsPorts = next !== undefined && (serviceType(next) === 'NodePort' || serviceType(next) === 'LoadBalancer');
     if (!keepsPorts) for (const p of record.nodePorts) this.#nodePorts.release(p);
-  }
-
-  #reconcileNamespace(namespace: string): void {
-    if (this.#loading) return;
-    const pods = this.#store.list('pods', namespace);
-    for (const service of this.#store.list('services', namespace)) {
-      reconcileServiceSlices(this.#store, namespace, service.metadata.name, service, pods);
-    }
   }
 
   /** Where "localhost:PORT inside pod `target`" is: null when the pod is gone, the port undeclared or `closed`. */

@@ -148,17 +148,27 @@ function sliceObject(service: ServiceObject, desired: DesiredSlice, existing: En
   };
 }
 
+/** Whether the endpoint-slice controller manages `slice` for a service (the label pair it sets). */
+export function managedServiceName(slice: EndpointSliceObject): string | undefined {
+  const labels = slice.metadata.labels;
+  return labels?.[MANAGED_BY_LABEL] === CONTROLLER_NAME ? labels[SERVICE_NAME_LABEL] : undefined;
+}
+
 /**
  * Brings the stored slices of service `namespace/name` in line with the
- * service (undefined when it was deleted) and the pods. Slices keep their
- * name and uid while their address type stays the same.
+ * service (undefined when it was deleted) and `pods` (the pods of its
+ * namespace its selector may match; others are ignored). `existing` are the
+ * slices the controller manages for it now. Slices keep their name and uid
+ * while their address type stays the same.
  */
-export function reconcileServiceSlices(store: ObjectStore, namespace: string, name: string, service: ServiceObject | undefined, pods: PodObject[]): void {
-  const existing = store
-    .list('endpointslices', namespace)
-    .filter((s) => s.metadata.labels?.[SERVICE_NAME_LABEL] === name && s.metadata.labels[MANAGED_BY_LABEL] === CONTROLLER_NAME);
+export function reconcileServiceSlices(
+  store: ObjectStore,
+  namespace: string,
+  service: ServiceObject | undefined,
+  pods: PodObject[],
+  existing: EndpointSliceObject[],
+): void {
   const desired = service ? (desiredSlices(service, pods) ?? []) : [];
-
   // Slices whose address type and port set stay the same are updated in place.
   const sameShape = new Map<string, EndpointSliceObject[]>();
   for (const slice of existing) {

@@ -22,6 +22,8 @@ export interface ObjectMeta {
   namespace?: string;
   uid: string;
   resourceVersion: string;
+  /** Bumped on every spec change of objects that have one (workloads); absent elsewhere. */
+  generation?: number;
   creationTimestamp: string;
   deletionTimestamp?: string;
   deletionGracePeriodSeconds?: number;
@@ -149,11 +151,39 @@ export interface EndpointSliceObject extends KubeObject {
   ports: EndpointPort[] | null;
 }
 
+/** core/v1 EndpointAddress. */
+export interface EndpointAddress {
+  ip: string;
+  hostname?: string;
+  nodeName?: string;
+  targetRef?: { kind: 'Pod'; namespace: string; name: string; uid: string };
+}
+
+/** core/v1 EndpointPort. */
+export interface EndpointsPort {
+  name?: string;
+  port: number;
+  protocol: string;
+}
+
+/** core/v1 EndpointSubset: addresses that all offer the same ports. */
+export interface EndpointSubset {
+  addresses?: EndpointAddress[];
+  notReadyAddresses?: EndpointAddress[];
+  ports?: EndpointsPort[];
+}
+
+/** core/v1 Endpoints (named after its service). `subsets` is left out when empty (omitempty). */
+export interface EndpointsObject extends KubeObject {
+  kind: 'Endpoints';
+  subsets?: EndpointSubset[];
+}
+
 /** The node every scheduled pod lands on unless the scenario names another. */
 export const DEFAULT_NODE = 'sim-node-1';
 const NODE_IP = '172.18.0.2';
-const CONTAINER_NAME = 'main';
-const IMAGE = 'registry.k8s.io/kubesocks/sim-backend:1.0';
+export const CONTAINER_NAME = 'main';
+export const IMAGE = 'registry.k8s.io/kubesocks/sim-backend:1.0';
 const IMAGE_ID = 'registry.k8s.io/kubesocks/sim-backend@sha256:5e0c1a0bd3f6c4f4a4c6e1d1c2f7c1e9a3d2b8f0e4a6c2d9b1f3e5a7c9d0b2f4';
 
 /** RFC 3339 in whole seconds, as metav1.Time serializes. */

@@ -2,16 +2,21 @@
  * The resources the simulated API server serves, described once: discovery
  * documents, URL routing, list kinds and Status messages all read this table.
  */
-import type { EndpointSliceObject, NamespaceObject, PodObject, ServiceObject } from './objects.js';
+import type { EndpointSliceObject, EndpointsObject, NamespaceObject, PodObject, ServiceObject } from './objects.js';
+import type { DeploymentObject, ReplicaSetObject, StatefulSetObject } from './workloads.js';
 
-export type ResourceName = 'pods' | 'services' | 'endpointslices' | 'namespaces';
+export type ResourceName = 'pods' | 'services' | 'endpoints' | 'endpointslices' | 'namespaces' | 'deployments' | 'statefulsets' | 'replicasets';
 
 /** The object type stored under each resource. */
 export interface ResourceTypes {
   pods: PodObject;
   services: ServiceObject;
+  endpoints: EndpointsObject;
   endpointslices: EndpointSliceObject;
   namespaces: NamespaceObject;
+  deployments: DeploymentObject;
+  statefulsets: StatefulSetObject;
+  replicasets: ReplicaSetObject;
 }
 
 export interface ResourceInfo {
@@ -50,6 +55,17 @@ export const RESOURCES: Readonly<Record<ResourceName, ResourceInfo>> = {
     shortNames: ['svc'],
     categories: ['all'],
   },
+  endpoints: {
+    name: 'endpoints',
+    group: '',
+    version: 'v1',
+    kind: 'Endpoints',
+    listKind: 'EndpointsList',
+    singularName: 'endpoints',
+    namespaced: true,
+    shortNames: ['ep'],
+    categories: [],
+  },
   namespaces: {
     name: 'namespaces',
     group: '',
@@ -60,6 +76,40 @@ export const RESOURCES: Readonly<Record<ResourceName, ResourceInfo>> = {
     namespaced: false,
     shortNames: ['ns'],
     categories: [],
+  },
+  // Group order as a real server lists them: apps before discovery.k8s.io.
+  deployments: {
+    name: 'deployments',
+    group: 'apps',
+    version: 'v1',
+    kind: 'Deployment',
+    listKind: 'DeploymentList',
+    singularName: 'deployment',
+    namespaced: true,
+    shortNames: ['deploy'],
+    categories: ['all'],
+  },
+  replicasets: {
+    name: 'replicasets',
+    group: 'apps',
+    version: 'v1',
+    kind: 'ReplicaSet',
+    listKind: 'ReplicaSetList',
+    singularName: 'replicaset',
+    namespaced: true,
+    shortNames: ['rs'],
+    categories: ['all'],
+  },
+  statefulsets: {
+    name: 'statefulsets',
+    group: 'apps',
+    version: 'v1',
+    kind: 'StatefulSet',
+    listKind: 'StatefulSetList',
+    singularName: 'statefulset',
+    namespaced: true,
+    shortNames: ['sts'],
+    categories: ['all'],
   },
   endpointslices: {
     name: 'endpointslices',

@@ -9,7 +9,20 @@
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { ADMIN_USER, randomToken } from './rbac.js';
-import type { BuiltinBackend, Scenario, ScenarioPod, ScenarioPort, ScenarioService, ScenarioServicePort, ScenarioUser } from './types.js';
+import type {
+  BuiltinBackend,
+  Scenario,
+  ScenarioLabelSelector,
+  ScenarioPod,
+  ScenarioPort,
+  ScenarioService,
+  ScenarioServicePort,
+  ScenarioUser,
+  ScenarioWorkload,
+  WorkloadResource,
+} from './types.js';
+
+const WORKLOAD_KEYS: readonly WorkloadResource[] = ['deployments', 'statefulsets', 'replicasets'];
 
 /** A scenario (file or single entry) that does not validate. */
 export class ScenarioError extends Error {
@@ -129,15 +142,20 @@ function ip(path: string, value: unknown): string {
   return s;
 }
 
+/** A label key: `[PREFIX/]NAME`, PREFIX a DNS subdomain, NAME at most 63 letters, digits, `-_.`. */
+function checkLabelKey(path: string, k: string, what: 'labels' | 'selector'): void {
+  const name = k.includes('/') ? k.slice(k.lastIndexOf('/') + 1) : k;
+  const prefix = k.includes('/') ? k.slice(0, k.lastIndexOf('/')) : undefined;
+  if (name.length > 63 || !LABEL_NAME.test(name) || (prefix !== undefined && !DNS1123_SUBDOMAIN.test(prefix))) {
+    throw new ScenarioError(`${path}: invalid ${what} key ${JSON.stringify(k)}`);
+  }
+}
+
 function stringMap(path: string, value: unknown, what: 'labels' | 'selector'): Record<string, string> {
   if (!isRecord(value)) fail(path, 'an object of strings', value);
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(value)) {
-    const name = k.includes('/') ? k.slice(k.lastIndexOf('/') + 1) : k;
-    const prefix = k.includes('/') ? k.slice(0, k.lastIndexOf('/')) : undefined;
-    if (name.length > 63 || !LABEL_NAME.test(name) || (prefix !== undefined && !DNS1123_SUBDOMAIN.test(prefix))) {
-      throw new ScenarioError(`${path}: invalid ${what} key ${JSON.stringify(k)}`);
-    }
+    checkLabelKey(path, k, what);
     const s = string(`${path}.${k}`, v);
     if (s.length > 63 || (s !== '' && !LABEL_NAME.test(s))) fail(`${path}.${k}`, 'a label value (at most 63 letters, digits, "-", "_", ".")', v);
     out[k] = s;
@@ -237,6 +255,57 @@ export function validateService(value: unknown, where = 'service'): ScenarioServ
   return svc;
 }
 
+const SELECTOR_OPERATORS = ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const;
+
+function labelSelector(path: string, value: unknown): ScenarioLabelSelector {
+  const o = object(path, value, ['matchLabels', 'matchExpressions']);
+  const selector: ScenarioLabelSelector = {};
+  if (o.matchLabels !== undefined) selector.matchLabels = stringMap(`${path}.matchLabels`, o.matchLabels, 'selector');
+  if (o.matchExpressions !== undefined) {
+    selector.matchExpressions = array(`${path}.matchExpressions`, o.matchExpressions).map((e, i) => {
+      const where = `${path}.matchExpressions[${i}]`;
+      const x = object(where, e, ['key', 'operator', 'values']);
+      const key = string(`${where}.key`, x.key);
+      checkLabelKey(`${where}.key`, key, 'selector');
+      const operator = oneOf(`${where}.operator`, x.operator, SELECTOR_OPERATORS);
+      const values =
+        x.values === undefined
+          ? undefined
+          : array(`${where}.values`, x.values).map((v, j) => {
+              const text = string(`${where}.values[${j}]`, v);
+              if (text.length > 63 || (text !== '' && !LABEL_NAME.test(text))) fail(`${where}.values[${j}]`, 'a label value (at most 63 letters, digits, "-", "_", ".")', v);
+              return text;
+            });
+      // metav1 validation: In/NotIn need values, Exists/DoesNotExist must have none.
+      if ((operator === 'In' || operator === 'NotIn') && (values ?? []).length === 0) {
+        throw new ScenarioError(`${where}.values: must be specified when \`operator\` is 'In' or 'NotIn'`);
+      }
+      if ((operator === 'Exists' || operator === 'DoesNotExist') && (values ?? []).length > 0) {
+        throw new ScenarioError(`${where}.values: may not be specified when \`operator\` is 'Exists' or 'DoesNotExist'`);
+      }
+      return { key, operator, ...(values !== undefined ? { values } : {}) };
+    });
+  }
+  if (Object.keys(selector.matchLabels ?? {}).length === 0 && (selector.matchExpressions ?? []).length === 0) {
+    throw new ScenarioError(`${path}: empty selector is invalid for an apps/v1 workload`);
+  }
+  return selector;
+}
+
+/** Validates one Deployment, StatefulSet or ReplicaSet entry; `where` prefixes messages (e.g. `scenario deployments[0]`). */
+export function validateWorkload(value: unknown, resource: WorkloadResource, where: string = resource.slice(0, -1)): ScenarioWorkload {
+  const fields = ['name', 'namespace', 'selector', 'replicas', ...(resource === 'statefulsets' ? ['serviceName'] : [])];
+  const o = object(where, value, fields);
+  const workload: ScenarioWorkload = {
+    name: dnsSubdomain(`${where}.name`, o.name),
+    namespace: dnsLabel(`${where}.namespace`, o.namespace),
+    selector: labelSelector(`${where}.selector`, o.selector),
+  };
+  if (o.replicas !== undefined) workload.replicas = integer(`${where}.replicas`, o.replicas, 0, 2 ** 31 - 1);
+  if (o.serviceName !== undefined) workload.serviceName = serviceName(`${where}.serviceName`, o.serviceName);
+  return workload;
+}
+
 /** Validates one user entry; `where` prefixes messages (e.g. `scenario users[0]`). */
 export function validateUser(value: unknown, where = 'user'): ScenarioUser {
   const o = object(where, value, ['name', 'token', 'rules']);
@@ -262,12 +331,18 @@ export function validateUser(value: unknown, where = 'user'): ScenarioUser {
 
 /** Validates a whole scenario (a parsed JSON value). */
 export function validateScenario(value: unknown): Scenario {
-  const o = object('scenario', value, ['namespaces', 'pods', 'services', 'users']);
+  const o = object('scenario', value, ['namespaces', 'pods', 'services', ...WORKLOAD_KEYS, 'users']);
   const scenario: Scenario = {
     pods: o.pods === undefined ? [] : array('scenario pods', o.pods).map((p, i) => validatePod(p, `scenario pods[${i}]`)),
     services: o.services === undefined ? [] : array('scenario services', o.services).map((s, i) => validateService(s, `scenario services[${i}]`)),
   };
   if (o.namespaces !== undefined) scenario.namespaces = array('scenario namespaces', o.namespaces).map((n, i) => dnsLabel(`scenario namespaces[${i}]`, n));
+  for (const resource of WORKLOAD_KEYS) {
+    const entries = o[resource];
+    if (entries !== undefined) {
+      scenario[resource] = array(`scenario ${resource}`, entries).map((w, i) => validateWorkload(w, resource, `scenario ${resource}[${i}]`));
+    }
+  }
   if (o.users !== undefined) scenario.users = array('scenario users', o.users).map((u, i) => validateUser(u, `scenario users[${i}]`));
 
   const unique = (kind: string, keys: string[]) => {
@@ -279,6 +354,7 @@ export function validateScenario(value: unknown): Scenario {
   };
   unique('pods', scenario.pods.map((p) => `pod ${p.namespace}/${p.name}`));
   unique('services', scenario.services.map((s) => `service ${s.namespace}/${s.name}`));
+  for (const resource of WORKLOAD_KEYS) unique(resource, (scenario[resource] ?? []).map((w) => `${resource.slice(0, -1)} ${w.namespace}/${w.name}`));
   unique('users', (scenario.users ?? []).map((u) => `user ${u.name}`));
   const tokens = new Set<string>();
   (scenario.users ?? []).forEach((u, i) => {
@@ -312,12 +388,13 @@ export async function loadScenario(file: string): Promise<Scenario> {
 /**
  * Namespace `demo`: service `web` (80 → named port `http`, 8080) over three
  * ready pods and a not-ready one, `web-0` also declaring a `metrics` port where
- * nothing listens; `echo` (7) over two echo pods; headless `db` (5432) over
- * StatefulSet-like `db-0`, `db-1`; ExternalName `docs` → example.com; pod
+ * nothing listens, all selected by deployment `web` (4 replicas); `echo` (7)
+ * over two echo pods; headless `db` (5432) over `db-0`, `db-1` (echo backend),
+ * selected by statefulset `db`; ExternalName `docs` → example.com; pod
  * `lonely` with no service. Namespace `other`: service `api` (80 → 8080) over
  * `api-0`. Users besides admin: `viewer` (read everything, no port-forward),
- * `nowatch` (get + port-forward, no list/watch), `scoped` (everything, in
- * `demo` only). Tokens are fresh on every call.
+ * `nowatch` (get — endpoints included — and port-forward, no list/watch),
+ * `scoped` (everything, in `demo` only). Tokens are fresh on every call.
  */
 export function demoScenario(): Scenario {
   const web = (i: number, ready: boolean): ScenarioPod => ({
@@ -348,7 +425,7 @@ export function demoScenario(): Scenario {
     ports: [{ name: 'postgres', containerPort: 5432, backend: 'echo' }],
   });
   const read = ['get', 'list', 'watch'];
-  const everything = ['pods', 'services', 'endpointslices', 'namespaces'];
+  const everything = ['pods', 'services', 'endpointslices', 'endpoints', 'namespaces', 'deployments', 'statefulsets', 'replicasets'];
   return {
     namespaces: ['demo', 'other'],
     pods: [
@@ -370,6 +447,8 @@ export function demoScenario(): Scenario {
       { name: 'docs', namespace: 'demo', type: 'ExternalName', externalName: 'example.com', ports: [{ name: 'https', port: 443 }] },
       { name: 'api', namespace: 'other', clusterIP: '10.96.200.10', selector: { app: 'api' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
     ],
+    deployments: [{ name: 'web', namespace: 'demo', selector: { matchLabels: { app: 'web' } }, replicas: 4 }],
+    statefulsets: [{ name: 'db', namespace: 'demo', selector: { matchLabels: { app: 'db' } }, replicas: 2, serviceName: 'db' }],
     users: [
       { name: 'viewer', token: randomToken(), rules: [{ verbs: read, resources: everything }] },
       {

@@ -6,6 +6,8 @@
 import type { KubeObject, PodObject, ServiceObject } from './objects.js';
 import type { ResourceName } from './resources.js';
 import { badRequest } from './status.js';
+import type { ScenarioLabelSelector } from './types.js';
+import type { ReplicaSetObject } from './workloads.js';
 
 export type Selector = (object: KubeObject) => boolean;
 
@@ -149,6 +151,42 @@ export function matchesSelectorMap(selector: Record<string, string>, labels: Rec
   return Object.entries(selector).every(([k, v]) => labels?.[k] === v);
 }
 
+/**
+ * metav1.LabelSelectorAsSelector: every matchLabels pair and every
+ * expression must hold. An empty selector matches everything (workloads never
+ * have one: the scenario rejects it, as apps/v1 validation does).
+ */
+export function matchesLabelSelector(selector: ScenarioLabelSelector, labels: Record<string, string> | undefined): boolean {
+  const l = labels ?? {};
+  if (!matchesSelectorMap(selector.matchLabels ?? {}, l)) return false;
+  return (selector.matchExpressions ?? []).every((e) => {
+    const has = Object.hasOwn(l, e.key);
+    switch (e.operator) {
+      case 'In':
+        return has && (e.values ?? []).includes(l[e.key] ?? '');
+      case 'NotIn':
+        return !has || !(e.values ?? []).includes(l[e.key] ?? '');
+      case 'Exists':
+        return has;
+      case 'DoesNotExist':
+        return !has;
+    }
+  });
+}
+
+/** metav1.FormatLabelSelector: requirements sorted by key, `<none>` when empty (kubectl's SELECTOR column). */
+export function formatLabelSelector(selector: ScenarioLabelSelector | undefined): string {
+  const terms: Array<[string, string]> = Object.entries(selector?.matchLabels ?? {}).map(([k, v]) => [k, `${k}=${v}`]);
+  for (const e of selector?.matchExpressions ?? []) {
+    const values = [...new Set(e.values ?? [])].sort().join(',');
+    const text = e.operator === 'In' ? `${e.key} in (${values})` : e.operator === 'NotIn' ? `${e.key} notin (${values})` : e.operator === 'Exists' ? e.key : `!${e.key}`;
+    terms.push([e.key, text]);
+  }
+  // A stable sort by key, as labels.internalSelector keeps its requirements.
+  terms.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return terms.length > 0 ? terms.map(([, t]) => t).join(',') : '<none>';
+}
+
 type FieldGetter = (object: KubeObject) => string;
 
 const COMMON_FIELDS: Record<string, FieldGetter> = {
@@ -175,7 +213,13 @@ const RESOURCE_FIELDS: Record<ResourceName, Record<string, FieldGetter>> = {
   namespaces: {
     'status.phase': () => 'Active',
   },
+  endpoints: {},
   endpointslices: {},
+  deployments: {},
+  statefulsets: {},
+  replicasets: {
+    'status.replicas': (o) => String((o as ReplicaSetObject).status.replicas),
+  },
 };
 
 /** Splits on unescaped commas; `\,` `\=` `\\` escape as in fields.ParseSelector. */

@@ -50,6 +50,8 @@ export class ObjectStore {
   #historyStart = 0;
   #history: StoreEvent[] = [];
   readonly #objects = new Map<ResourceName, Map<string, KubeObject>>();
+  /** The same objects by namespace (`''` for cluster-scoped ones), so a namespaced list touches only its namespace. */
+  readonly #byNamespace = new Map<ResourceName, Map<string, Map<string, KubeObject>>>();
   readonly #listeners = new Set<StoreListener>();
   readonly #historyLimit: number;
 
@@ -73,9 +75,8 @@ export class ObjectStore {
 
   /** Objects of a resource, optionally in one namespace, sorted by namespace then name (etcd key order). */
   list<R extends ResourceName>(resource: R, namespace?: string): Array<ResourceTypes[R]> {
-    const all = [...this.#bucket(resource).values()] as Array<ResourceTypes[R]>;
-    const selected = namespace === undefined ? all : all.filter((o) => o.metadata.namespace === namespace);
-    return selected.sort(compareObjects);
+    const objects = namespace === undefined ? this.#bucket(resource) : this.#namespaceBucket(resource, namespace);
+    return ([...(objects?.values() ?? [])] as Array<ResourceTypes[R]>).sort(compareObjects);
   }
 
   /** Creates or replaces an object; returns what is stored (with its resourceVersion). */
@@ -87,6 +88,7 @@ export class ObjectStore {
     const resourceVersion = ++this.#resourceVersion;
     const stored = { ...object, metadata: { ...object.metadata, resourceVersion: String(resourceVersion) } };
     bucket.set(k, stored);
+    this.#createNamespaceBucket(resource, object.metadata.namespace ?? '').set(object.metadata.name, stored);
     this.#emit({ type: previous ? 'MODIFIED' : 'ADDED', resource, resourceVersion, object: stored, previous });
     return stored;
   }
@@ -98,6 +100,9 @@ export class ObjectStore {
     const previous = bucket.get(k);
     if (!previous) return undefined;
     bucket.delete(k);
+    const nsBucket = this.#namespaceBucket(resource, namespace ?? '');
+    nsBucket?.delete(name);
+    if (nsBucket?.size === 0) this.#byNamespace.get(resource)?.delete(namespace ?? '');
     const resourceVersion = ++this.#resourceVersion;
     const last = { ...previous, metadata: { ...previous.metadata, resourceVersion: String(resourceVersion) } };
     this.#emit({ type: 'DELETED', resource, resourceVersion, object: last, previous });
@@ -130,6 +135,25 @@ export class ObjectStore {
     if (!bucket) {
       bucket = new Map();
       this.#objects.set(resource, bucket);
+    }
+    return bucket;
+  }
+
+  /** The objects of `resource` in `namespace`, if any. */
+  #namespaceBucket(resource: ResourceName, namespace: string): Map<string, KubeObject> | undefined {
+    return this.#byNamespace.get(resource)?.get(namespace);
+  }
+
+  #createNamespaceBucket(resource: ResourceName, namespace: string): Map<string, KubeObject> {
+    let namespaces = this.#byNamespace.get(resource);
+    if (!namespaces) {
+      namespaces = new Map();
+      this.#byNamespace.set(resource, namespaces);
+    }
+    let bucket = namespaces.get(namespace);
+    if (!bucket) {
+      bucket = new Map();
+      namespaces.set(namespace, bucket);
     }
     return bucket;
   }

@@ -62,16 +62,45 @@ export interface ScenarioUser {
   token: string;
   /**
    * What the user may do. Absent → everything. Each rule grants `verbs` on
-   * `resources` (e.g. `pods`, `services`, `endpointslices`, `namespaces`,
-   * `pods/portforward`) in `namespaces` (absent → all namespaces).
+   * `resources` (e.g. `pods`, `services`, `endpointslices`, `endpoints`,
+   * `namespaces`, `deployments`, `pods/portforward`; the API group is not
+   * checked) in `namespaces` (absent → all namespaces).
    */
   rules?: Array<{ verbs: string[]; resources: string[]; namespaces?: string[] }>;
 }
+
+/** A label selector as apps/v1 workloads carry it (metav1.LabelSelector). */
+export interface ScenarioLabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: Array<{ key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }>;
+}
+
+/**
+ * A Deployment, StatefulSet or ReplicaSet. The simulator runs no workload
+ * controllers: the pods stay in `pods`; the workload selects them by labels
+ * and its status counts the ones it selects.
+ */
+export interface ScenarioWorkload {
+  name: string;
+  namespace: string;
+  /** Must select something (apps/v1 rejects an empty selector). */
+  selector: ScenarioLabelSelector;
+  /** `spec.replicas`. Absent → 1, the API server's default. */
+  replicas?: number;
+  /** StatefulSets only: `spec.serviceName`, the governing headless service. */
+  serviceName?: string;
+}
+
+/** The apps/v1 resources a scenario can hold, by their scenario key (= resource name). */
+export type WorkloadResource = 'deployments' | 'statefulsets' | 'replicasets';
 
 export interface Scenario {
   namespaces?: string[];
   pods: ScenarioPod[];
   services: ScenarioService[];
+  deployments?: ScenarioWorkload[];
+  statefulsets?: ScenarioWorkload[];
+  replicasets?: ScenarioWorkload[];
   /** Extra users besides the admin user the simulator always creates. */
   users?: ScenarioUser[];
 }

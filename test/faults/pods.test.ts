@@ -99,9 +99,9 @@ describe('pod faults', () => {
       const s = await rig.dialer.connect(`bulk.${NS}:9000`);
       if (i === 0) firstFreshMs = performance.now() - deletedAt;
       fresh.push(s.via);
-      const got = await download(s, undefined);
+      const got = download(s);
       s.end('1024\n');
-      void got;
+      assert.equal((await got).sha256, expectedSourceDigest(1024));
     }
     assert.ok(fresh.every((via) => !via.includes(`/${victim}:`)), `a new connection went to the deleted pod: ${fresh.join(', ')}`);
 
