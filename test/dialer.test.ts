@@ -146,4 +146,17 @@ describe('dialer', () => {
     assert.equal(received, scenarioBytes);
     assert.equal(hash.digest('hex'), expectedSourceDigest(scenarioBytes));
   });
+
+  test('a socket left half-open after the pod side ended is closed after the grace period', async () => {
+    const socket = await dialer.connect({ namespace: 'demo', pod: 'source-0', port: 9000 });
+    const started = Date.now();
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.write('10\n'); // the source sends 10 bytes and ends; we never end our side
+    await new Promise((resolve) => socket.once('close', resolve));
+    assert.equal(Buffer.concat(chunks).length, 10);
+    const waited = Date.now() - started;
+    assert.ok(waited >= 4000 && waited < 9000, `closed after ${waited} ms`);
+    assert.equal(dialer.stats().pairs, 0);
+  });
 });

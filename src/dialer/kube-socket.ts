@@ -170,7 +170,8 @@ export class KubeSocket extends Duplex {
     });
     stream.on('error', (error) => this.#onAttemptError(attempt, asKubesocksError(error)));
     stream.once('close', () => {
-      if (this.#attempt === attempt && !this.destroyed && this.readableEnded && this.writableFinished) this.destroy();
+      // Closed after its remote end: nothing more can be delivered either way.
+      if (this.#attempt === attempt && !this.destroyed && this.readableEnded) this.destroy();
     });
     this.connecting = false;
     const pendingWrite = this.#pendingWrite;

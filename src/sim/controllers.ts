@@ -127,7 +127,7 @@ export class Controllers {
   reconcileWorkload(resource: WorkloadResource, namespace: string, name: string): void {
     const object = this.#store.get(resource, namespace, name);
     if (!object) return;
-    this.#store.put(resource, withStatus(object, this.podsSelectedBy(namespace, object.spec.selector as ScenarioLabelSelector), object));
+    this.#store.put(resource, withStatus(object, this.podsSelectedBy(namespace, object.spec.selector), object));
   }
 
   /**
@@ -149,7 +149,7 @@ export class Controllers {
     }
     for (const id of [...(this.#workloads.get(namespace) ?? [])].sort()) {
       const [resource, name] = id.split('/') as [WorkloadResource, string];
-      const selector = this.#store.get(resource, namespace, name)?.spec.selector as ScenarioLabelSelector | undefined;
+      const selector = this.#store.get(resource, namespace, name)?.spec.selector;
       if (selector && labelSets.some((labels) => matchesLabelSelector(selector, labels))) this.reconcileWorkload(resource, namespace, name);
     }
   }

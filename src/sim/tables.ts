@@ -3,10 +3,15 @@
  * `Accept: application/json;as=Table;v=v1;g=meta.k8s.io`. kubectl prints the
  * cells as given, so columns and cell text follow
  * pkg/printers/internalversion/printers.go (printPod, printService,
- * printEndpointSlice, printNamespace) and apimachinery's duration.HumanDuration.
+ * printEndpoints, printEndpointSlice, printNamespace, printDeployment,
+ * printStatefulSet, printReplicaSet) and apimachinery's duration.HumanDuration.
+ * Server-side printing always generates the wide (priority 1) columns;
+ * kubectl shows them with `-o wide`.
  */
-import type { EndpointSliceObject, KubeObject, NamespaceObject, PodObject, ServiceObject } from './objects.js';
+import type { EndpointSliceObject, EndpointsObject, KubeObject, NamespaceObject, PodObject, ServiceObject } from './objects.js';
 import type { ResourceName } from './resources.js';
+import { formatLabelSelector } from './selectors.js';
+import type { DeploymentObject, ReplicaSetObject, StatefulSetObject, WorkloadObject } from './workloads.js';
 
 export interface TableColumn {
   name: string;
@@ -47,6 +52,10 @@ function column(name: string, description: string, priority = 0, format = ''): T
 const NAME = column('Name', 'Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names', 0, 'name');
 const AGE = column('Age', 'CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata');
 
+const READY_PODS = column('Ready', 'Number of the pod with ready state');
+const CONTAINERS = column('Containers', 'Names of each container in the template.', 1);
+const IMAGES = column('Images', 'Images referenced by each container in the template.', 1);
+
 const COLUMNS: Record<ResourceName, TableColumn[]> = {
   pods: [
     NAME,
@@ -75,7 +84,40 @@ const COLUMNS: Record<ResourceName, TableColumn[]> = {
     column('Endpoints', 'Endpoints of this EndpointSlice.'),
     AGE,
   ],
+  endpoints: [
+    NAME,
+    column(
+      'Endpoints',
+      'The set of all endpoints is the union of all subsets. Addresses are placed into subsets according to the IPs they share. A single address with multiple ports, some of which are ready and some of which are not (because they come from different containers) will result in the address being displayed in different subsets for the different ports. No address will appear in both Addresses and NotReadyAddresses in the same subset. Sets of addresses and ports that comprise a service.',
+    ),
+    AGE,
+  ],
   namespaces: [NAME, column('Status', 'The status of the namespace'), AGE],
+  deployments: [
+    NAME,
+    READY_PODS,
+    column('Up-to-date', 'Total number of non-terminating pods targeted by this deployment that have the desired template spec.'),
+    column('Available', 'Total number of available non-terminating pods (ready for at least minReadySeconds) targeted by this deployment.'),
+    AGE,
+    CONTAINERS,
+    IMAGES,
+    column('Selector', "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment. It must match the pod template's labels.", 1),
+  ],
+  statefulsets: [NAME, READY_PODS, AGE, CONTAINERS, IMAGES],
+  replicasets: [
+    NAME,
+    { ...column('Desired', 'Number of desired pods'), type: 'integer' },
+    { ...column('Current', 'Number of actual replicas'), type: 'integer' },
+    { ...column('Ready', 'Number of ready replicas'), type: 'integer' },
+    AGE,
+    CONTAINERS,
+    IMAGES,
+    column(
+      'Selector',
+      "Selector is a label query over pods that should match the replica count. Label keys and values that must match in order to be controlled by this replica set. It must match the pod template's labels. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors",
+      1,
+    ),
+  ],
 };
 
 /** duration.HumanDuration: `45s`, `3m20s`, `2h5m`, `3d4h`, … */
@@ -178,11 +220,75 @@ function endpointSliceCells(slice: EndpointSliceObject, now: number): string[] {
   return [slice.metadata.name, slice.addressType, listWithMore(ports), listWithMore(addresses), age(slice.metadata.creationTimestamp, now)];
 }
 
+/** printers.go formatEndpoints: `IP:PORT` per address and port (bare IPs without ports), at most three, then `+ N more...`. */
+function endpointsCell(endpoints: EndpointsObject): string {
+  const subsets = endpoints.subsets ?? [];
+  if (subsets.length === 0) return '<none>';
+  const max = 3;
+  const list: string[] = [];
+  let count = 0;
+  let more = false;
+  const add = (text: string) => {
+    if (list.length === max) more = true;
+    else list.push(text);
+  };
+  for (const subset of subsets) {
+    const addresses = subset.addresses ?? [];
+    if ((subset.ports ?? []).length === 0) {
+      count += addresses.length;
+      for (const a of addresses) add(a.ip);
+      continue;
+    }
+    for (const port of subset.ports ?? []) {
+      count += addresses.length;
+      for (const a of addresses) add(a.ip.includes(':') ? `[${a.ip}]:${port.port}` : `${a.ip}:${port.port}`);
+    }
+  }
+  const text = list.join(',');
+  return more ? `${text} + ${count - max} more...` : text;
+}
+
 function namespaceCells(ns: NamespaceObject, now: number): string[] {
   return [ns.metadata.name, ns.status.phase, age(ns.metadata.creationTimestamp, now)];
 }
 
-function cellsFor(resource: ResourceName, object: KubeObject, now: number): string[] {
+/** layoutContainerCells: container names and images, comma-separated. */
+function containerCells(workload: WorkloadObject): [string, string] {
+  const containers = workload.spec.template.spec.containers;
+  return [containers.map((c) => String(c.name)).join(','), containers.map((c) => String(c.image)).join(',')];
+}
+
+function deploymentCells(d: DeploymentObject, now: number): Array<string | number> {
+  const selector = formatLabelSelector(d.spec.selector);
+  return [
+    d.metadata.name,
+    `${d.status.readyReplicas ?? 0}/${d.spec.replicas}`,
+    d.status.updatedReplicas ?? 0,
+    d.status.availableReplicas ?? 0,
+    age(d.metadata.creationTimestamp, now),
+    ...containerCells(d),
+    // printDeployment prints selector.String(): empty, not <none>.
+    selector === '<none>' ? '' : selector,
+  ];
+}
+
+function statefulSetCells(s: StatefulSetObject, now: number): Array<string | number> {
+  return [s.metadata.name, `${s.status.readyReplicas ?? 0}/${s.spec.replicas}`, age(s.metadata.creationTimestamp, now), ...containerCells(s)];
+}
+
+function replicaSetCells(r: ReplicaSetObject, now: number): Array<string | number> {
+  return [
+    r.metadata.name,
+    r.spec.replicas,
+    r.status.replicas,
+    r.status.readyReplicas ?? 0,
+    age(r.metadata.creationTimestamp, now),
+    ...containerCells(r),
+    formatLabelSelector(r.spec.selector),
+  ];
+}
+
+function cellsFor(resource: ResourceName, object: KubeObject, now: number): Array<string | number> {
   switch (resource) {
     case 'pods':
       return podCells(object as PodObject, now);
@@ -192,6 +298,14 @@ function cellsFor(resource: ResourceName, object: KubeObject, now: number): stri
       return endpointSliceCells(object as EndpointSliceObject, now);
     case 'namespaces':
       return namespaceCells(object as NamespaceObject, now);
+    case 'endpoints':
+      return [object.metadata.name, endpointsCell(object as EndpointsObject), age(object.metadata.creationTimestamp, now)];
+    case 'deployments':
+      return deploymentCells(object as DeploymentObject, now);
+    case 'statefulsets':
+      return statefulSetCells(object as StatefulSetObject, now);
+    case 'replicasets':
+      return replicaSetCells(object as ReplicaSetObject, now);
   }
 }
 

@@ -16,10 +16,8 @@ import type { KubeObject, PodObject } from './objects.js';
 import { CONTAINER_NAME, IMAGE, timestamp } from './objects.js';
 import type { ScenarioLabelSelector, ScenarioWorkload, WorkloadResource } from './types.js';
 
-export interface LabelSelector {
-  matchLabels?: Record<string, string>;
-  matchExpressions?: Array<{ key: string; operator: string; values?: string[] }>;
-}
+/** metav1.LabelSelector, as the scenario gives it. */
+export type LabelSelector = ScenarioLabelSelector;
 
 export interface PodTemplate {
   metadata: { creationTimestamp: null; labels: Record<string, string> };

@@ -24,6 +24,9 @@ export const DEFAULT_CONFIRM_MS = 40;
 
 const MAX_ERROR_TEXT = 16 * 1024;
 
+/** How long the local side may stay open after the pod side ended. */
+export const HALF_OPEN_GRACE_MS = 5000;
+
 /** Turns the kubelet's error-stream text into a stable code. */
 export function classifyKubeletError(text: string): ErrorCode {
   if (/connection refused|failed to connect to localhost/i.test(text)) return 'POD_REFUSED';
@@ -60,6 +63,7 @@ export class PortForwardStream extends Duplex {
   #confirm!: () => void;
   #refuse!: (error: KubesocksError) => void;
   #confirmTimer: NodeJS.Timeout | undefined;
+  #halfOpenTimer: NodeJS.Timeout | undefined;
 
   constructor(errorStream: SpdyStream, dataStream: SpdyStream, info: PairInfo, confirmMs = DEFAULT_CONFIRM_MS) {
     super({ allowHalfOpen: true, readableHighWaterMark: 64 * 1024, writableHighWaterMark: 64 * 1024 });
@@ -88,6 +92,13 @@ export class PortForwardStream extends Duplex {
     dataStream.once('end', () => {
       this.#confirm();
       this.push(null);
+      // The pod side is closed for good (the runtime does not keep half-open
+      // connections), so a local side that never ends would hold the pair
+      // forever: after a grace period it is closed, as client-go resets it.
+      if (!this.writableFinished) {
+        this.#halfOpenTimer = setTimeout(() => this.destroy(), HALF_OPEN_GRACE_MS);
+        this.#halfOpenTimer.unref();
+      }
     });
     dataStream.once('reply', () => {
       // The kubelet replies before it dials the pod; a refusal follows within
@@ -133,6 +144,7 @@ export class PortForwardStream extends Duplex {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     clearTimeout(this.#confirmTimer);
+    clearTimeout(this.#halfOpenTimer);
     this.#refuse(error instanceof KubesocksError ? error : new KubesocksError('CLOSED', 'the stream was closed'));
     // client-go resets the data stream when it is done with it; a finished
     // stream (FIN both ways) needs nothing more.

@@ -1,0 +1,10 @@
+import { startRig, socks5, download } from '/work/main/test/helpers/faults-rig.js';
+const rig = await startRig({namespaces:['faults'], pods:[{name:'bulk-0',namespace:'faults',labels:{app:'bulk'},ip:'10.244.1.10',phase:'Running',ready:true,ports:[{name:'bytes',containerPort:9000,backend:'source'}]}], services:[{name:'bulk',namespace:'faults',selector:{app:'bulk'},ports:[{name:'bytes',port:9000,targetPort:'bytes'}]}]});
+console.log('rig up', rig.proxyPort);
+const t0 = performance.now();
+const s = await socks5(rig.proxyPort, 'bulk.faults', 9000);
+console.log('socks connected', performance.now()-t0);
+const r = download(s);
+s.write('268435456\n');
+const x = await r; console.log(x.bytes, (performance.now()-t0)|0, 'ms');
+await rig.close();
