@@ -15,10 +15,13 @@ export interface LatencyFigures {
   label: string;
   samples: number;
   p50Ms: number;
+  p90Ms: number;
   p99Ms: number;
   meanMs: number;
   maxMs: number;
   note?: string;
+  /** Every sample, in order (ms, 2 decimals). */
+  samplesMs: number[];
 }
 
 /** Closes a connection politely and makes sure it is gone within a few seconds. */
@@ -44,9 +47,11 @@ function summarize(label: string, times: number[], note?: string): LatencyFigure
     label,
     samples: times.length,
     p50Ms: percentile(times, 50),
+    p90Ms: percentile(times, 90),
     p99Ms: percentile(times, 99),
     meanMs: times.reduce((a, b) => a + b, 0) / times.length,
     maxMs: Math.max(...times),
+    samplesMs: times.map((t) => Math.round(t * 100) / 100),
   };
   if (note) figures.note = note;
   log(`  ${label}: p50 ${figures.p50Ms.toFixed(2)} ms, p99 ${figures.p99Ms.toFixed(2)} ms over ${times.length}`);

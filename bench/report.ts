@@ -114,17 +114,25 @@ function concurrencyTable(c: ConcurrencyFigures, kubectl: ThroughputRow | undefi
 }
 
 function servicesTable(s: ServicesFigures): string {
-  const rows = [['kubesocks', '1', mib(s.kubesocksPeakRss), mib(s.kubesocksPeakRss / s.services), `${num(s.kubesocksFirstByteP50Ms, 1)} (first socket per service)`]];
+  const rows = [
+    [
+      'kubesocks',
+      '1',
+      mib(s.kubesocksPeakRss),
+      `${mib(s.kubesocksIdleRss)} idle + ${mib((s.kubesocksPeakRss - s.kubesocksIdleRss) / s.services)} per service`,
+      `${num(s.kubesocksFirstByteP50Ms, 1)} (first socket per service)`,
+    ],
+  ];
   if (s.kubectl) {
     rows.push([
       `kubectl port-forward × ${s.kubectl.processes}`,
       String(s.kubectl.processes),
       mib(s.kubectl.peakRssSum),
-      mib(s.kubectl.peakRssSum / s.services),
+      `${mib(s.kubectl.peakRssSum / s.kubectl.processes)} per process`,
       `${num(s.kubectl.firstByteP50Ms, 0)} (spawn → first byte)`,
     ]);
   }
-  return `${markdownTable(['', 'processes', `peak RSS, ${s.services} services`, 'per service', 'first byte p50 ms'], rows)}\n\nkubesocks × kubectl peak RSS: ${ratio(s.kubesocksPeakRss, s.kubectl?.peakRssSum)}`;
+  return `${markdownTable(['', 'processes', `peak RSS, ${s.services} services`, 'breakdown', 'first byte p50 ms'], rows)}\n\nkubesocks ÷ kubectl peak RSS: ${ratio(s.kubesocksPeakRss, s.kubectl?.peakRssSum)}`;
 }
 
 function profileTable(p: NonNullable<Results['profile']>): string {
@@ -135,6 +143,47 @@ function profileTable(p: NonNullable<Results['profile']>): string {
       p.top.map((f) => [num(f.percent, 1), num(f.selfMs, 0), f.name, f.where]),
     )
   );
+}
+
+/** The targets issue 5 sets, checked against this run's figures (reported, never asserted). */
+export function targets(r: Results): Array<{ target: string; figures: string; met: boolean | undefined }> {
+  const row = (k: string): ThroughputRow | undefined => r.throughput.find((t) => t.route === k && !t.skipped);
+  const kubectl = row('kubectl');
+  const ceiling = row('ceiling');
+  const out: Array<{ target: string; figures: string; met: boolean | undefined }> = [];
+  for (const k of ['socks5', 'http', 'dialer'] as const) {
+    const ks = row(k);
+    if (!ks) continue;
+    for (const d of ['download', 'upload'] as const) {
+      const a = ks[d]?.mibPerSec;
+      const kc = kubectl?.[d]?.mibPerSec;
+      const c = ceiling?.[d]?.mibPerSec;
+      out.push({
+        target: `${ks.label} ${d} ≥ kubectl and ≥ 0.9 × ceiling`,
+        figures: `${num(a, 0)} vs kubectl ${num(kc, 0)}, ceiling ${num(c, 0)} MiB/s`,
+        met: a === undefined || kc === undefined || c === undefined ? undefined : a >= kc && a >= 0.9 * c,
+      });
+    }
+  }
+  for (const k of ['socks5', 'http'] as const) {
+    const ks = row(k);
+    if (!ks) continue;
+    for (const d of ['download', 'upload'] as const) {
+      const a = ks[d]?.forwarderCpuPerGiB;
+      const kc = kubectl?.[d]?.forwarderCpuPerGiB;
+      out.push({
+        target: `${ks.label} ${d} CPU s/GiB ≤ kubectl`,
+        figures: `${num(a, 2)} vs ${num(kc, 2)}`,
+        met: a === undefined || kc === undefined ? undefined : a <= kc,
+      });
+    }
+  }
+  const warm = r.latency.find((l) => l.label.startsWith('kubesocks SOCKS5, warm'));
+  const kl = r.latency.find((l) => l.label.startsWith('kubectl'));
+  if (warm && kl) {
+    out.push({ target: 'kubesocks SOCKS5 warm connect-to-first-byte p50 ≤ kubectl', figures: `${num(warm.p50Ms, 2)} vs ${num(kl.p50Ms, 2)} ms`, met: warm.p50Ms <= kl.p50Ms });
+  }
+  return out;
 }
 
 export function renderReport(r: Results): string {
@@ -154,6 +203,15 @@ export function renderReport(r: Results): string {
   if (r.concurrency) parts.push(`## Concurrent sockets (fresh kubesocks process)\n\n${concurrencyTable(r.concurrency, r.throughput.find((t) => t.route === 'kubectl'))}`);
   if (r.services) parts.push(`## Many services at once (one socket held open to each)\n\n${servicesTable(r.services)}`);
   if (r.profile) parts.push(`## Where kubesocks spends its CPU (node --cpu-prof, top self time)\n\n${profileTable(r.profile)}`);
+  const goals = targets(r);
+  if (goals.length) {
+    parts.push(
+      `## Issue 5 targets (this run)\n\n${markdownTable(
+        ['target', 'figures', 'met'],
+        goals.map((g) => [g.target, g.figures, g.met === undefined ? '—' : g.met ? 'yes' : 'NO']),
+      )}`,
+    );
+  }
   if (r.notes.length) parts.push(`## Notes\n\n${r.notes.map((n) => `- ${n}`).join('\n')}`);
   parts.push(`Finished in ${num(r.elapsedSeconds, 1)} s.`);
   return `${parts.join('\n\n')}\n`;

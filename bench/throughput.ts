@@ -15,6 +15,9 @@ import { sample } from './lib/procs.js';
 import type { ProcSample } from './lib/procs.js';
 import { GiB, MiB, median } from './lib/table.js';
 
+type Direction = 'download' | 'upload';
+const DIRECTIONS: readonly Direction[] = ['download', 'upload'];
+
 export type RouteKey = 'direct' | 'ceiling' | 'kubectl' | 'socks5' | 'http' | 'dialer';
 
 export const ROUTE_LABELS: Record<RouteKey, string> = {
@@ -70,60 +73,85 @@ function clientCpuSec(): number {
   return (u.user + u.system) / 1e6;
 }
 
-async function measureOne(
-  sim: Sim,
-  spec: RouteSpec,
-  direction: 'download' | 'upload',
-  options: ThroughputOptions,
-): Promise<TransferFigures> {
-  const timeoutMs = Math.max(60_000, (options.bytes / (10 * MiB)) * 1000);
-  const run = (n: number) => (direction === 'download' ? spec.openSource().then((s) => download(s, n, timeoutMs)) : spec.openSink().then((s) => upload(s, n, timeoutMs)));
-  // Warm-up: pooled connections, JIT, socket buffers. Checked like the rest.
-  await run(options.warmupBytes);
-  const speeds: number[] = [];
-  const cpu: Array<{ fwd?: number; sim: number; client: number }> = [];
-  let sha256 = '';
-  for (let i = 0; i < options.runs; i++) {
-    const f0 = spec.forwarder?.();
-    const s0 = sample(sim.child.pid);
-    const c0 = clientCpuSec();
-    const result = await run(options.bytes);
-    const f1 = spec.forwarder?.();
-    const s1 = sample(sim.child.pid);
-    const c1 = clientCpuSec();
-    const gib = result.bytes / GiB;
-    speeds.push(result.bytes / MiB / result.seconds);
-    cpu.push({
-      ...(f0 && f1 ? { fwd: (f1.cpuSec - f0.cpuSec) / gib } : {}),
-      sim: s0 && s1 ? (s1.cpuSec - s0.cpuSec) / gib : Number.NaN,
-      client: (c1 - c0) / gib,
-    });
-    sha256 = result.digest;
-  }
-  const mid = speeds.indexOf(median(speeds));
-  const c = cpu[mid]!;
-  const peak = spec.forwarder?.()?.hwm;
-  const figures: TransferFigures = {
-    bytes: options.bytes,
-    mibPerSec: speeds[mid]!,
-    runs: speeds,
-    sha256,
-    simCpuPerGiB: c.sim,
-    clientCpuPerGiB: c.client,
-  };
-  if (c.fwd !== undefined) figures.forwarderCpuPerGiB = c.fwd;
-  if (peak !== undefined) figures.forwarderPeakRss = peak;
-  return figures;
+interface Sample {
+  mibPerSec: number;
+  sha256: string;
+  fwd?: number;
+  sim: number;
+  client: number;
 }
 
-export async function measureThroughput(sim: Sim, spec: RouteSpec, options: ThroughputOptions): Promise<ThroughputRow> {
-  const row: ThroughputRow = { route: spec.route, label: ROUTE_LABELS[spec.route] };
-  for (const direction of ['download', 'upload'] as const) {
-    const figures = await measureOne(sim, spec, direction, options);
-    row[direction] = figures;
-    log(`  ${row.label} ${direction}: ${figures.mibPerSec.toFixed(1)} MiB/s (${figures.runs.map((r) => r.toFixed(0)).join(', ')}), sha256 ok`);
+function open(spec: RouteSpec, direction: Direction): Promise<Duplex> {
+  return direction === 'download' ? spec.openSource() : spec.openSink();
+}
+
+function transfer(spec: RouteSpec, direction: Direction, bytes: number) {
+  const timeoutMs = Math.max(60_000, (bytes / (10 * MiB)) * 1000);
+  return open(spec, direction).then((s) => (direction === 'download' ? download(s, bytes, timeoutMs) : upload(s, bytes, timeoutMs)));
+}
+
+async function measureOnce(sim: Sim, spec: RouteSpec, direction: Direction, bytes: number): Promise<Sample> {
+  const f0 = spec.forwarder?.();
+  const s0 = sample(sim.child.pid);
+  const c0 = clientCpuSec();
+  const result = await transfer(spec, direction, bytes);
+  const f1 = spec.forwarder?.();
+  const s1 = sample(sim.child.pid);
+  const c1 = clientCpuSec();
+  const gib = result.bytes / GiB;
+  return {
+    mibPerSec: result.bytes / MiB / result.seconds,
+    sha256: result.digest,
+    ...(f0 && f1 ? { fwd: (f1.cpuSec - f0.cpuSec) / gib } : {}),
+    sim: s0 && s1 ? (s1.cpuSec - s0.cpuSec) / gib : Number.NaN,
+    client: (c1 - c0) / gib,
+  };
+}
+
+function figures(spec: RouteSpec, bytes: number, samples: Sample[]): TransferFigures {
+  const speeds = samples.map((s) => s.mibPerSec);
+  const mid = samples[speeds.indexOf(median(speeds))]!;
+  const result: TransferFigures = {
+    bytes,
+    mibPerSec: mid.mibPerSec,
+    runs: speeds,
+    sha256: mid.sha256,
+    simCpuPerGiB: mid.sim,
+    clientCpuPerGiB: mid.client,
+  };
+  if (mid.fwd !== undefined) result.forwarderCpuPerGiB = mid.fwd;
+  const peak = spec.forwarder?.()?.hwm;
+  if (peak !== undefined) result.forwarderPeakRss = peak;
+  return result;
+}
+
+/**
+ * Every route, both directions. Each route and direction first gets an
+ * untimed warm-up transfer (pooled connections, JIT, socket buffers; checked
+ * like the rest); then the runs go round-robin over the routes, so a slow
+ * patch of machine time spreads over all of them instead of hitting one.
+ */
+export async function measureThroughput(sim: Sim, specs: RouteSpec[], options: ThroughputOptions): Promise<ThroughputRow[]> {
+  for (const spec of specs) for (const direction of DIRECTIONS) await transfer(spec, direction, options.warmupBytes);
+  const samples = new Map(specs.map((spec) => [spec.route, { download: [] as Sample[], upload: [] as Sample[] }]));
+  for (let run = 1; run <= options.runs; run++) {
+    for (const direction of DIRECTIONS) {
+      for (const spec of specs) {
+        const s = await measureOnce(sim, spec, direction, options.bytes);
+        samples.get(spec.route)![direction].push(s);
+        log(`  run ${run}/${options.runs} ${direction} ${ROUTE_LABELS[spec.route]}: ${s.mibPerSec.toFixed(1)} MiB/s, sha256 ok`);
+      }
+    }
   }
-  return row;
+  return specs.map((spec) => {
+    const own = samples.get(spec.route)!;
+    return {
+      route: spec.route,
+      label: ROUTE_LABELS[spec.route],
+      download: figures(spec, options.bytes, own.download),
+      upload: figures(spec, options.bytes, own.upload),
+    };
+  });
 }
 
 /** The dialer row's spec (the dialer lives in this process). */

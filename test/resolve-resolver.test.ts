@@ -230,6 +230,19 @@ test('ExternalName pointing at a cluster name is followed once', async () => {
   }
 });
 
+test('a user who may neither list endpointslices nor get endpoints is told which right is missing', async () => {
+  sim.cluster.addUser({
+    name: 'noendpoints',
+    token: 'noendpoints-token',
+    rules: [
+      { verbs: ['get'], resources: ['pods', 'services', 'namespaces', 'endpointslices'] },
+      { verbs: ['create'], resources: ['pods/portforward'] },
+    ],
+  });
+  const r = await resolver({ getFallbackTtlMs: 50 }, 'noendpoints');
+  await rejects(r.resolve('web.demo', 80), 'FORBIDDEN', /User "noendpoints" cannot list resource "endpointslices".*to find the pods of service "web"/);
+});
+
 test('a user without list/watch falls back to GETs', async () => {
   const r = await resolver({ getFallbackTtlMs: 50 }, 'nowatch');
   // Pods by name, services by name (ports, ExternalName), namespace existence by GET.
@@ -239,8 +252,9 @@ test('a user without list/watch falls back to GETs', async () => {
   assert.deepEqual(await r.resolve('example.com', 443), { kind: 'external', host: 'example.com', port: 443 });
   await rejects(r.resolve('web.demo', 81), 'NO_SUCH_PORT');
   await rejects(r.resolve('nope.demo', 80), 'NOT_FOUND');
-  // Endpoints need list on endpointslices (or get on v1 endpoints): the server's message says which right is missing.
-  await rejects(r.resolve('web.demo', 80), 'FORBIDDEN', /User "nowatch" cannot list resource "endpointslices".*to find the pods of service "web"/);
+  // Without list on endpointslices, the service's v1 Endpoints object (a get) names its pods.
+  assert.deepEqual(pods(await r.resolve('web.demo', 80)), WEB);
+  assert.deepEqual(pods(await r.resolve('db-1.db.demo.svc', 5432)), ['demo/db-1:5432']);
   // Pod IPs cannot be searched without list: say so, and what to use instead.
   await rejects(r.resolve('10-244-0-10.demo.pod.cluster.local', 8080), 'NOT_FOUND', /listing pods there is forbidden; use the pod's name/);
   await rejects(r.resolve('10.244.0.10', 8080), 'NOT_FOUND', /use a name such as SERVICE\.NAMESPACE/);

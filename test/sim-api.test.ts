@@ -277,8 +277,12 @@ describe('the demo cluster, read-only', () => {
     assert.equal(byName.get('namespaces')?.namespaced, false);
     assert.deepEqual(byName.get('pods/portforward')?.verbs, ['create', 'get']);
 
+    assert.deepEqual(byName.get('endpoints')?.shortNames, ['ep']);
+    assert.equal(byName.get('endpoints')?.kind, 'Endpoints');
+
     const apis = (await call(c, '/apis')).json;
     assert.equal(apis.kind, 'APIGroupList');
+    assert.deepEqual(apis.groups.map((g: Json) => g.name), ['apps', 'discovery.k8s.io'], 'in the real server\'s order');
     assert.ok(apis.groups.some((g: Json) => g.name === 'discovery.k8s.io' && g.preferredVersion.groupVersion === 'discovery.k8s.io/v1'));
     assert.equal((await call(c, '/apis/discovery.k8s.io')).json.kind, 'APIGroup');
     const group = (await call(c, '/apis/discovery.k8s.io/v1')).json;
@@ -286,13 +290,25 @@ describe('the demo cluster, read-only', () => {
       group.resources.map((r: Json) => [r.name, r.kind]),
       [['endpointslices', 'EndpointSlice']],
     );
+    const apps = (await call(c, '/apis/apps')).json;
+    assert.deepEqual([apps.kind, apps.name, apps.preferredVersion], ['APIGroup', 'apps', { groupVersion: 'apps/v1', version: 'v1' }]);
+    const appsV1 = (await call(c, '/apis/apps/v1')).json;
+    assert.equal(appsV1.groupVersion, 'apps/v1');
+    assert.deepEqual(
+      appsV1.resources.map((r: Json) => [r.name, r.kind, r.shortNames, r.namespaced, r.verbs]),
+      [
+        ['deployments', 'Deployment', ['deploy'], true, ['get', 'list', 'watch']],
+        ['replicasets', 'ReplicaSet', ['rs'], true, ['get', 'list', 'watch']],
+        ['statefulsets', 'StatefulSet', ['sts'], true, ['get', 'list', 'watch']],
+      ],
+    );
 
     // Aggregated discovery is answered with plain JSON: kubectl falls back.
     const aggregated = await call(c, '/api', { headers: { Accept: 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json' } });
     assert.equal(aggregated.headers['content-type'], 'application/json');
     assert.equal(aggregated.json.kind, 'APIVersions');
 
-    for (const path of ['/openapi/v2', '/openapi/v3', '/apis/apps/v1', '/api/v1/namespaces/demo/deployments', '/nope']) {
+    for (const path of ['/openapi/v2', '/openapi/v3', '/apis/apps/v2', '/apis/apps/v1/namespaces/demo/daemonsets', '/api/v1/namespaces/demo/deployments', '/nope']) {
       const r = await call(c, path);
       assert.equal(r.status, 404, path);
       assert.equal(r.json.reason, 'NotFound');
@@ -740,6 +756,370 @@ describe('EndpointSlices for named ports that differ between pods', () => {
   });
 });
 
+describe('apps/v1 workloads', () => {
+  let c: SimCluster;
+  before(async () => {
+    c = await SimCluster.start();
+  });
+  after(() => c.close());
+
+  const TABLE = { Accept: 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json' };
+
+  test('the demo deployment web and statefulset db, shaped like real ones', async () => {
+    const web = (await call(c, '/apis/apps/v1/namespaces/demo/deployments/web')).json;
+    assert.equal(web.kind, 'Deployment');
+    assert.equal(web.apiVersion, 'apps/v1');
+    assert.equal(web.metadata.generation, 1);
+    assert.match(web.metadata.uid, /^[0-9a-f-]{36}$/);
+    assert.match(web.metadata.resourceVersion, /^\d+$/);
+    assert.deepEqual(web.spec.selector, { matchLabels: { app: 'web' } });
+    assert.equal(web.spec.replicas, 4);
+    assert.deepEqual(web.spec.template.metadata.labels, { app: 'web' }, 'the template matches the selector');
+    assert.equal(web.spec.strategy.type, 'RollingUpdate');
+    // web-0..2 ready, web-3 not.
+    assert.deepEqual(
+      { ...web.status, conditions: undefined },
+      { observedGeneration: 1, replicas: 4, updatedReplicas: 4, readyReplicas: 3, availableReplicas: 3, unavailableReplicas: 1, conditions: undefined },
+    );
+    assert.deepEqual(
+      web.status.conditions.map((x: Json) => [x.type, x.status, x.reason]),
+      [['Available', 'True', 'MinimumReplicasAvailable']],
+    );
+
+    const db = (await call(c, '/apis/apps/v1/namespaces/demo/statefulsets/db')).json;
+    assert.equal(db.kind, 'StatefulSet');
+    assert.equal(db.spec.serviceName, 'db');
+    assert.deepEqual(db.spec.selector, { matchLabels: { app: 'db' } });
+    assert.match(db.status.currentRevision, /^db-[bcdfghjklmnpqrstvwxz2456789]{10}$/);
+    assert.deepEqual(db.status, {
+      observedGeneration: 1,
+      replicas: 2,
+      readyReplicas: 2,
+      currentReplicas: 2,
+      currentRevision: db.status.currentRevision,
+      updatedReplicas: 2,
+      updateRevision: db.status.currentRevision,
+      collisionCount: 0,
+      availableReplicas: 2,
+    });
+    // The pods the statefulset selects keep their names and hostnames.
+    const pods = (await call(c, `/api/v1/namespaces/demo/pods?labelSelector=${encodeURIComponent('app=db')}`)).json;
+    assert.deepEqual(pods.items.map((p: Json) => [p.metadata.name, p.spec.hostname, p.spec.subdomain]), [
+      ['db-0', 'db-0', 'db'],
+      ['db-1', 'db-1', 'db'],
+    ]);
+  });
+
+  test('lists, 404s and RBAC name the apps group', async () => {
+    const list = (await call(c, '/apis/apps/v1/deployments')).json;
+    assert.equal(list.kind, 'DeploymentList');
+    assert.equal(list.apiVersion, 'apps/v1');
+    assert.deepEqual(names(list), ['web']);
+    assert.equal(list.items[0].kind, undefined);
+    assert.equal((await call(c, '/apis/apps/v1/namespaces/demo/statefulsets')).json.kind, 'StatefulSetList');
+    assert.deepEqual((await call(c, '/apis/apps/v1/namespaces/demo/replicasets')).json.items, []);
+
+    const missing = await call(c, '/apis/apps/v1/namespaces/demo/deployments/nope');
+    assert.equal(missing.status, 404);
+    assert.equal(missing.json.message, 'deployments.apps "nope" not found');
+    assert.deepEqual(missing.json.details, { name: 'nope', group: 'apps', kind: 'deployments' });
+
+    c.addUser({ name: 'pods-only', token: 'pods-only-token', rules: [{ verbs: ['get', 'list'], resources: ['pods'] }] });
+    const denied = await call(c, '/apis/apps/v1/namespaces/demo/deployments/web', { token: 'pods-only-token' });
+    assert.equal(denied.status, 403);
+    assert.equal(denied.json.message, 'deployments.apps "web" is forbidden: User "pods-only" cannot get resource "deployments" in API group "apps" in the namespace "demo"');
+    assert.deepEqual(denied.json.details, { name: 'web', group: 'apps', kind: 'deployments' });
+    const viewer = c.tokenFor('viewer');
+    assert.equal((await call(c, '/apis/apps/v1/namespaces/demo/statefulsets', { token: viewer })).status, 200);
+  });
+
+  test('status follows the selected pods, on watches too', async () => {
+    const list = (await call(c, '/apis/apps/v1/namespaces/demo/deployments')).json;
+    const w = new Watch(c, `/apis/apps/v1/namespaces/demo/deployments?watch=1&resourceVersion=${list.metadata.resourceVersion}`);
+    assert.equal(await w.opened(), 200);
+    c.setPodReady('demo', 'web-3', true);
+    const allReady = await w.find((e) => e.object.status.readyReplicas === 4);
+    assert.equal(allReady.type, 'MODIFIED');
+    assert.equal(allReady.object.status.unavailableReplicas, undefined, 'a zero count is left out');
+    const at = allReady.object.status.conditions[0].lastTransitionTime;
+
+    // Pods that stop or start matching count too; readiness of others does not change the object.
+    c.setPodReady('demo', 'echo-0', false);
+    c.replacePod({ ...web(4), labels: { app: 'web' } });
+    const five = await w.find((e) => e.object.status.replicas === 5);
+    assert.equal(five.object.status.conditions[0].lastTransitionTime, at, 'Available stayed True: its transition time is kept');
+    c.deletePod('demo', 'web-4');
+    await w.find((e) => e.object.status.replicas === 4 && e.object.metadata.resourceVersion !== five.object.metadata.resourceVersion);
+
+    // Below 75 % available the deployment loses its Available condition.
+    for (const i of [0, 1, 2]) c.setPodReady('demo', `web-${i}`, false);
+    const unavailable = await w.find((e) => e.object.status.conditions[0].status === 'False');
+    assert.deepEqual(
+      [unavailable.object.status.readyReplicas, unavailable.object.status.unavailableReplicas, unavailable.object.status.conditions[0].reason],
+      [2, 2, 'MinimumReplicasUnavailable'],
+      '3 of 4 (25 % maxUnavailable, rounded down) must be available',
+    );
+    for (const i of [0, 1, 2]) c.setPodReady('demo', `web-${i}`, true);
+    c.setPodReady('demo', 'web-3', false);
+    c.setPodReady('demo', 'echo-0', true);
+    const types = new Set(w.events.map((e) => e.type));
+    assert.deepEqual([...types], ['MODIFIED']);
+    w.close();
+  });
+
+  function web(i: number) {
+    return { name: `web-${i}`, namespace: 'demo', ip: `10.244.0.${10 + i}`, ports: [{ name: 'http', containerPort: 8080 }] };
+  }
+
+  test('workloads added, replaced and deleted at run time; matchExpressions; replica sets', async () => {
+    const w = new Watch(c, '/apis/apps/v1/namespaces/demo/replicasets?watch=1');
+    await w.opened();
+    c.addWorkload('replicasets', {
+      name: 'web-7d4b9c8f5',
+      namespace: 'demo',
+      selector: { matchLabels: { app: 'web' }, matchExpressions: [{ key: 'app', operator: 'In', values: ['web', 'www'] }, { key: 'canary', operator: 'DoesNotExist' }] },
+      replicas: 4,
+    });
+    const added = await w.find((e) => e.type === 'ADDED');
+    assert.equal(added.object.kind, 'ReplicaSet');
+    assert.deepEqual(added.object.status, { replicas: 4, fullyLabeledReplicas: 4, readyReplicas: 3, availableReplicas: 3, observedGeneration: 1 });
+    assert.deepEqual(added.object.spec.selector.matchExpressions[1], { key: 'canary', operator: 'DoesNotExist' });
+
+    c.addPod({ name: 'web-canary', namespace: 'demo', labels: { app: 'web', canary: 'yes' }, ip: '10.244.0.99', ports: [{ name: 'http', containerPort: 8080 }] });
+    const deployment = (await call(c, '/apis/apps/v1/namespaces/demo/deployments/web')).json;
+    assert.equal(deployment.status.replicas, 5, 'the deployment selects the canary');
+    const rs = (await call(c, '/apis/apps/v1/namespaces/demo/replicasets/web-7d4b9c8f5')).json;
+    assert.equal(rs.status.replicas, 4, 'the replica set does not');
+    c.deletePod('demo', 'web-canary');
+
+    const byField = (await call(c, `/apis/apps/v1/namespaces/demo/replicasets?fieldSelector=${encodeURIComponent('status.replicas=4')}`)).json;
+    assert.deepEqual(names(byField), ['web-7d4b9c8f5']);
+
+    c.addWorkload('replicasets', { name: 'web-7d4b9c8f5', namespace: 'demo', selector: { matchLabels: { app: 'web' } }, replicas: 2 });
+    const replaced = await w.find((e) => e.type === 'MODIFIED' && e.object.spec.replicas === 2);
+    assert.equal(replaced.object.metadata.generation, 2);
+    assert.equal(replaced.object.metadata.uid, added.object.metadata.uid);
+
+    c.deleteWorkload('replicasets', 'demo', 'web-7d4b9c8f5');
+    assert.equal((await w.find((e) => e.type === 'DELETED')).object.metadata.name, 'web-7d4b9c8f5');
+    assert.equal((await call(c, '/api/v1/namespaces/demo/pods/web-0')).status, 200, 'its pods stay');
+    assert.throws(() => c.deleteWorkload('replicasets', 'demo', 'web-7d4b9c8f5'), { message: 'replicasets.apps "web-7d4b9c8f5" not found' });
+    w.close();
+  });
+
+  test('kubectl-style Tables', async () => {
+    const deploy = (await call(c, '/apis/apps/v1/namespaces/demo/deployments', { headers: TABLE })).json;
+    assert.deepEqual(deploy.columnDefinitions.map((x: Json) => [x.name, x.priority]), [
+      ['Name', 0],
+      ['Ready', 0],
+      ['Up-to-date', 0],
+      ['Available', 0],
+      ['Age', 0],
+      ['Containers', 1],
+      ['Images', 1],
+      ['Selector', 1],
+    ]);
+    const cells = deploy.rows[0].cells;
+    assert.deepEqual([...cells.slice(0, 4), ...cells.slice(5)], ['web', '3/4', 4, 3, 'main', 'registry.k8s.io/kubesocks/sim-backend:1.0', 'app=web']);
+    const sts = (await call(c, '/apis/apps/v1/namespaces/demo/statefulsets/db', { headers: TABLE })).json;
+    assert.deepEqual(sts.columnDefinitions.map((x: Json) => x.name), ['Name', 'Ready', 'Age', 'Containers', 'Images']);
+    assert.deepEqual(sts.rows[0].cells.slice(0, 2), ['db', '2/2']);
+  });
+
+  test('scenario validation of workloads names the field', () => {
+    const base = { pods: [], services: [] };
+    const cases: Array<[unknown, string]> = [
+      [{ ...base, deployments: [{ name: 'a', namespace: 'n', selector: {} }] }, 'scenario deployments[0].selector: empty selector is invalid for an apps/v1 workload'],
+      [{ ...base, deployments: [{ name: 'a', namespace: 'n' }] }, 'scenario deployments[0].selector: expected an object, got nothing'],
+      [
+        { ...base, statefulsets: [{ name: 'a', namespace: 'n', selector: { matchExpressions: [{ key: 'app', operator: 'In' }] } }] },
+        "scenario statefulsets[0].selector.matchExpressions[0].values: must be specified when `operator` is 'In' or 'NotIn'",
+      ],
+      [
+        { ...base, replicasets: [{ name: 'a', namespace: 'n', selector: { matchExpressions: [{ key: 'app', operator: 'Exists', values: ['x'] }] } }] },
+        "scenario replicasets[0].selector.matchExpressions[0].values: may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+      ],
+      [
+        { ...base, deployments: [{ name: 'a', namespace: 'n', selector: { matchExpressions: [{ key: 'app', operator: 'Maybe', values: ['x'] }] } }] },
+        'scenario deployments[0].selector.matchExpressions[0].operator: expected one of In, NotIn, Exists, DoesNotExist, got "Maybe"',
+      ],
+      [
+        { ...base, deployments: [{ name: 'a', namespace: 'n', selector: { matchLabels: { a: 'b' } }, serviceName: 'a' }] },
+        'scenario deployments[0]: unknown field "serviceName" (known: name, namespace, selector, replicas)',
+      ],
+      [{ ...base, deployments: [{ name: 'a', namespace: 'n', selector: { matchLabels: { a: 'b' } }, replicas: -1 }] }, 'scenario deployments[0].replicas: expected an integer 0-2147483647, got -1'],
+      [
+        { ...base, deployments: [{ name: 'a', namespace: 'n', selector: { matchLabels: { a: 'b' } } }, { name: 'a', namespace: 'n', selector: { matchLabels: { a: 'c' } } }] },
+        'scenario deployments[1]: duplicate deployment n/a',
+      ],
+    ];
+    for (const [input, message] of cases) {
+      assert.throws(() => validateScenario(input), (err: unknown) => err instanceof ScenarioError && err.message === message, message);
+    }
+    // The same name as a deployment and a statefulset is fine: different resources.
+    const ok = validateScenario({ ...base, deployments: [{ name: 'a', namespace: 'n', selector: { matchLabels: { a: 'b' } } }], statefulsets: [{ name: 'a', namespace: 'n', selector: { matchLabels: { a: 'b' } } }] });
+    assert.equal(ok.statefulsets?.length, 1);
+  });
+});
+
+describe('v1 Endpoints', () => {
+  let c: SimCluster;
+  before(async () => {
+    c = await SimCluster.start();
+  });
+  after(() => c.close());
+
+  const addr = (a: Json) => [a.ip, a.targetRef?.name, a.hostname ?? null];
+
+  test('derived per service: ready and not-ready addresses, target refs, resolved named ports', async () => {
+    const web = (await call(c, '/api/v1/namespaces/demo/endpoints/web')).json;
+    assert.equal(web.kind, 'Endpoints');
+    assert.equal(web.apiVersion, 'v1');
+    assert.equal(web.metadata.name, 'web');
+    assert.match(web.metadata.uid, /^[0-9a-f-]{36}$/);
+    assert.equal(web.metadata.labels, undefined);
+    assert.equal(web.subsets.length, 1);
+    const [subset] = web.subsets;
+    assert.deepEqual(subset.addresses.map(addr), [
+      ['10.244.0.10', 'web-0', null],
+      ['10.244.0.11', 'web-1', null],
+      ['10.244.0.12', 'web-2', null],
+    ]);
+    assert.deepEqual(subset.notReadyAddresses.map(addr), [['10.244.0.13', 'web-3', null]]);
+    assert.deepEqual(subset.ports, [{ name: 'http', port: 8080, protocol: 'TCP' }], 'the named targetPort resolved');
+    const pod = (await call(c, '/api/v1/namespaces/demo/pods/web-0')).json;
+    assert.deepEqual(subset.addresses[0], {
+      ip: '10.244.0.10',
+      nodeName: 'sim-node-1',
+      targetRef: { kind: 'Pod', namespace: 'demo', name: 'web-0', uid: pod.metadata.uid },
+    });
+
+    const db = (await call(c, '/api/v1/namespaces/demo/endpoints/db')).json;
+    assert.deepEqual(db.metadata.labels, { 'service.kubernetes.io/headless': '' });
+    assert.deepEqual(db.subsets[0].addresses.map(addr), [
+      ['10.244.0.30', 'db-0', 'db-0'],
+      ['10.244.0.31', 'db-1', 'db-1'],
+    ]);
+    assert.deepEqual(db.subsets[0].ports, [{ name: 'postgres', port: 5432, protocol: 'TCP' }]);
+
+    const docs = await call(c, '/api/v1/namespaces/demo/endpoints/docs');
+    assert.equal(docs.status, 404, 'an ExternalName service has none');
+    assert.equal(docs.json.message, 'endpoints "docs" not found');
+
+    const list = (await call(c, '/api/v1/namespaces/demo/endpoints')).json;
+    assert.equal(list.kind, 'EndpointsList');
+    assert.deepEqual(names(list), ['db', 'echo', 'web']);
+    const all = (await call(c, '/api/v1/endpoints')).json;
+    assert.deepEqual(all.items.map((e: Json) => `${e.metadata.namespace}/${e.metadata.name}`), ['demo/db', 'demo/echo', 'demo/web', 'other/api']);
+  });
+
+  test('a watch follows readiness, termination and deletion; a service selecting nothing has no subsets', async () => {
+    const w = new Watch(c, `/api/v1/namespaces/demo/endpoints?watch=1&fieldSelector=${encodeURIComponent('metadata.name=echo')}`);
+    const [initial] = await w.atLeast(1);
+    assert.deepEqual(initial?.object.subsets[0].addresses.map(addr), [
+      ['10.244.0.20', 'echo-0', null],
+      ['10.244.0.21', 'echo-1', null],
+    ]);
+    c.setPodReady('demo', 'echo-1', false);
+    const notReady = await w.find((e) => e.type === 'MODIFIED');
+    assert.deepEqual(notReady.object.subsets[0].notReadyAddresses.map(addr), [['10.244.0.21', 'echo-1', null]]);
+    assert.equal(notReady.object.metadata.uid, initial?.object.metadata.uid);
+
+    // A terminating pod leaves Endpoints at once (it stays in the slice, terminating).
+    c.setPodTerminating('demo', 'echo-0', true);
+    const terminating = await w.find((e) => e.type === 'MODIFIED' && e.object.subsets[0].addresses === undefined);
+    assert.equal(terminating.object.subsets.length, 1);
+    c.setPodTerminating('demo', 'echo-0', false);
+    c.setPodReady('demo', 'echo-1', true);
+
+    c.addService({ name: 'nothing', namespace: 'demo', selector: { app: 'none' }, ports: [{ port: 80 }] });
+    const nothing = (await call(c, '/api/v1/namespaces/demo/endpoints/nothing')).json;
+    assert.equal(nothing.subsets, undefined);
+    c.deleteService('demo', 'nothing');
+    assert.equal((await call(c, '/api/v1/namespaces/demo/endpoints/nothing')).status, 404);
+
+    c.deleteService('demo', 'echo');
+    assert.equal((await w.find((e) => e.type === 'DELETED')).object.metadata.name, 'echo');
+    w.close();
+  });
+
+  test('the user nowatch may get endpoints (not list them); Tables print IP:PORT', async () => {
+    const token = c.tokenFor('nowatch');
+    const got = await call(c, '/api/v1/namespaces/demo/endpoints/web', { token });
+    assert.equal(got.status, 200);
+    const list = await call(c, '/api/v1/namespaces/demo/endpoints', { token });
+    assert.equal(list.json.message, 'endpoints is forbidden: User "nowatch" cannot list resource "endpoints" in API group "" in the namespace "demo"');
+
+    const table = (await call(c, '/api/v1/namespaces/demo/endpoints/web', { headers: { Accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' } })).json;
+    assert.deepEqual(table.columnDefinitions.map((x: Json) => x.name), ['Name', 'Endpoints', 'Age']);
+    assert.deepEqual(table.rows[0].cells.slice(0, 2), ['web', '10.244.0.10:8080,10.244.0.11:8080,10.244.0.12:8080']);
+  });
+});
+
+describe('v1 Endpoints: ports that differ between pods, truncation past 1000 addresses', () => {
+  let c: SimCluster;
+  before(async () => {
+    const many = Array.from({ length: 1005 }, (_, i) => ({
+      name: `m-${i}`,
+      namespace: 'big',
+      labels: { app: 'many' },
+      ip: `10.250.${Math.floor(i / 250)}.${i % 250}`,
+      ready: i < 990,
+      ports: [{ name: 'http', containerPort: 8080 }],
+    }));
+    c = await SimCluster.start({
+      scenario: {
+        pods: [
+          { name: 'a', namespace: 'ns', labels: { app: 'x' }, ip: '10.1.0.1', ports: [{ name: 'http', containerPort: 8080 }, { name: 'admin', containerPort: 9000 }] },
+          { name: 'b', namespace: 'ns', labels: { app: 'x' }, ip: '10.1.0.2', ports: [{ name: 'http', containerPort: 9090 }] },
+          { name: 'c', namespace: 'ns', labels: { app: 'x' }, ip: '10.1.0.3', ports: [{ name: 'other', containerPort: 7000 }] },
+          { name: 'd', namespace: 'ns', labels: { app: 'x' }, ip: '10.1.0.4', ports: [{ name: 'http', containerPort: 8080 }], phase: 'Succeeded' },
+          { name: 'h', namespace: 'ns', labels: { app: 'x' }, ip: '10.1.0.8', ready: false, hostname: 'h', subdomain: 'x', ports: [{ name: 'http', containerPort: 8080 }] },
+          ...many,
+        ],
+        services: [
+          { name: 'x', namespace: 'ns', selector: { app: 'x' }, ports: [{ name: 'web', port: 80, targetPort: 'http' }, { name: 'admin', port: 9000, targetPort: 'admin' }] },
+          { name: 'bare', namespace: 'ns', clusterIP: 'None', selector: { app: 'x' } },
+          { name: 'many', namespace: 'big', selector: { app: 'many' }, ports: [{ port: 80, targetPort: 8080 }] },
+        ],
+      },
+    });
+  });
+  after(() => c.close());
+
+  test('addresses offering the same ports share a subset (endpoints.RepackSubsets)', async () => {
+    const x = (await call(c, '/api/v1/namespaces/ns/endpoints/x')).json;
+    const summary = x.subsets.map((s: Json) => ({
+      ready: (s.addresses ?? []).map((a: Json) => a.targetRef.name),
+      notReady: (s.notReadyAddresses ?? []).map((a: Json) => [a.targetRef.name, a.hostname]),
+      ports: s.ports.map((p: Json) => `${p.name}:${p.port}`),
+    }));
+    assert.deepEqual(summary, [
+      { ready: ['a'], notReady: [], ports: ['admin:9000'] },
+      { ready: ['a'], notReady: [['h', 'h']], ports: ['web:8080'] },
+      { ready: ['b'], notReady: [], ports: ['web:9090'] },
+    ]);
+    // A headless service without ports lists bare addresses (c, which lacks every named port of x, included).
+    const bare = (await call(c, '/api/v1/namespaces/ns/endpoints/bare')).json;
+    assert.equal(bare.subsets.length, 1);
+    assert.equal(bare.subsets[0].ports, undefined);
+    assert.deepEqual(bare.subsets[0].addresses.map((a: Json) => a.ip), ['10.1.0.1', '10.1.0.2', '10.1.0.3']);
+    assert.deepEqual(bare.subsets[0].notReadyAddresses.map((a: Json) => a.ip), ['10.1.0.8']);
+  });
+
+  test('over 1000 addresses: truncated, ready ones kept first, and annotated', async () => {
+    const many = (await call(c, '/api/v1/namespaces/big/endpoints/many')).json;
+    assert.deepEqual(many.metadata.annotations, { 'endpoints.kubernetes.io/over-capacity': 'truncated' });
+    assert.equal(many.subsets.length, 1);
+    assert.equal(many.subsets[0].addresses.length, 990);
+    assert.equal(many.subsets[0].notReadyAddresses.length, 10);
+    // The slices are not capped: 1005 endpoints over 11 slices of at most 100.
+    const slices = (await call(c, '/apis/discovery.k8s.io/v1/namespaces/big/endpointslices')).json;
+    assert.equal(slices.items.length, 11);
+    assert.equal(slices.items.reduce((n: number, s: Json) => n + s.endpoints.length, 0), 1005);
+  });
+});
+
 describe('RBAC', () => {
   let c: SimCluster;
   before(async () => {
@@ -749,7 +1129,15 @@ describe('RBAC', () => {
 
   test('viewer reads everything', async () => {
     const token = c.tokenFor('viewer');
-    for (const path of ['/api/v1/pods', '/api/v1/namespaces/demo/services/web', '/apis/discovery.k8s.io/v1/namespaces/demo/endpointslices', '/api/v1/namespaces']) {
+    for (const path of [
+      '/api/v1/pods',
+      '/api/v1/namespaces/demo/services/web',
+      '/apis/discovery.k8s.io/v1/namespaces/demo/endpointslices',
+      '/api/v1/namespaces/demo/endpoints',
+      '/apis/apps/v1/deployments',
+      '/apis/apps/v1/namespaces/demo/statefulsets/db',
+      '/api/v1/namespaces',
+    ]) {
       assert.equal((await call(c, path, { token })).status, 200, path);
     }
     const w = new Watch(c, '/api/v1/namespaces/demo/pods?watch=1', token);
@@ -1031,6 +1419,23 @@ describe('control endpoint', () => {
     assert.equal((await call(c, '/api/v1/namespaces/demo/services/ctl')).status, 404);
   });
 
+  test('workloads add, replace and delete', async () => {
+    const deployment = { name: 'ctl', namespace: 'demo', selector: { matchLabels: { app: 'echo' } }, replicas: 2 };
+    assert.equal((await control('POST', '/deployments', deployment)).status, 204);
+    const got = (await call(c, '/apis/apps/v1/namespaces/demo/deployments/ctl')).json;
+    assert.equal(got.status.readyReplicas, 2);
+    assert.equal((await control('POST', '/deployments', { ...deployment, replicas: 3 })).status, 204);
+    assert.equal((await call(c, '/apis/apps/v1/namespaces/demo/deployments/ctl')).json.metadata.generation, 2);
+    const bad = await control('POST', '/statefulsets', { name: 'x', namespace: 'demo', selector: {} });
+    assert.equal(bad.status, 400);
+    assert.equal((bad.json as Json).message, 'statefulset.selector: empty selector is invalid for an apps/v1 workload');
+    assert.equal((await control('DELETE', '/deployments/demo/ctl')).status, 204);
+    assert.equal((await call(c, '/apis/apps/v1/namespaces/demo/deployments/ctl')).status, 404);
+    const missing = await control('DELETE', '/replicasets/demo/ctl');
+    assert.equal(missing.status, 404);
+    assert.equal((missing.json as Json).message, 'replicasets.apps "ctl" not found');
+  });
+
   test('faults: cut-watches, revoke, restart-apiserver', async () => {
     const w = new Watch(c, '/api/v1/namespaces/demo/pods?watch=1');
     await w.atLeast(1);
@@ -1077,6 +1482,42 @@ describe('lifecycle', () => {
       const [event] = await resumed.atLeast(1);
       assert.deepEqual([event?.type, event?.object.metadata.name], ['MODIFIED', 'web-3']);
       resumed.close();
+    } finally {
+      await c.close();
+    }
+  });
+
+  // The timeout turns a regression (a wait for the 120 s handshake timeout) into a failure.
+  test('a client stuck in its TLS handshake holds up neither restartApiServer() nor close()', { timeout: 15_000 }, async () => {
+    const c = await SimCluster.start();
+    try {
+      const port = Number(new URL(c.url).port);
+      /** A raw TCP connection that sends `bytes` (nothing, or half a ClientHello) and then nothing more. */
+      const stuck = async (bytes: Buffer) => {
+        const socket = netConnect(port, '127.0.0.1');
+        socket.on('error', () => {});
+        await new Promise((resolve) => socket.once('connect', resolve));
+        if (bytes.length > 0) socket.write(bytes);
+        const gone = new Promise((resolve) => socket.once('close', resolve));
+        return { socket, gone };
+      };
+      const silent = await stuck(Buffer.alloc(0));
+      const halfHello = await stuck(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01]));
+      // Let the server accept both before restarting.
+      await new Promise((r) => setTimeout(r, 50));
+
+      let started = Date.now();
+      await c.restartApiServer();
+      assert.ok(Date.now() - started < 2000, `restart took ${Date.now() - started} ms`);
+      await Promise.all([silent.gone, halfHello.gone]);
+      assert.equal((await call(c, '/version')).status, 200, 'the restarted server answers');
+
+      const again = await stuck(Buffer.alloc(0));
+      await new Promise((r) => setTimeout(r, 50));
+      started = Date.now();
+      await c.close();
+      assert.ok(Date.now() - started < 2000, `close took ${Date.now() - started} ms`);
+      await again.gone;
     } finally {
       await c.close();
     }

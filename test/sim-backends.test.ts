@@ -1,21 +1,28 @@
 /**
  * The simulator's built-in backends, started standalone on loopback: the
- * bytes they answer with, half-close behaviour, and the source pattern helpers.
+ * bytes they answer with, half-close behaviour, and the source pattern helpers;
+ * and the sink's length prefix through a real port-forward pair.
  */
 import * as assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
-import { after, describe, test } from 'node:test';
+import type { Duplex } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { KubeClient } from '../src/kube/config.js';
 import {
   SOURCE_BLOCK_SIZE,
   expectedSourceDigest,
+  sinkPrefix,
   sourceBlock,
   sourceBytes,
   startBackend,
 } from '../src/sim/backends.js';
 import type { RunningBackend } from '../src/sim/backends.js';
+import { TunnelPool } from '../src/tunnel/pool.js';
+import { startTestCluster } from './helpers/sim.js';
+import type { TestCluster } from './helpers/sim.js';
 
 const started: RunningBackend[] = [];
 after(async () => {
@@ -222,6 +229,169 @@ describe('sink backend', () => {
     socket.end();
     assert.equal((await received).text, `0 ${createHash('sha256').digest('hex')}\n`);
     socket.destroy();
+  });
+
+  test('the length-prefix rule: 1–16 digits and LF at the very start, at most 2^53−1', () => {
+    assert.deepEqual(sinkPrefix(Buffer.from('5\nhello')), { count: 5, length: 2 });
+    assert.deepEqual(sinkPrefix(Buffer.from('0\n')), { count: 0, length: 2 });
+    assert.deepEqual(sinkPrefix(Buffer.from('9007199254740991\n')), { count: 2 ** 53 - 1, length: 17 });
+    assert.equal(sinkPrefix(Buffer.from('')), undefined, 'nothing yet: undecided');
+    assert.equal(sinkPrefix(Buffer.from('123')), undefined, 'digits so far: undecided');
+    assert.equal(sinkPrefix(Buffer.from('1234567890123456')), undefined, '16 digits: still undecided');
+    assert.equal(sinkPrefix(Buffer.from('12345678901234567')), null, 'a 17th digit: not a prefix');
+    assert.equal(sinkPrefix(Buffer.from('9007199254740992\n')), null, 'beyond 2^53−1: not a prefix');
+    assert.equal(sinkPrefix(Buffer.from('\n5')), null, 'an empty line is not a count');
+    assert.equal(sinkPrefix(Buffer.from('12x\n')), null);
+    assert.equal(sinkPrefix(Buffer.from(' 5\n')), null);
+    assert.equal(sinkPrefix(Buffer.from('5\r\n')), null, 'CRLF is not accepted: the line is exactly digits and LF');
+  });
+
+  /** Reads until the peer's FIN; fails if it does not come within `ms`. */
+  function answerWithin(socket: Socket, ms: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      let text = '';
+      const timer = setTimeout(() => reject(new Error(`no FIN within ${ms} ms; got ${JSON.stringify(text)}`)), ms);
+      socket.setEncoding('latin1');
+      socket.on('data', (chunk: string) => (text += chunk));
+      socket.once('end', () => {
+        clearTimeout(timer);
+        resolve(text);
+      });
+      socket.once('error', reject);
+    });
+  }
+
+  const digest = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+  test('with a length prefix it answers after COUNT bytes, without waiting for FIN', async () => {
+    const b = await backend('sink');
+    const socket = await dial(b);
+    const payload = randomBytes(3 * 1024 * 1024 + 7);
+    const answer = answerWithin(socket, 5000);
+    socket.write(`${payload.length}\n`);
+    socket.write(payload);
+    assert.equal(await answer, `${payload.length} ${digest(payload)}\n`);
+    assert.equal(socket.writableEnded, false, 'the client never half-closed');
+    socket.destroy();
+  });
+
+  test('a prefix split across writes, bytes past COUNT dropped, COUNT 0 answered at once', async () => {
+    const b = await backend('sink');
+    const split = await dial(b);
+    split.setNoDelay(true);
+    const splitAnswer = answerWithin(split, 5000);
+    for (const piece of ['1', '2', '\n', 'hello', ' world!', ' and more']) {
+      split.write(piece);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(await splitAnswer, `12 ${digest(Buffer.from('hello world!'))}\n`);
+    split.destroy();
+
+    const zero = await dial(b);
+    const zeroAnswer = answerWithin(zero, 2000);
+    zero.write('0\n');
+    assert.equal(await zeroAnswer, `0 ${digest(Buffer.alloc(0))}\n`);
+    zero.destroy();
+  });
+
+  test('a FIN before COUNT bytes gets the answer for what arrived', async () => {
+    const b = await backend('sink');
+    const socket = await dial(b);
+    const answer = answerWithin(socket, 2000);
+    socket.end('100\nshort');
+    assert.equal(await answer, `5 ${digest(Buffer.from('short'))}\n`);
+    socket.destroy();
+  });
+
+  test('first bytes that are not a prefix line are data, answered at FIN', async () => {
+    const b = await backend('sink');
+    for (const data of ['12345678901234567\nx', '42', '42 apples\n', '\n\n']) {
+      const socket = await dial(b);
+      const answer = answerWithin(socket, 2000);
+      socket.end(data);
+      assert.equal(await answer, `${Buffer.byteLength(data)} ${digest(Buffer.from(data))}\n`, JSON.stringify(data));
+      socket.destroy();
+    }
+  });
+});
+
+describe('sink through a real port-forward pair', () => {
+  let t: TestCluster;
+  let client: KubeClient;
+  let pool: TunnelPool;
+
+  before(async () => {
+    t = await startTestCluster({
+      namespaces: ['bench'],
+      pods: [{ name: 'sink-0', namespace: 'bench', ip: '10.244.5.5', ports: [{ name: 'sink', containerPort: 9000, backend: 'sink' }] }],
+      services: [],
+    });
+    client = await KubeClient.load({ kubeconfig: t.kubeconfig });
+    pool = new TunnelPool(client);
+  });
+  after(async () => {
+    pool.close();
+    client.close();
+    await t.close();
+  });
+
+  /** Everything the pod sends until the stream ends; `ms` bounds the wait. */
+  function collect(stream: Duplex, ms: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      const timer = setTimeout(() => reject(new Error(`stream not ended within ${ms} ms; got ${Buffer.concat(chunks).toString()}`)), ms);
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.once('end', () => {
+        clearTimeout(timer);
+        resolve(Buffer.concat(chunks).toString('latin1'));
+      });
+      stream.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+  }
+
+  test('an upload past 64 KiB is hashed and answered with no FIN from the client', async () => {
+    const payload = randomBytes(2 * 1024 * 1024 + 3);
+    const pair = await pool.open('bench', 'sink-0', 9000);
+    const started = Date.now();
+    const answer = collect(pair, 10_000);
+    pair.write(`${payload.length}\n`);
+    pair.write(payload);
+    assert.equal(await answer, `${payload.length} ${createHash('sha256').update(payload).digest('hex')}\n`);
+    assert.equal(pair.writableEnded, false, 'the answer came before any half-close');
+    assert.ok(Date.now() - started < 8000);
+    pair.destroy();
+  });
+
+  test('without a prefix the FIN never reaches the pod: no answer, the stream ends empty within the grace', async () => {
+    const pair = await pool.open('bench', 'sink-0', 9000);
+    const answer = collect(pair, 5000);
+    pair.end('no prefix here');
+    // containerd does not pass half-close on: it closes the pod socket ≤ 1 s after the FIN.
+    assert.equal(await answer, '');
+    pair.destroy();
+  });
+
+  test('several prefixed uploads share one port-forward connection', async () => {
+    const before = t.cluster.counters().upgrades;
+    const payloads = [1, 65_537, 300_000].map((n) => randomBytes(n));
+    const answers = await Promise.all(
+      payloads.map(async (payload) => {
+        const pair = await pool.open('bench', 'sink-0', 9000);
+        const answer = collect(pair, 10_000);
+        pair.write(Buffer.concat([Buffer.from(`${payload.length}\n`), payload]));
+        const text = await answer;
+        pair.destroy();
+        return text;
+      }),
+    );
+    assert.deepEqual(
+      answers,
+      payloads.map((p) => `${p.length} ${createHash('sha256').update(p).digest('hex')}\n`),
+    );
+    assert.ok(t.cluster.counters().upgrades - before <= 1);
   });
 });
 

@@ -1,8 +1,8 @@
 /**
  * Real kubectl against the simulated cluster: discovery, server-side Tables,
- * `-o json`, watches, RBAC messages and port-forward (pod and service, with
- * kubectl ≥ 1.31 falling back from WebSocket to SPDY). Skipped, saying so,
- * only when no kubectl is on PATH (CI installs one).
+ * `-o json`, watches, RBAC messages and port-forward (pod, service, deployment
+ * and statefulset, with kubectl ≥ 1.31 falling back from WebSocket to SPDY).
+ * Skipped, saying so, only when no kubectl is on PATH (CI installs one).
  */
 import * as assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -10,6 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -186,6 +187,76 @@ describe('real kubectl against the simulated cluster', { skip }, () => {
         ['other', 'Active'],
       ],
     );
+  });
+
+  test('get deploy, sts, rs and endpoints (apps/v1 discovery, short names)', async () => {
+    const deploy = await kubectl(['get', 'deploy', '-n', 'demo']);
+    assert.equal(deploy.code, 0, deploy.stderr);
+    const table = rows(deploy.stdout);
+    assert.deepEqual(table[0], ['NAME', 'READY', 'UP-TO-DATE', 'AVAILABLE', 'AGE']);
+    assert.deepEqual(table[1]?.slice(0, 4), ['web', '3/4', '4', '3']);
+
+    const wide = rows((await kubectl(['get', 'deployments.apps', 'web', '-o', 'wide'])).stdout);
+    assert.deepEqual(wide[0], ['NAME', 'READY', 'UP-TO-DATE', 'AVAILABLE', 'AGE', 'CONTAINERS', 'IMAGES', 'SELECTOR']);
+    assert.deepEqual(wide[1]?.slice(5), ['main', 'registry.k8s.io/kubesocks/sim-backend:1.0', 'app=web']);
+
+    const sts = rows((await kubectl(['get', 'sts'])).stdout);
+    assert.deepEqual(sts[0], ['NAME', 'READY', 'AGE']);
+    assert.deepEqual(sts[1]?.slice(0, 2), ['db', '2/2']);
+
+    const rs = await kubectl(['get', 'rs', '-n', 'demo']);
+    assert.equal(rs.code, 0, rs.stderr);
+    assert.match(rs.stderr, /No resources found in demo namespace/);
+
+    const json = JSON.parse((await kubectl(['get', 'deploy', 'web', '-o', 'json'])).stdout) as { kind: string; spec: { selector: unknown }; status: { readyReplicas: number } };
+    assert.equal(json.kind, 'Deployment');
+    assert.deepEqual(json.spec.selector, { matchLabels: { app: 'web' } });
+    assert.equal(json.status.readyReplicas, 3);
+
+    const ep = rows((await kubectl(['get', 'endpoints', 'web', 'db'])).stdout);
+    assert.deepEqual(ep[0], ['NAME', 'ENDPOINTS', 'AGE']);
+    assert.deepEqual(ep[1]?.slice(0, 2), ['web', '10.244.0.10:8080,10.244.0.11:8080,10.244.0.12:8080']);
+    assert.deepEqual(ep[2]?.slice(0, 2), ['db', '10.244.0.30:5432,10.244.0.31:5432']);
+
+    // nowatch may get one Endpoints object by name, not list them.
+    const one = await kubectl(['get', 'ep', 'web'], 'nowatch');
+    assert.equal(one.code, 0, one.stderr);
+    const many = await kubectl(['get', 'ep'], 'nowatch');
+    assert.match(many.stderr, /endpoints is forbidden: User "nowatch" cannot list resource "endpoints" in API group "" in the namespace "demo"/);
+    const viewer = await kubectl(['get', 'deploy', 'web'], 'viewer');
+    assert.equal(viewer.code, 0, viewer.stderr);
+  });
+
+  test('port-forward deploy/web :8080 resolves the selector and picks a ready pod', async () => {
+    const pf = await startKubectl(['port-forward', 'deploy/web', ':8080'], /Forwarding from 127\.0\.0\.1:(\d+) -> 8080/);
+    const port = Number(pf.match[1]);
+    const first = await httpGet(port, '/via/deployment');
+    assert.match(first, /^pod web-[012] path \/via\/deployment\n$/, 'never the not-ready web-3');
+    // kubectl picks one pod once and keeps it.
+    const pod = /^pod (\S+)/.exec(first)?.[1];
+    assert.equal(/^pod (\S+)/.exec(await httpGet(port, '/again'))?.[1], pod);
+    pf.child.kill();
+  });
+
+  test('port-forward sts/db :5432 carries bytes to a db pod (echo)', async () => {
+    const pf = await startKubectl(['port-forward', 'sts/db', ':5432'], /Forwarding from 127\.0\.0\.1:(\d+) -> 5432/);
+    const port = Number(pf.match[1]);
+    const echoed = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => socket.write('ping through a statefulset\n'));
+      let text = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => {
+        text += chunk;
+        if (text.endsWith('\n')) {
+          socket.destroy();
+          resolve(text);
+        }
+      });
+      socket.on('error', reject);
+      socket.setTimeout(10_000, () => socket.destroy(new Error('no echo')));
+    });
+    assert.equal(echoed, 'ping through a statefulset\n');
+    pf.child.kill();
   });
 
   test('get pods -w prints changes as they happen', async () => {

@@ -70,7 +70,7 @@ export interface Kubesocks {
 /** `node dist/cli.js serve` against the simulator; `profileDir` runs it under --cpu-prof. */
 export async function startKubesocks(sim: Sim, name: string, profileDir?: string): Promise<Kubesocks> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first`);
-  const nodeFlags = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+  const nodeFlags = ['--import', join(ROOT, 'bench', 'lib', 'exit-with-parent.mjs'), ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])];
   if (profileDir) await mkdir(profileDir, { recursive: true });
   const child = start(name, process.execPath, [...nodeFlags, CLI, 'serve', '--kubeconfig', sim.kubeconfig, '--listen', '127.0.0.1:0', '-n', NS], {
     cwd: ROOT,

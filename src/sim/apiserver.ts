@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { SimCerts } from './certs.js';
 import { apiGroup, apiGroupList, apiResourceList, coreVersions, versionInfo } from './discovery.js';
@@ -82,6 +82,12 @@ export class ApiServer {
   readonly #watches = new Set<ServerResponse>();
   /** Sockets taken out of the HTTP server by an upgrade (port-forward and refusals). */
   readonly #upgraded = new Set<Duplex>();
+  /**
+   * Every accepted TCP socket, from before its TLS handshake. closeAllConnections()
+   * only knows connections that reached HTTP; one still (or forever) in its
+   * handshake would keep server.close() waiting until the 120 s handshake timeout.
+   */
+  readonly #sockets = new Set<Socket>();
 
   constructor(options: ApiServerOptions) {
     this.#options = options;
@@ -101,6 +107,10 @@ export class ApiServer {
     const { certs, host } = this.#options;
     const server = createServer({ key: certs.keyPem, cert: certs.certPem, noDelay: true }, (req, res) => this.#onRequest(req, res));
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
+    server.on('connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
     // Longer than clients' idle pools (Go keeps idle connections 90 s) so a reused connection is rarely closed under a request.
     server.keepAliveTimeout = 95_000;
     await new Promise<void>((resolve, reject) => {
@@ -129,6 +139,8 @@ export class ApiServer {
     if (!server) return;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeAllConnections();
+    for (const socket of this.#sockets) socket.destroy();
+    this.#sockets.clear();
     await closed;
   }
 

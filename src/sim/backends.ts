@@ -6,7 +6,15 @@
  * - `http`: HTTP/1.1 keep-alive; every request gets `pod NAME path PATH\n`.
  * - `echo`: echoes bytes; after the client's FIN, ends once all is written back.
  * - `source`: reads `COUNT\n`, writes COUNT bytes of a fixed pattern, ends.
- * - `sink`: reads to EOF, then writes `BYTES SHA256HEX\n` and ends.
+ * - `sink`: hashes what it reads and answers `BYTES SHA256HEX\n`, then ends.
+ *   With a length prefix — a first line of 1–16 ASCII digits and LF, e.g.
+ *   `1048576\n`, worth at most 2^53−1 — it answers as soon as that many more
+ *   bytes arrived, without waiting for the client's FIN: port-forward does
+ *   not carry half-close to the pod (the runtime closes the pod socket ≤ 1 s
+ *   after the client's FIN), so a FIN-triggered answer never makes it back.
+ *   Without one (the first bytes are not such a line) it answers at EOF, the
+ *   prefix-less bytes all counted. Bytes past COUNT are read and dropped; a
+ *   FIN before COUNT bytes gets the answer for what did arrive.
  *
  * Tests and benchmarks start them standalone with startBackend().
  */
@@ -158,14 +166,73 @@ function writePattern(socket: Socket, count: number): void {
   pump();
 }
 
+/** Most digits a sink length prefix may have: 2^53−1 has 16. */
+const MAX_SINK_PREFIX_DIGITS = 16;
+
+/**
+ * Whether `head` (the first bytes of a sink connection) starts with a length
+ * prefix: `{ count, length }` (length = bytes of the line with its LF), `null`
+ * when it cannot be one, undefined while more bytes are needed to tell.
+ */
+export function sinkPrefix(head: Buffer): { count: number; length: number } | null | undefined {
+  let i = 0;
+  while (i < head.length && i <= MAX_SINK_PREFIX_DIGITS) {
+    const byte = head[i] ?? 0;
+    if (byte === 0x0a) {
+      if (i === 0) return null;
+      const count = Number(head.toString('latin1', 0, i));
+      return Number.isSafeInteger(count) ? { count, length: i + 1 } : null;
+    }
+    if (byte < 0x30 || byte > 0x39) return null;
+    i++;
+  }
+  return i > MAX_SINK_PREFIX_DIGITS ? null : undefined;
+}
+
 function handleSink(socket: Socket): void {
   const hash = createHash('sha256');
   let bytes = 0;
+  /** Bytes still expected in counted mode; undefined in EOF mode or while undecided. */
+  let left: number | undefined;
+  let head: Buffer | undefined = Buffer.alloc(0);
+  let answered = false;
+  const answer = () => {
+    if (answered) return;
+    answered = true;
+    socket.end(`${bytes} ${hash.digest('hex')}\n`);
+  };
+  const take = (chunk: Buffer) => {
+    if (answered) return; // past COUNT: read and dropped, so the client never blocks
+    const part = left === undefined ? chunk : chunk.subarray(0, left);
+    bytes += part.length;
+    hash.update(part);
+    if (left !== undefined) {
+      left -= part.length;
+      if (left === 0) answer();
+    }
+  };
   socket.on('data', (chunk: Buffer) => {
-    bytes += chunk.length;
-    hash.update(chunk);
+    if (head === undefined) {
+      take(chunk);
+      return;
+    }
+    head = Buffer.concat([head, chunk]);
+    const prefix = sinkPrefix(head);
+    if (prefix === undefined) return;
+    const rest = prefix ? head.subarray(prefix.length) : head;
+    head = undefined;
+    if (prefix) {
+      left = prefix.count;
+      if (left === 0) answer();
+    }
+    take(rest);
   });
-  socket.on('end', () => socket.end(`${bytes} ${hash.digest('hex')}\n`));
+  socket.on('end', () => {
+    // Undecided bytes at EOF (a few digits, no LF) are data.
+    if (head !== undefined) take(head);
+    head = undefined;
+    answer();
+  });
 }
 
 /** Connections of one backend, so close() can drop them (a server's close() only stops accepting). */

@@ -176,7 +176,10 @@ export class SimCluster {
 
   /** Adds a pod; a pod of that name must not exist (409 AlreadyExists). */
   addPod(pod: ScenarioPod): void {
-    const spec = validatePod(pod);
+    this.#addPod(validatePod(pod));
+  }
+
+  #addPod(spec: ScenarioPod): void {
     if (this.#pods.has(podKey(spec.namespace, spec.name))) {
       throw alreadyExists(POD_RESOURCE, spec.name);
     }
@@ -204,7 +207,7 @@ export class SimCluster {
     const spec = validatePod(pod);
     const record = this.#pods.get(podKey(spec.namespace, spec.name));
     if (!record) {
-      this.addPod(spec);
+      this.#addPod(spec);
       return;
     }
     const wasAlive = record.spec.phase !== 'Succeeded' && record.spec.phase !== 'Failed';
@@ -254,7 +257,10 @@ export class SimCluster {
 
   /** Adds a service, or replaces the one of that name (keeping its uid and allocated cluster IP). */
   addService(service: ScenarioService): void {
-    const spec = validateService(service);
+    this.#addService(validateService(service));
+  }
+
+  #addService(spec: ScenarioService): void {
     const key = podKey(spec.namespace, spec.name);
     const previous = this.#services.get(key);
     if (previous) this.#releaseServiceAddresses(previous, spec);
@@ -303,7 +309,10 @@ export class SimCluster {
    * pods: it selects pods added with addPod, and its status counts them.
    */
   addWorkload(resource: WorkloadResource, workload: ScenarioWorkload): void {
-    const spec = validateWorkload(workload, resource);
+    this.#addWorkload(resource, validateWorkload(workload, resource));
+  }
+
+  #addWorkload(resource: WorkloadResource, spec: ScenarioWorkload): void {
     const id = `${resource}/${spec.namespace}/${spec.name}`;
     const previous = this.#workloads.get(id);
     this.#ensureNamespace(spec.namespace);
@@ -390,9 +399,10 @@ export class SimCluster {
     // Scenario addresses first, so allocation never hands them out.
     for (const p of scenario.pods) if (p.ip !== undefined) this.#podIps.reserve(p.ip);
     for (const s of scenario.services) if (s.clusterIP !== undefined && s.clusterIP !== 'None') this.#serviceIps.reserve(s.clusterIP);
-    for (const p of scenario.pods) this.addPod(p);
-    for (const s of scenario.services) this.addService(s);
-    for (const resource of WORKLOAD_RESOURCES) for (const w of scenario[resource] ?? []) this.addWorkload(resource, w);
+    // Entries were validated with the scenario.
+    for (const p of scenario.pods) this.#addPod(p);
+    for (const s of scenario.services) this.#addService(s);
+    for (const resource of WORKLOAD_RESOURCES) for (const w of scenario[resource] ?? []) this.#addWorkload(resource, w);
     this.#loading = false;
     this.#controllers.reconcileAll();
   }

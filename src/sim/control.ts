@@ -13,6 +13,9 @@
  *   POST   /pods/NS/NAME/terminating    body {"terminating": bool}
  *   POST   /services                    body ScenarioService (add or replace)
  *   DELETE /services/NS/NAME
+ *   POST   /deployments                 body ScenarioWorkload (add or replace);
+ *                                        likewise /statefulsets, /replicasets
+ *   DELETE /deployments/NS/NAME         (and /statefulsets/…, /replicasets/…)
  *   POST   /users                       body ScenarioUser
  *   POST   /revoke                      body {"token": "…"}
  *   POST   /restart-apiserver
@@ -26,7 +29,10 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { ScenarioError } from './scenario.js';
 import { StatusError, asStatusError, badRequest, methodNotAllowed, pathNotFound } from './status.js';
-import type { ScenarioPod, ScenarioService, ScenarioUser, SimCounters } from './types.js';
+import type { ScenarioPod, ScenarioService, ScenarioUser, ScenarioWorkload, SimCounters, WorkloadResource } from './types.js';
+
+const WORKLOADS: readonly string[] = ['deployments', 'statefulsets', 'replicasets'] satisfies WorkloadResource[];
+const isWorkload = (v: string | undefined): v is WorkloadResource => v !== undefined && WORKLOADS.includes(v);
 
 /** What the control endpoint drives (SimCluster). */
 export interface ControlTarget {
@@ -39,6 +45,8 @@ export interface ControlTarget {
   setPodTerminating(namespace: string, name: string, terminating: boolean): void;
   addService(service: ScenarioService): void;
   deleteService(namespace: string, name: string): void;
+  addWorkload(resource: WorkloadResource, workload: ScenarioWorkload): void;
+  deleteWorkload(resource: WorkloadResource, namespace: string, name: string): void;
   addUser(user: ScenarioUser): void;
   revokeToken(token: string): void;
   restartApiServer(): Promise<void>;
@@ -103,6 +111,10 @@ async function route(target: ControlTarget, req: IncomingMessage): Promise<{ cod
     return { code: 200, body: target.counters() };
   }
   if (method === 'POST' && parts.length === 1) {
+    if (isWorkload(head)) {
+      target.addWorkload(head, (await readJson(req)) as ScenarioWorkload);
+      return done;
+    }
     switch (head) {
       case 'pods':
         target.replacePod((await readJson(req)) as ScenarioPod);
@@ -131,11 +143,12 @@ async function route(target: ControlTarget, req: IncomingMessage): Promise<{ cod
     target.resetCounters();
     return done;
   }
-  if ((head === 'pods' || head === 'services') && ns !== undefined && name !== undefined) {
+  if ((head === 'pods' || head === 'services' || isWorkload(head)) && ns !== undefined && name !== undefined) {
     if (parts.length === 3) {
       if (method !== 'DELETE') throw methodNotAllowed();
       if (head === 'pods') target.deletePod(ns, name);
-      else target.deleteService(ns, name);
+      else if (head === 'services') target.deleteService(ns, name);
+      else target.deleteWorkload(head, ns, name);
       return done;
     }
     if (head === 'pods' && parts.length === 4 && method === 'POST') {

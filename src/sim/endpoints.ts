@@ -18,7 +18,7 @@
  *   without ports lists its addresses with no ports;
  * - endpoints.RepackSubsets: addresses that offer the same ports share a
  *   subset; addresses sorted by IP (the real order of ports and subsets
- *   follows a hash: here ports go by name, subsets by first address);
+ *   follows a hash: here ports go by name, subsets by first address, then ports);
  * - more than 1000 addresses are truncated proportionally per subset and the
  *   object is annotated `endpoints.kubernetes.io/over-capacity: truncated`;
  * - empty lists are left out (`omitempty`): a service selecting no ready or
@@ -105,8 +105,8 @@ function repack(entries: Array<{ address: EndpointAddress; ready: boolean; ports
       ...(ports.length > 0 ? { ports } : {}),
     });
   }
-  const first = (s: EndpointSubset) => (s.addresses ?? s.notReadyAddresses)?.[0]?.ip ?? '';
-  return subsets.sort((a, b) => (first(a) < first(b) ? -1 : first(a) > first(b) ? 1 : 0));
+  const order = (s: EndpointSubset) => `${(s.addresses ?? s.notReadyAddresses)?.[0]?.ip ?? ''} ${(s.ports ?? []).map(portKey).join(',')}`;
+  return subsets.sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
 }
 
 /** truncateEndpoints: keeps MAX_CAPACITY addresses, ready ones first, proportionally per subset. */

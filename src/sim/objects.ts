@@ -4,7 +4,6 @@
  * real cluster fills in (kubelet status, scheduler node, allocated IPs), so
  * clients written against real clusters read them unchanged.
  */
-import { createHash } from 'node:crypto';
 import type { ScenarioPod, ScenarioService } from './types.js';
 
 export interface OwnerReference {
@@ -187,9 +186,19 @@ export const IMAGE = 'registry.k8s.io/kubesocks/sim-backend:1.0';
 const IMAGE_ID = 'registry.k8s.io/kubesocks/sim-backend@sha256:5e0c1a0bd3f6c4f4a4c6e1d1c2f7c1e9a3d2b8f0e4a6c2d9b1f3e5a7c9d0b2f4';
 
 /** RFC 3339 in whole seconds, as metav1.Time serializes. */
-export function timestamp(date: Date = new Date()): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+export function timestamp(date?: Date): string {
+  if (date) return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  // The current second's text, formatted once per second: a big scenario stamps tens of thousands of objects.
+  const second = Math.floor(Date.now() / 1000);
+  if (second !== lastSecond) {
+    lastSecond = second;
+    lastText = new Date(second * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  }
+  return lastText;
 }
+
+let lastSecond = -1;
+let lastText = '';
 
 /** What the simulator remembers about a pod besides its scenario entry. */
 export interface PodRecord {
@@ -314,7 +323,9 @@ function podConditions(spec: ScenarioPod, at: string, ready: boolean): PodCondit
 function containerStatus(record: PodRecord, ready: boolean): ContainerStatus {
   const { spec, createdAt } = record;
   const restartCount = spec.restartCount ?? 0;
-  const containerID = `containerd://${createHash('sha256').update(record.uid).digest('hex')}`;
+  // 64 hex digits, as containerd's ids, stable per pod (the uid's 32, twice).
+  const hex = record.uid.replace(/-/g, '');
+  const containerID = `containerd://${hex}${hex}`;
   const lastState: ContainerState =
     restartCount > 0 ? { terminated: { exitCode: 137, reason: 'Error', startedAt: createdAt, finishedAt: createdAt } } : {};
   const base = { name: CONTAINER_NAME, lastState, restartCount, image: IMAGE, imageID: IMAGE_ID };

@@ -45,17 +45,97 @@ describe('API server faults', () => {
     await rig?.close();
   });
 
-  test('API server restarted with pooled connections idle: the next connect works', async (t) => {
-    // Warm the pool: one connection per pod, then idle (no pairs).
-    for (let i = 0; i < 4; i++) await dialEcho(rig, `echo.${NS}:7`);
-    await waitUntil(() => rig.dialer.stats().pairs === 0, 'the warm-up sockets to close');
-    assert.equal(rig.dialer.stats().connections, 4);
-    const upgradesBefore = rig.dialer.stats().upgrades;
+  test('watch cut and history compacted: relist, and the pod deleted meanwhile is never served', async (t) => {
+    const service = `echo.${NS}`;
+    const candidates = async (): Promise<string[]> => {
+      const r = await rig.dialer.resolver.resolve(service, 7);
+      return r.kind === 'cluster' ? r.candidates.map((c) => c.pod) : [];
+    };
+    assert.deepEqual((await candidates()).sort(), ['echo-0', 'echo-1', 'echo-2', 'echo-3']);
+    await dialEcho(rig, `echo-3.${NS}:7`); // so the pool holds a connection to the pod that goes
 
+    const cutAt = performance.now();
+    rig.cluster.cutWatches();
+    rig.cluster.deletePod(NS, 'echo-3');
+    rig.cluster.compactHistory(); // the DELETED event is gone: only a relist can tell
+
+    // Connect repeatedly through the gap and after the relist, through the proxy and the dialer.
+    const vias: string[] = [];
+    const socksClients = new Set<string>();
+    let relistMs = -1;
+    let afterRelist = 0;
+    let connections = 0;
+    while (afterRelist < 10) {
+      const socket = await socks5(rig.proxyPort, service, 7);
+      socksClients.add(`127.0.0.1:${socket.localPort}`);
+      await echoOnce(socket, `gap ${connections}`);
+      socket.destroy();
+      vias.push((await dialEcho(rig, `${service}:7`)).via);
+      connections += 2;
+      if (relistMs < 0 && !(await candidates()).includes('echo-3')) relistMs = performance.now() - cutAt;
+      if (relistMs >= 0) afterRelist++;
+      assert.ok(performance.now() - cutAt < 15_000, 'no relist within 15 s');
+    }
+    // SOCKS records come once the kubelet has closed its side too (1 s after the client's FIN).
+    await waitUntil(() => rig.records.filter((r) => socksClients.has(r.client)).length === socksClients.size, 'the proxy log', 5000);
+    const proxyVias = rig.records.filter((r) => socksClients.has(r.client)).map((r) => r.via ?? `error ${r.error?.code}`);
+    const stale = [...vias, ...proxyVias].filter((v) => !/echo-[012]:7$/.test(v));
+    assert.deepEqual(stale, [], 'a connection went to the deleted pod, or failed');
+    // After the relist, the watch carries on: a new pod shows up through it.
+    rig.cluster.addPod(echoPod('echo-4', '10.244.1.20'));
+    const addMs = await waitUntil(async () => (await candidates()).includes('echo-4'), 'the new watch to deliver echo-4', 10_000, 1);
+    summarize(t, {
+      case: 'watch cut + history compacted',
+      saw: `${connections}/${connections} connections during and after the gap worked (SOCKS5 and dialer), none on the deleted echo-3`,
+      lost: 'nothing',
+      recovery: `relisted (echo-3 dropped) ${ms(relistMs)} after the cut; new watch delivered an added pod in ${ms(addMs)}`,
+    });
+  });
+
+  /** Warms the pool (one connection per ready pod) and leaves it idle (no pairs). */
+  async function warmPool(): Promise<number> {
+    const r = await rig.dialer.resolver.resolve(`echo.${NS}`, 7);
+    const pods = r.kind === 'cluster' ? r.candidates.map((c) => c.pod) : [];
+    for (const pod of pods) await dialEcho(rig, `${pod}.${NS}:7`);
+    await waitUntil(() => rig.dialer.stats().pairs === 0 && rig.dialer.stats().connections === pods.length, `an idle pool of ${pods.length} connections`);
+    return pods.length;
+  }
+
+  test('BUG src/dialer/kube-socket.ts: right after an API server restart, the next connects work (pooled connections idle)', async (t) => {
+    // The pool still holds the dropped connections until their FIN is read. A connect in that
+    // window is handed a pair on a dead connection at once (the port "accepted recently", so
+    // the dialer does not wait for confirmation); the pair then fails with CONNECTION_LOST,
+    // which KubeSocket does not fail over (REPLAYABLE lacks it) although no byte reached a pod.
+    await warmPool();
+    await rig.cluster.restartApiServer();
+    const outcomes = await Promise.all(
+      Array.from({ length: 3 }, async () => {
+        const socket = rig.dialer.socket(`echo.${NS}:7`);
+        socket.on('error', () => {});
+        try {
+          await socket.ready();
+          await echoOnce(socket, 'right after');
+          return 'ok';
+        } catch (err) {
+          return `${(err as KubesocksError).code ?? ''} ${(err as Error).message}`;
+        } finally {
+          socket.destroy();
+        }
+      }),
+    );
+    await waitUntil(() => rig.dialer.stats().pairs === 0 && rig.dialer.stats().connections === 0, 'the dead connections to be dropped');
+    t.diagnostic(`connects at once after the restart: ${outcomes.join(' | ')}`);
+    assert.deepEqual(outcomes, ['ok', 'ok', 'ok']);
+  });
+
+  test('API server restarted with pooled connections idle: the next connect works', async (t) => {
+    await warmPool();
+    const upgradesBefore = rig.dialer.stats().upgrades;
     const restartStarted = performance.now();
     await rig.cluster.restartApiServer();
     const restartMs = performance.now() - restartStarted;
-    // At once, without waiting for the client to notice the dropped connections.
+    // The client notices the dropped connections by their FIN.
+    const noticedMs = await waitUntil(() => rig.dialer.stats().connections === 0, 'the pool to drop the dead connections', 5000, 1);
     const byService = await dialEcho(rig, `echo.${NS}:7`);
     const byPod = await dialEcho(rig, `echo-2.${NS}:7`);
     const socks = await socks5(rig.proxyPort, `echo.${NS}`, 7);
@@ -64,27 +144,34 @@ describe('API server faults', () => {
     assert.ok(rig.dialer.stats().upgrades > upgradesBefore, 'the dropped pooled connections were replaced by new upgrades');
     summarize(t, {
       case: 'API server restart, pool idle',
-      saw: `nothing: the next connects (service, pod by name, SOCKS5) all worked`,
+      saw: `nothing: the next connects (service, pod by name, SOCKS5) all worked (but see the BUG case: a connect in the first ms fails)`,
       lost: 'nothing (no socket was open)',
-      recovery: `restart took ${ms(restartMs)}; first connect after it ${ms(byService.ms)} (pod by name ${ms(byPod.ms)}), ${rig.dialer.stats().upgrades - upgradesBefore} new upgrades`,
+      recovery: `restart ${ms(restartMs)}; dead pooled connections dropped ${ms(noticedMs)} later; next connect + echo ${ms(byService.ms)} (pod by name ${ms(byPod.ms)}), ${rig.dialer.stats().upgrades - upgradesBefore} new upgrades`,
     });
   });
 
   test('API server restarted with sockets active: they fail with CONNECTION_LOST, new ones work after the restart', async (t) => {
-    const dialed = await Promise.all(Array.from({ length: 8 }, () => rig.dialer.connect(`echo.${NS}:7`)));
-    const viaSocks: Socket[] = await Promise.all(Array.from({ length: 4 }, () => socks5(rig.proxyPort, `echo.${NS}`, 7)));
-    await Promise.all([...dialed, ...viaSocks].map((s, i) => echoOnce(s, `before ${i}`)));
+    await waitUntil(() => rig.dialer.stats().connections === 0 || rig.dialer.stats().pairs === 0, 'a settled pool');
+    const dialed = Array.from({ length: 8 }, () => rig.dialer.socket(`echo.${NS}:7`));
+    // Listeners first: a socket that fails before anyone listens would be an uncaught 'error'.
     const failures = dialed.map(
       (s) =>
         new Promise<unknown>((resolve) => {
-          s.once('error', resolve);
-          s.once('close', () => resolve(new Error('closed without an error')));
+          s.on('error', resolve);
+          s.once('close', () => setImmediate(() => resolve(new Error('closed without an error'))));
         }),
     );
-    const socksEnds = viaSocks.map((s) => new Promise<string>((resolve) => {
-      s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
-      s.once('close', () => resolve('close'));
-    }));
+    await Promise.all(dialed.map((s) => s.ready()));
+    const viaSocks: Socket[] = await Promise.all(Array.from({ length: 4 }, () => socks5(rig.proxyPort, `echo.${NS}`, 7)));
+    const socksEnds = viaSocks.map(
+      (s) =>
+        new Promise<string>((resolve) => {
+          s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+          s.once('end', () => resolve('end (FIN)'));
+          s.once('close', () => setImmediate(() => resolve('close')));
+        }),
+    );
+    await Promise.all([...dialed, ...viaSocks].map((s, i) => echoOnce(s, `before ${i}`)));
 
     const restartStarted = performance.now();
     await rig.cluster.restartApiServer();
@@ -94,6 +181,7 @@ describe('API server faults', () => {
       assert.equal(error.code, 'CONNECTION_LOST', error.message);
     }
     const socksSaw = [...new Set(await Promise.all(socksEnds))];
+    for (const s of viaSocks) s.destroy();
     // New sockets after the restart: measure until the first echo round trip.
     const fresh = await dialEcho(rig, `echo.${NS}:7`);
     const recoveredMs = performance.now() - restartStarted;
@@ -110,46 +198,4 @@ describe('API server faults', () => {
     });
   });
 
-  test('watch cut and history compacted: relist, and the pod deleted meanwhile is never served', async (t) => {
-    const service = `echo.${NS}`;
-    const candidates = async (): Promise<string[]> => {
-      const r = await rig.dialer.resolver.resolve(service, 7);
-      return r.kind === 'cluster' ? r.candidates.map((c) => c.pod) : [];
-    };
-    assert.deepEqual((await candidates()).sort(), ['echo-0', 'echo-1', 'echo-2', 'echo-3']);
-    // Let the watches re-establish after the restarts above.
-    await waitUntil(async () => (await candidates()).length === 4, 'the watch to be live');
-    await dialEcho(rig, `echo-3.${NS}:7`); // so the pool holds a connection to the pod that goes
-
-    const cutAt = performance.now();
-    rig.cluster.cutWatches();
-    rig.cluster.deletePod(NS, 'echo-3');
-    rig.cluster.compactHistory(); // the DELETED event is gone: only a relist can tell
-    const recordsFrom = rig.records.length;
-
-    // Connect repeatedly through the gap, through the proxy and the dialer.
-    const vias: string[] = [];
-    let relistMs = -1;
-    for (let i = 0; i < 40; i++) {
-      const socket = await socks5(rig.proxyPort, service, 7);
-      await echoOnce(socket, `gap ${i}`);
-      socket.destroy();
-      vias.push((await dialEcho(rig, `${service}:7`)).via);
-      if (relistMs < 0 && !(await candidates()).includes('echo-3')) relistMs = performance.now() - cutAt;
-    }
-    if (relistMs < 0) relistMs = await waitUntil(async () => !(await candidates()).includes('echo-3'), 'the relist to drop echo-3', 10_000).then((w) => performance.now() - cutAt + 0 * w);
-    await waitUntil(() => rig.records.length >= recordsFrom + 40, 'the proxy log');
-    const proxyVias = rig.records.slice(recordsFrom).map((r) => r.via ?? '');
-    const stale = [...vias, ...proxyVias].filter((v) => v.includes('echo-3'));
-    assert.deepEqual(stale, [], 'a connection went to the deleted pod');
-    // After the relist, the watch carries on: a new pod shows up through it.
-    rig.cluster.addPod(echoPod('echo-4', '10.244.1.20'));
-    const addMs = await waitUntil(async () => (await candidates()).includes('echo-4'), 'the new watch to deliver echo-4', 10_000, 1);
-    summarize(t, {
-      case: 'watch cut + history compacted',
-      saw: `80/80 connections during and after the gap worked (SOCKS5 and dialer), none on the deleted echo-3`,
-      lost: 'nothing',
-      recovery: `relisted (echo-3 dropped) ${ms(relistMs)} after the cut; new watch delivered an added pod in ${ms(addMs)}`,
-    });
-  });
 });

@@ -1,0 +1,139 @@
+/**
+ * A slow reader on a fast stream: a 512 MiB download from the `source`
+ * backend through SOCKS5, read at 1 MiB/s for a few seconds, then drained.
+ * Backpressure must hold end to end (client socket → proxy → SPDY stream →
+ * TLS → simulated kubelet → backend), so memory stays bounded while the pod
+ * could send far faster, and not a byte is lost (sha256 at the end).
+ *
+ * Its own file, so the process measured holds nothing else.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { expectedSourceDigest } from '../../src/sim/backends.js';
+import type { Scenario, ScenarioPod } from '../../src/sim/types.js';
+import { download, echoOnce, mib, ms, socks5, startRig, summarize, type Rig } from '../helpers/faults-rig.js';
+
+const NS = 'faults';
+const SIZE = 512 * 1024 * 1024;
+const SLOW_RATE = 1024 * 1024; // bytes per second
+const SLOW_SECONDS = 4;
+const BOUND = 200 * 1024 * 1024;
+
+function pod(name: string, i: number): ScenarioPod {
+  return {
+    name,
+    namespace: NS,
+    ip: `10.244.1.${10 + i}`,
+    phase: 'Running',
+    ready: true,
+    ports: [
+      { name: 'bytes', containerPort: 9000, backend: 'source' },
+      { name: 'echo', containerPort: 7, backend: 'echo' },
+    ],
+  };
+}
+
+const scenario: Scenario = { namespaces: [NS], pods: [pod('bulk-0', 0), pod('other-0', 1)], services: [] };
+
+/** Memory that buffering would show in: RSS, and heap plus ArrayBuffers (where Buffers live). */
+function memory(): { rss: number; buffers: number } {
+  const m = process.memoryUsage();
+  return { rss: m.rss, buffers: m.heapUsed + m.arrayBuffers };
+}
+
+describe('slow reader on a fast stream', () => {
+  let rig: Rig;
+
+  before(async () => {
+    rig = await startRig(scenario);
+  });
+  after(async () => {
+    await rig?.close();
+  });
+
+  test('512 MiB read at 1 MiB/s, then drained: memory bounded, nothing lost', async (t) => {
+    // Warm up every buffer and code path on the way first, so the baseline is not an empty process.
+    const warm = await socks5(rig.proxyPort, `bulk-0.${NS}`, 9000);
+    const warmResult = download(warm);
+    warm.write(`${32 * 1024 * 1024}\n`);
+    assert.equal((await warmResult).sha256, expectedSourceDigest(32 * 1024 * 1024));
+    warm.destroy();
+    const neighbourSame = await socks5(rig.proxyPort, `bulk-0.${NS}`, 7);
+    const neighbourOther = await socks5(rig.proxyPort, `other-0.${NS}`, 7);
+    await echoOnce(neighbourSame, 'warm');
+    await echoOnce(neighbourOther, 'warm');
+    await sleep(200);
+    const base = memory();
+    let peak = { ...base };
+    const sampler = setInterval(() => {
+      const m = memory();
+      peak = { rss: Math.max(peak.rss, m.rss), buffers: Math.max(peak.buffers, m.buffers) };
+    }, 25);
+
+    const socket = await socks5(rig.proxyPort, `bulk-0.${NS}`, 9000);
+    let received = 0;
+    let budget = 0;
+    let slow = true;
+    const result = download(socket, (total) => {
+      received = total;
+      if (slow && total >= budget) socket.pause();
+    });
+    socket.pause();
+    socket.write(`${SIZE}\n`);
+    // The slow phase: a budget of SLOW_RATE/10 every 100 ms.
+    const slowStarted = performance.now();
+    let slowPeak = { ...base };
+    const sameRtts: number[] = [];
+    const otherRtts: number[] = [];
+    const tick = setInterval(() => {
+      budget = received + SLOW_RATE / 10;
+      socket.resume();
+    }, 100);
+    while (performance.now() - slowStarted < SLOW_SECONDS * 1000) {
+      // Neighbours: another pod is unaffected; the same pod shares the paused connection.
+      let started = performance.now();
+      await echoOnce(neighbourOther, 'other');
+      otherRtts.push(performance.now() - started);
+      started = performance.now();
+      await echoOnce(neighbourSame, 'same', 10_000).then(
+        () => sameRtts.push(performance.now() - started),
+        () => sameRtts.push(Infinity),
+      );
+      await sleep(250);
+    }
+    clearInterval(tick);
+    slowPeak = { ...peak };
+    const slowBytes = received;
+    const counters = rig.cluster.counters();
+    // Drain at full speed.
+    slow = false;
+    const drainStarted = performance.now();
+    socket.resume();
+    const outcome = await result;
+    const drainMs = performance.now() - drainStarted;
+    clearInterval(sampler);
+    socket.destroy();
+    neighbourSame.destroy();
+    neighbourOther.destroy();
+
+    assert.equal(outcome.bytes, SIZE);
+    assert.equal(outcome.sha256, expectedSourceDigest(SIZE));
+    // In the slow phase the reader took about 1 MiB/s, and the pod was held back to that pace:
+    // what it sent beyond what the reader took is what sits in buffers along the way.
+    assert.ok(slowBytes <= (SLOW_SECONDS + 1) * 4 * SLOW_RATE, `slow phase read ${mib(slowBytes)}`);
+    const inFlight = counters.bytesFromPods - 32 * 1024 * 1024 - slowBytes - 2 * 'warm'.length;
+    assert.ok(inFlight < 64 * 1024 * 1024, `the pod got ${mib(inFlight)} ahead of the slow reader`);
+    const growth = { rss: peak.rss - base.rss, buffers: peak.buffers - base.buffers };
+    assert.ok(growth.rss < BOUND, `RSS grew ${mib(growth.rss)}`);
+    assert.ok(growth.buffers < BOUND, `heap + ArrayBuffers grew ${mib(growth.buffers)}`);
+    assert.ok(Math.max(...otherRtts) < 1000, `an echo on another pod took ${Math.max(...otherRtts)} ms`);
+    const sameWorst = Math.max(...sameRtts);
+    summarize(t, {
+      case: 'slow reader, 512 MiB',
+      saw: `${mib(slowBytes)} in the ${SLOW_SECONDS} s slow phase (pod ${mib(inFlight)} ahead, held by backpressure), then drained in ${ms(drainMs)} (${((SIZE - slowBytes) / 1048576 / (drainMs / 1000)).toFixed(0)} MiB/s); echo on another pod ≤ ${ms(Math.max(...otherRtts))}, on the same pod ≤ ${sameWorst === Infinity ? 'stalled > 10 s' : ms(sameWorst)}`,
+      lost: `nothing: ${mib(SIZE)} sha256-intact`,
+      recovery: `memory growth peak: RSS +${mib(growth.rss)} (slow phase +${mib(slowPeak.rss - base.rss)}), heap+ArrayBuffers +${mib(growth.buffers)} (slow phase +${mib(slowPeak.buffers - base.buffers)}); bound ${mib(BOUND)}`,
+    });
+  });
+});
