@@ -3,7 +3,9 @@
  * list/watch, port-forward upgrade) with a kubelet and the pods' backends
  * behind it, driven by a scenario and mutable at run time — in process or over
  * a loopback control endpoint — so tests, benchmarks and `kubesocks demo` see
- * a cluster that changes and fails like a real one.
+ * a cluster that changes and fails like a real one. EndpointSlices, v1
+ * Endpoints and workload status are derived by controllers.ts as pods and
+ * services change; Deployments, StatefulSets and ReplicaSets only select pods.
  */
 import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';

@@ -2,7 +2,8 @@
  * API objects as the simulated API server serves them: Pods, Services and
  * Namespaces rendered from scenario entries, with the fields and defaults a
  * real cluster fills in (kubelet status, scheduler node, allocated IPs), so
- * clients written against real clusters read them unchanged.
+ * clients written against real clusters read them unchanged; and the shapes
+ * of the controllers' EndpointSlices and Endpoints (workloads: workloads.ts).
  */
 import type { ScenarioPod, ScenarioService } from './types.js';
 

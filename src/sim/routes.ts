@@ -5,7 +5,7 @@
  *   /api/v1/pods                                 list across namespaces
  *   /api/v1/namespaces/NS/pods[/NAME[/SUB]]      namespaced list / get / subresource
  *   /api/v1/namespaces[/NAME]                    cluster-scoped
- *   /apis/discovery.k8s.io/v1/...                the same under a group
+ *   /apis/GROUP/v1/...                           the same under a group (apps, discovery.k8s.io)
  *   /api/v1/watch/...                            the deprecated watch prefix
  */
 import { findResource } from './resources.js';

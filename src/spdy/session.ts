@@ -38,6 +38,8 @@ export interface SpdySessionOptions {
   pingTimeoutMs?: number;
   /** Largest DATA payload per frame we send. */
   maxDataFrameBytes?: number;
+  /** Bytes that may wait in the socket's write buffer before stream writes are held back. Default 1 MiB. */
+  writeBufferBytes?: number;
   /** Per-stream buffer (both directions) before backpressure applies. */
   streamHighWaterMark?: number;
 }
@@ -51,6 +53,7 @@ export interface SpdySessionEvents {
 
 const DEFAULT_MAX_DATA_FRAME = 64 * 1024;
 const DEFAULT_STREAM_HWM = 256 * 1024;
+const DEFAULT_WRITE_BUFFER = 1024 * 1024;
 
 /** spdystream's framer refuses these names (InvalidHeaderPresent), and that is fatal for the connection. */
 const INVALID_RESPONSE_HEADERS = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding'];
@@ -73,6 +76,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
   readonly #drainWaiters: Array<(error?: Error | null) => void> = [];
   readonly #pendingPings = new Map<number, { sentAt: bigint; resolve: (rttMs: number) => void; reject: (e: Error) => void }>();
   readonly #maxDataFrame: number;
+  readonly #writeBufferBytes: number;
   readonly #streamHwm: number;
   readonly #pingTimeoutMs: number;
   #pingTimer: NodeJS.Timeout | undefined;
@@ -87,6 +91,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
     this.role = options.role;
     this.#socket = socket;
     this.#maxDataFrame = options.maxDataFrameBytes ?? DEFAULT_MAX_DATA_FRAME;
+    this.#writeBufferBytes = options.writeBufferBytes ?? DEFAULT_WRITE_BUFFER;
     this.#streamHwm = options.streamHighWaterMark ?? DEFAULT_STREAM_HWM;
     this.#pingTimeoutMs = options.pingTimeoutMs ?? 15_000;
     // Client-initiated ids are odd, server-initiated even (draft 3.1, 2.3.2);
@@ -177,7 +182,6 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
   writeStreamData(stream: SpdyStream, data: Buffer, fin: boolean, callback: (error?: Error | null) => void): void {
     if (this.#closed) return callback(this.#closed);
     this.#touch();
-    let ok = true;
     let offset = 0;
     do {
       const end = Math.min(data.length, offset + this.#maxDataFrame);
@@ -185,11 +189,14 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
       // Corked so header and payload leave in one writev (one TLS record), without a copy.
       this.#socket.cork();
       this.#socket.write(dataFrameHeader(stream.id, fin && last, end - offset));
-      if (end > offset) ok = this.#socket.write(offset === 0 && last ? data : data.subarray(offset, end));
+      if (end > offset) this.#socket.write(offset === 0 && last ? data : data.subarray(offset, end));
       this.#socket.uncork();
       offset = end;
     } while (offset < data.length);
-    if (ok) callback();
+    // A TLS socket's own high-water mark is 16 KiB, less than one frame:
+    // waiting for 'drain' after every frame would leave the pipe idle between
+    // frames. Up to writeBufferBytes may queue before writers wait.
+    if (this.#socket.writableLength <= this.#writeBufferBytes) callback();
     else this.#drainWaiters.push(callback);
   }
 

@@ -16,6 +16,7 @@ import { SocksClient } from 'socks';
 import { createDialer, type Dialer, type DialerOptions } from '../../src/dialer/dialer.js';
 import { createProxyServer, type ConnectionRecord, type ProxyServer, type ProxyServerOptions } from '../../src/proxy/server.js';
 import type { KubesocksError } from '../../src/errors.js';
+import type { Connector } from '../../src/proxy/types.js';
 import type { SimCluster } from '../../src/sim/cluster.js';
 import type { Scenario } from '../../src/sim/types.js';
 import { startTestCluster, type TestCluster } from './sim.js';
@@ -41,6 +42,8 @@ export interface RigOptions {
   /** Keep at most this many records (load cases log thousands). Default 10,000. */
   maxRecords?: number;
   streamPairTimeoutMs?: number;
+  /** Debugging: wrap the connector the proxy uses. */
+  wrapConnector?: (c: Connector) => Connector;
 }
 
 export async function startRig(scenario: Scenario, options: RigOptions = {}): Promise<Rig> {
@@ -51,7 +54,7 @@ export async function startRig(scenario: Scenario, options: RigOptions = {}): Pr
   const proxyErrors: KubesocksError[] = [];
   const maxRecords = options.maxRecords ?? 10_000;
   const proxy = createProxyServer({
-    connector: dialer.connector(),
+    connector: options.wrapConnector ? options.wrapConnector(dialer.connector()) : dialer.connector(),
     onConnection: (r) => {
       if (records.length < maxRecords) records.push(r);
     },
