@@ -19,6 +19,8 @@ export interface Machine {
   date: string;
 }
 
+export type Profile = ProfileSummary & { transfer: string };
+
 export interface Results {
   mode: 'full' | 'quick';
   machine: Machine;
@@ -30,7 +32,8 @@ export interface Results {
   upgrades?: UpgradeFigures;
   concurrency?: ConcurrencyFigures;
   services?: ServicesFigures;
-  profile?: ProfileSummary & { transfer: string };
+  /** CPU profiles of kubesocks during a SOCKS5 download and upload (full runs). */
+  profiles: Profile[];
   /** Measurements that did not complete, or whose integrity check failed. */
   failures: Array<{ phase: string; error: string }>;
   notes: string[];
@@ -135,7 +138,7 @@ function servicesTable(s: ServicesFigures): string {
   return `${markdownTable(['', 'processes', `peak RSS, ${s.services} services`, 'breakdown', 'first byte p50 ms'], rows)}\n\nkubesocks ÷ kubectl peak RSS: ${ratio(s.kubesocksPeakRss, s.kubectl?.peakRssSum)}`;
 }
 
-function profileTable(p: NonNullable<Results['profile']>): string {
+function profileTable(p: Profile): string {
   return (
     `${p.transfer}; busy ${num(p.busyMs / 1000, 2)} s, idle ${num(p.idleMs / 1000, 2)} s (${p.file})\n\n` +
     markdownTable(
@@ -202,7 +205,7 @@ export function renderReport(r: Results): string {
   if (r.upgrades) parts.push(`## Port-forward upgrades (simulator counters)\n\n${upgradesTable(r.upgrades)}`);
   if (r.concurrency) parts.push(`## Concurrent sockets (fresh kubesocks process)\n\n${concurrencyTable(r.concurrency, r.throughput.find((t) => t.route === 'kubectl'))}`);
   if (r.services) parts.push(`## Many services at once (one socket held open to each)\n\n${servicesTable(r.services)}`);
-  if (r.profile) parts.push(`## Where kubesocks spends its CPU (node --cpu-prof, top self time)\n\n${profileTable(r.profile)}`);
+  for (const p of r.profiles) parts.push(`## Where kubesocks spends its CPU: ${p.transfer.split(' at ')[0]} (node --cpu-prof, top self time)\n\n${profileTable(p)}`);
   const goals = targets(r);
   if (goals.length) {
     parts.push(

@@ -18,7 +18,7 @@ import type { BareClient } from './ceiling.js';
 import { measureConcurrency } from './concurrency.js';
 import { measureCold, measureWarm } from './latency.js';
 import type { LatencyFigures } from './latency.js';
-import { download, open } from './lib/client.js';
+import { download, open, upload } from './lib/client.js';
 import type { Route } from './lib/client.js';
 import { findKubectl, kubectlVersion, log, ROOT, startKubesocks, startPortForward, startSim } from './lib/harness.js';
 import type { Kubesocks, PortForward, Sim } from './lib/harness.js';
@@ -27,7 +27,7 @@ import { summarizeProfileDir } from './lib/profile.js';
 import { NS, PORTS, serviceHost } from './lib/scenario.js';
 import { GiB, MiB } from './lib/table.js';
 import { renderReport } from './report.js';
-import type { Machine, Results } from './report.js';
+import type { Machine, Profile, Results } from './report.js';
 import { measureServices } from './services.js';
 import { ceilingRoute, dialerRoute, measureThroughput, ROUTE_LABELS } from './throughput.js';
 import type { RouteSpec, ThroughputRow } from './throughput.js';
@@ -183,6 +183,38 @@ async function latencyPhase({ sim, ks, pf, dialer }: Setup): Promise<LatencyFigu
   return rows;
 }
 
+/** A fresh kubesocks process under --cpu-prof carries one SOCKS5 transfer; the samples taken during it are summarized. */
+async function profileTransfer(sim: Sim, dir: string, direction: 'download' | 'upload'): Promise<Profile> {
+  const profileDir = join(dir, `profile-${direction}`);
+  log(`profiling kubesocks during a ${config.transferBytes / MiB} MiB SOCKS5 ${direction}`);
+  let rate = 0;
+  const window = { startUs: 0, endUs: 0 };
+  await withKubesocks(
+    sim,
+    `kubesocks (profiled ${direction})`,
+    async (ks) => {
+      const route: Route = { kind: 'socks5', proxy: ks.proxy, host: BULK_HOST, port: direction === 'download' ? PORTS.source : PORTS.sink };
+      const run = async (bytes: number, timeoutMs: number) => {
+        const stream = await open(route);
+        return direction === 'download' ? download(stream, bytes, timeoutMs) : upload(stream, bytes, timeoutMs);
+      };
+      await run(config.warmupBytes, 60_000);
+      window.startUs = Number(process.hrtime.bigint() / 1000n);
+      const result = await run(config.transferBytes, 120_000);
+      window.endUs = Number(process.hrtime.bigint() / 1000n);
+      rate = result.bytes / MiB / result.seconds;
+      log(`  profiled ${direction}: ${rate.toFixed(1)} MiB/s (with the profiler on)`);
+    },
+    profileDir,
+  );
+  const summary = await summarizeProfileDir(profileDir, ROOT, window);
+  if (!summary) throw new Error('the profiled kubesocks process wrote no .cpuprofile');
+  const kept = `bench/kubesocks-${direction}.cpuprofile`;
+  await writeFile(join(ROOT, kept), await readFile(summary.file));
+  const scope = summary.scope === 'window' ? 'samples taken during the transfer only' : 'whole process lifetime (start-up included)';
+  return { ...summary, file: kept, transfer: `${config.transferBytes / MiB} MiB SOCKS5 ${direction} at ${rate.toFixed(0)} MiB/s with the profiler on; ${scope}` };
+}
+
 async function main(): Promise<Results> {
   const t0 = performance.now();
   const notes: string[] = [];
@@ -220,6 +252,7 @@ async function main(): Promise<Results> {
       sinkImplementation: sim.ready.sinkImplementation,
       throughput: [],
       latency: [],
+      profiles: [],
       failures: [],
       notes,
       elapsedSeconds: 0,
@@ -281,37 +314,13 @@ async function main(): Promise<Results> {
       });
     }
 
-    // ---- profile of a SOCKS5 download
+    // ---- profiles of a SOCKS5 download and upload
     if (config.profile && want('profile')) {
-      await phase('profile', async () => {
-        const profileDir = join(dir, 'profile');
-        log(`profiling kubesocks during a ${config.transferBytes / MiB} MiB SOCKS5 download`);
-        let rate = 0;
-        const window = { startUs: 0, endUs: 0 };
-        await withKubesocks(
-          sim,
-          'kubesocks (profiled)',
-          async (ks) => {
-            const route: Route = { kind: 'socks5', proxy: ks.proxy, host: BULK_HOST, port: PORTS.source };
-            await download(await open(route), config.warmupBytes, 60_000);
-            const stream = await open(route);
-            window.startUs = Number(process.hrtime.bigint() / 1000n);
-            const result = await download(stream, config.transferBytes, 120_000);
-            window.endUs = Number(process.hrtime.bigint() / 1000n);
-            rate = result.bytes / MiB / result.seconds;
-            log(`  profiled download: ${rate.toFixed(1)} MiB/s (with the profiler on)`);
-          },
-          profileDir,
-        );
-        const summary = await summarizeProfileDir(profileDir, ROOT, window);
-        if (!summary) throw new Error('the profiled kubesocks process wrote no .cpuprofile');
-        await writeFile(join(ROOT, 'bench', 'kubesocks-download.cpuprofile'), await readFile(summary.file));
-        results.profile = {
-          ...summary,
-          file: 'bench/kubesocks-download.cpuprofile',
-          transfer: `${config.transferBytes / MiB} MiB SOCKS5 download at ${rate.toFixed(0)} MiB/s with the profiler on; ${summary.scope === 'window' ? 'samples taken during the transfer only' : 'whole process lifetime (start-up included)'}`,
-        };
-      });
+      for (const direction of ['download', 'upload'] as const) {
+        await phase(`profile (${direction})`, async () => {
+          results.profiles.push(await profileTransfer(sim, dir, direction));
+        });
+      }
     }
 
     notes.push(...ceilingNotes);

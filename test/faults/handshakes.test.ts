@@ -16,6 +16,7 @@ import type { Scenario, ScenarioPod } from '../../src/sim/types.js';
 import {
   activeResources,
   echoOnce,
+  exchange,
   formatResources,
   httpViaProxy,
   ms,
@@ -89,7 +90,10 @@ function socks5Request(host: string, port: number): Buffer {
 
 /** Active handles and proxy/pool counters, for before/after comparisons. */
 interface Snapshot {
+  /** Socket handles (TCP, TLS, servers) in the process, less idle keep-alive connections to the API server (two ends each). */
   sockets: number;
+  /** Idle keep-alive connections of the dialer's API client (a bounded pool: Node's default maxFreeSockets is 256). */
+  apiIdle: number;
   resources: Record<string, number>;
   openSockets: number;
   handshakes: number;
@@ -106,8 +110,10 @@ describe('hostile and careless clients', () => {
   const bytes = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => int(256)));
   const pick = <T>(items: readonly T[]): T => items[int(items.length)] as T;
 
+  const apiIdle = (): number => Object.values(rig.dialer.client.agent.freeSockets).reduce((n, list) => n + (list?.length ?? 0), 0);
   const snapshot = (): Snapshot => ({
-    sockets: socketHandles(),
+    sockets: socketHandles() - 2 * apiIdle(),
+    apiIdle: apiIdle(),
     resources: activeResources(),
     openSockets: rig.proxy.stats().openSockets,
     handshakes: rig.proxy.stats().handshakes,
@@ -143,11 +149,14 @@ describe('hostile and careless clients', () => {
       dialer: { direct: 'deny' },
       maxRecords: 100,
     });
-    // Warm every pod's pooled connection and the namespace's watches, so later counts compare like with like.
+    // Warm every pod's pooled connection, its backends (started on first use) and the
+    // namespace's watches, so later counts compare like with like.
     for (let i = 0; i < PODS; i++) {
       const s = await rig.dialer.connect(`echo-${i}.${NS}:7`);
       await echoOnce(s, 'warm');
       s.destroy();
+      const web = await rig.dialer.connect(`echo-${i}.${NS}:8080`);
+      assert.match((await exchange(web, 'GET /warm HTTP/1.0\r\n\r\n')).toString(), /^HTTP\/1.1 200/);
     }
     assert.equal((await httpViaProxy(rig.proxyPort, `http://echo.${NS}/warm`)).status, 200);
     await waitUntil(() => rig.dialer.stats().pairs === 0 && rig.proxy.stats().openSockets === 0, 'a quiet start');
@@ -389,7 +398,9 @@ describe('hostile and careless clients', () => {
     const vanishMs = performance.now() - started;
     // The cold pods' new pooled connections stay (idle pool); compare against a baseline that includes them.
     await waitUntil(() => rig.dialer.stats().pairs === 0 && rig.proxy.stats().openSockets === 0, 'pairs and sockets to close', 15_000);
-    baseline = { ...baseline, poolConnections: rig.dialer.stats().connections, simConnections: rig.cluster.counters().openConnections, sockets: baseline.sockets + 3 * (rig.dialer.stats().connections - baseline.poolConnections) };
+    // Each new pooled connection is three socket handles here (client TLS, API server side, kubelet-to-backend none while idle) plus a backend server.
+    const newConnections = rig.dialer.stats().connections - baseline.poolConnections;
+    baseline = { ...baseline, poolConnections: rig.dialer.stats().connections, simConnections: rig.cluster.counters().openConnections, sockets: baseline.sockets + 3 * newConnections };
     const settleMs = await backToBaseline('after the vanishing clients');
     assert.deepEqual(rig.proxyErrors.map((e) => `${e.code}: ${e.message}`), [], 'no handler threw');
     const s = await socks5(rig.proxyPort, `cold-3.${NS}`, 7);
