@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --runs N] [-- --no-profile]`
+ * `npm run bench [-- --quick] [-- --runs N] [-- --only PHASES] [-- --no-profile] [-- --out FILE]`
  *
  * Starts the simulated cluster, kubesocks and kubectl as separate processes,
  * runs every measurement, prints the report (Markdown) on stdout and writes
@@ -46,7 +46,9 @@ const { values: flags } = parseArgs({
 });
 
 if (flags.help) {
-  process.stdout.write(`Usage: npm run bench [-- --quick] [-- --runs N] [-- --no-profile] [-- --out FILE]\nSee bench/README.md.\n`);
+  process.stdout.write(
+    'Usage: npm run bench [-- --quick] [-- --runs N] [-- --only throughput,latency,upgrades,concurrency,services,profile] [-- --no-profile] [-- --out FILE]\nSee bench/README.md.\n',
+  );
   process.exit(0);
 }
 

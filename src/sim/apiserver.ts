@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
+import { DEFAULT_CIPHERS } from 'node:tls';
 import type { Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -27,6 +28,18 @@ import { toTable } from './tables.js';
 import type { IncludeObject, TableOptions } from './tables.js';
 import type { PortForwardHandler, SimCounters } from './types.js';
 import { serveWatch } from './watch.js';
+
+/**
+ * A real API server is Go: with AES hardware its TLS 1.3 server picks
+ * AES-128-GCM first, where Node's default would pick AES-256-GCM. Serving in
+ * Go's order keeps every client's crypto cost what it is against a cluster.
+ */
+const GO_CIPHER_ORDER = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  ...DEFAULT_CIPHERS.split(':').filter((cipher) => !cipher.startsWith('TLS_')),
+].join(':');
 
 export interface ApiServerOptions {
   host: string;
@@ -105,7 +118,10 @@ export class ApiServer {
 
   async listen(): Promise<void> {
     const { certs, host } = this.#options;
-    const server = createServer({ key: certs.keyPem, cert: certs.certPem, noDelay: true }, (req, res) => this.#onRequest(req, res));
+    const server = createServer(
+      { key: certs.keyPem, cert: certs.certPem, noDelay: true, ciphers: GO_CIPHER_ORDER, honorCipherOrder: true },
+      (req, res) => this.#onRequest(req, res),
+    );
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
     server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);

@@ -85,6 +85,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
   #lastPeerStreamId = 0;
   #closed: KubesocksError | null = null;
   #lastActivity = Date.now();
+  #lastReceived = Date.now();
 
   constructor(socket: Duplex, options: SpdySessionOptions) {
     super();
@@ -228,6 +229,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
   // ---- reading ----
 
   #onSocketData(chunk: Buffer): void {
+    this.#lastReceived = Date.now();
     this.#reader.push(chunk);
     try {
       for (let frame = this.#reader.next(); frame && !this.#closed; frame = this.#reader.next()) this.#handle(frame);
@@ -332,15 +334,24 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
     for (const waiter of this.#drainWaiters.splice(0)) waiter();
   }
 
+  /**
+   * A connection is dead when a PING went unanswered for pingTimeoutMs and
+   * nothing else arrived meanwhile either. Bytes arriving prove it alive: a
+   * PING queued behind megabytes of DATA on a busy connection is late, not lost.
+   */
   #keepalive(): void {
     const now = process.hrtime.bigint();
-    for (const ping of this.#pendingPings.values()) {
-      if (Number(now - ping.sentAt) / 1e6 > this.#pingTimeoutMs) {
-        this.close(new KubesocksError('CONNECTION_LOST', `no answer to PING for ${Math.round(this.#pingTimeoutMs / 1000)} s`));
-        return;
+    const silentMs = Date.now() - this.#lastReceived;
+    if (silentMs > this.#pingTimeoutMs) {
+      for (const ping of this.#pendingPings.values()) {
+        if (Number(now - ping.sentAt) / 1e6 > this.#pingTimeoutMs) {
+          this.close(new KubesocksError('CONNECTION_LOST', `no answer to PING and no data for ${Math.round(this.#pingTimeoutMs / 1000)} s`));
+          return;
+        }
       }
     }
-    this.ping().catch(() => {});
+    // One PING in flight at a time is enough to detect a dead peer.
+    if (this.#pendingPings.size === 0) this.ping().catch(() => {});
   }
 
   #touch(): void {

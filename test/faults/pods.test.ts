@@ -53,6 +53,8 @@ describe('pod faults', () => {
   let rig: Rig;
   /** What the dialer socket on the deleted pod failed with (checked by the BUG case below). */
   let deletedPodError: { error: KubesocksError; pod: string } | undefined;
+  /** What the SOCKS5 clients on the deleted pod saw (checked by the BUG case below). */
+  let cutSocksDownloads: Download[] | undefined;
 
   before(async () => {
     rig = await startRig(scenario());
@@ -119,6 +121,7 @@ describe('pod faults', () => {
     const codes = new Set(['CONNECTION_LOST', 'POD_GONE', 'STREAM_RESET']);
     assert.ok(codes.has(directOutcome.error.code), directOutcome.error.code);
     deletedPodError = { error: directOutcome.error, pod: victim };
+    cutSocksDownloads = cut;
     // The proxy log says why each cut socket ended.
     await waitUntil(() => rig.records.filter((r) => r.error && r.via?.includes(`/${victim}:`)).length >= cut.length, 'the proxy to log the cut sockets', 5000);
     const logged = rig.records.filter((r) => r.error && r.via?.includes(`/${victim}:`));
@@ -138,6 +141,17 @@ describe('pod faults', () => {
     // no pod, no port — a user with 50 services open cannot tell which one broke.
     assert.ok(deletedPodError, 'the mid-transfer case must run first');
     assert.match(deletedPodError.error.message, new RegExp(`${NS}/${deletedPodError.pod}`));
+  });
+
+  test('BUG src/proxy/relay.ts: a SOCKS5 client whose pod side broke mid-stream sees a reset, not a clean end', () => {
+    // The downloads cut by the pod's deletion end with a FIN, exactly like a stream the pod
+    // finished: a client of an EOF-delimited protocol (HTTP/1.0 bodies, raw dumps, `nc`)
+    // takes the truncated data for the whole. relay() tears the client down with destroy()
+    // even when the upstream failed (teardown(error)); resetAndDestroy() there would send an
+    // RST, which clients report as ECONNRESET. (kubectl port-forward also just closes.)
+    assert.ok(cutSocksDownloads && cutSocksDownloads.length > 0, 'the mid-transfer case must run first');
+    const endings = cutSocksDownloads.map((d) => (d.error ? `${d.ending} ${(d.error as NodeJS.ErrnoException).code}` : d.ending));
+    assert.deepEqual(endings.filter((e) => e !== 'error ECONNRESET'), [], `cut downloads ended with: ${endings.join(', ')}`);
   });
 
   test('readiness flipped off and on: no new connection reaches the not-ready pod once the watch delivered it', async (t) => {
