@@ -208,7 +208,10 @@ describe('fuzzing the listener', () => {
     await waitFor(() => f.proxy.stats().openSockets === 0, `open sockets back to 0 (now ${JSON.stringify(f.proxy.stats())})`, 5000);
     const stats = f.proxy.stats();
     assert.equal(stats.handshakes, 0);
-    assert.ok(stats.accepted >= CASES, `accepted ${stats.accepted}`);
+    // A client that resets right after connecting can be gone before Node's
+    // accept() runs (ECONNABORTED is skipped silently), which a loaded machine
+    // makes likelier: nearly all, not all, reach the proxy.
+    assert.ok(stats.accepted >= CASES * 0.98, `accepted ${stats.accepted}`);
     assert.deepEqual(f.errors.map((e) => `${e.code}: ${e.message}`), [], 'no handler threw');
     await waitFor(() => f.connector.streams.every((s) => s.destroyed), 'every destination stream closed', 5000);
     assert.ok(f.records.some((r) => r.error === undefined && r.via === 'fuzz'), 'some inputs got through');
