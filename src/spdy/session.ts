@@ -52,7 +52,7 @@ export interface SpdySessionEvents {
 }
 
 const DEFAULT_MAX_DATA_FRAME = 64 * 1024;
-const DEFAULT_STREAM_HWM = 256 * 1024;
+const DEFAULT_STREAM_HWM = 64 * 1024;
 const DEFAULT_WRITE_BUFFER = 1024 * 1024;
 
 /** spdystream's framer refuses these names (InvalidHeaderPresent), and that is fatal for the connection. */

@@ -20,7 +20,7 @@ export interface PairInfo {
 }
 
 /** How long after the data stream's SYN_REPLY a silent pair counts as connected. */
-export const DEFAULT_CONFIRM_MS = 40;
+export const DEFAULT_CONFIRM_MS = 20;
 
 const MAX_ERROR_TEXT = 16 * 1024;
 
@@ -66,7 +66,7 @@ export class PortForwardStream extends Duplex {
   #halfOpenTimer: NodeJS.Timeout | undefined;
 
   constructor(errorStream: SpdyStream, dataStream: SpdyStream, info: PairInfo, confirmMs = DEFAULT_CONFIRM_MS) {
-    super({ allowHalfOpen: true, readableHighWaterMark: 64 * 1024, writableHighWaterMark: 64 * 1024 });
+    super({ allowHalfOpen: true });
     this.info = info;
     this.#error = errorStream;
     this.#data = dataStream;

@@ -23,7 +23,7 @@ export interface TunnelPoolOptions {
   pingIntervalMs?: number;
   /** A PING unanswered this long ends the connection (ms). Default 15 s. */
   pingTimeoutMs?: number;
-  /** Silence after the kubelet's reply that counts as connected (ms). Default 40. */
+  /** Silence after the kubelet's reply that counts as connected (ms). Default 20. */
   confirmMs?: number;
   /** Deadline of one upgrade (ms). Default 30 s. */
   upgradeTimeoutMs?: number;
