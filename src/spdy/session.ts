@@ -86,6 +86,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
   #closed: KubesocksError | null = null;
   #lastActivity = Date.now();
   #lastReceived = Date.now();
+  #corked = false;
 
   constructor(socket: Duplex, options: SpdySessionOptions) {
     super();
@@ -142,7 +143,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
     this.#streams.set(id, stream);
     this.#touch();
     const flags = options.fin ? FLAG_FIN : 0;
-    this.#socket.write(synStreamFrame(id, flags, options.priority ?? 0, this.#compressor.compress(headers)));
+    this.#send(synStreamFrame(id, flags, options.priority ?? 0, this.#compressor.compress(headers)));
     if (options.fin) {
       // FLAG_FIN on the SYN_STREAM is the FIN: a DATA frame after it would be
       // a protocol error (spdy-transport answers RST STREAM_ALREADY_CLOSED).
@@ -159,7 +160,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
     this.#nextPingId = (this.#nextPingId + 2) % 0x100000000 || (this.role === 'client' ? 1 : 2);
     return new Promise((resolve, reject) => {
       this.#pendingPings.set(id, { sentAt: process.hrtime.bigint(), resolve, reject });
-      this.#socket.write(pingFrame(id));
+      this.#send(pingFrame(id));
     });
   }
 
@@ -187,11 +188,8 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
     do {
       const end = Math.min(data.length, offset + this.#maxDataFrame);
       const last = end === data.length;
-      // Corked so header and payload leave in one writev (one TLS record), without a copy.
-      this.#socket.cork();
-      this.#socket.write(dataFrameHeader(stream.id, fin && last, end - offset));
-      if (end > offset) this.#socket.write(offset === 0 && last ? data : data.subarray(offset, end));
-      this.#socket.uncork();
+      this.#send(dataFrameHeader(stream.id, fin && last, end - offset));
+      if (end > offset) this.#send(offset === 0 && last ? data : data.subarray(offset, end));
       offset = end;
     } while (offset < data.length);
     // A TLS socket's own high-water mark is 16 KiB, less than one frame:
@@ -203,12 +201,12 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
 
   writeStreamReply(stream: SpdyStream, headers: SpdyHeaders): void {
     if (this.#closed) return;
-    this.#socket.write(synReplyFrame(stream.id, 0, this.#compressor.compress(headers)));
+    this.#send(synReplyFrame(stream.id, 0, this.#compressor.compress(headers)));
   }
 
   writeStreamReset(stream: SpdyStream, status: number): void {
     if (this.#closed) return;
-    this.#socket.write(rstStreamFrame(stream.id, status));
+    this.#send(rstStreamFrame(stream.id, status));
   }
 
   pauseReadingFor(stream: SpdyStream): void {
@@ -292,7 +290,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
         if (id === 0) throw new SpdyProtocolError('PING with id 0');
         const ours = (id % 2 === 1) === (this.role === 'client');
         if (!ours) {
-          this.#socket.write(pingFrame(id));
+          this.#send(pingFrame(id));
           return;
         }
         const pending = this.#pendingPings.get(id);
@@ -316,12 +314,12 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
   #onPeerStream(id: number, headers: SpdyHeaders, fin: boolean): void {
     const peerParity = this.role === 'client' ? 0 : 1;
     if (id % 2 !== peerParity || id <= this.#lastPeerStreamId) {
-      this.#socket.write(rstStreamFrame(id, RstCode.PROTOCOL_ERROR));
+      this.#send(rstStreamFrame(id, RstCode.PROTOCOL_ERROR));
       return;
     }
     this.#lastPeerStreamId = id;
     if (this.listenerCount('stream') === 0) {
-      this.#socket.write(rstStreamFrame(id, RstCode.REFUSED_STREAM));
+      this.#send(rstStreamFrame(id, RstCode.REFUSED_STREAM));
       return;
     }
     const stream = new SpdyStream(this, id, headers, this.#streamHwm, fin);
@@ -353,6 +351,26 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
     // One PING in flight at a time is enough to detect a dead peer.
     if (this.#pendingPings.size === 0) this.ping().catch(() => {});
   }
+
+  /**
+   * Every frame goes out through here. The socket stays corked until the
+   * event loop's check phase, so all frames written while handling one round
+   * of I/O (a frame header and its payload; frames of many streams) leave in
+   * one writev — one TLS write — instead of one each, without copying.
+   */
+  #send(bytes: Buffer): void {
+    if (!this.#corked) {
+      this.#corked = true;
+      this.#socket.cork();
+      setImmediate(this.#uncork);
+    }
+    this.#socket.write(bytes);
+  }
+
+  readonly #uncork = (): void => {
+    this.#corked = false;
+    this.#socket.uncork();
+  };
 
   #touch(): void {
     this.#lastActivity = Date.now();
