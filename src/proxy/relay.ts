@@ -45,10 +45,10 @@ export function relay(client: Duplex, upstream: Duplex, head: Buffer, done: (res
   const countUp = (chunk: Buffer): void => {
     bytesUp += chunk.length;
   };
-  // Chunks from the tunnel arrive a TLS record (≤16 KiB) at a time, each in
-  // its own I/O callback; corking the client socket until the event loop's
-  // check phase sends all that one poll delivered in one writev, instead of
-  // one write syscall per record. (Runs before pipe's own 'data' handler.)
+  // Several chunks from the tunnel can arrive in one tick; corking the client
+  // socket until the tick ends sends them in one writev instead of one write
+  // syscall each. (Deferring to setImmediate batched more but measured more
+  // CPU per GiB.) Runs before pipe's own 'data' handler.
   let corked = false;
   const uncork = (): void => {
     corked = false;
@@ -59,7 +59,7 @@ export function relay(client: Duplex, upstream: Duplex, head: Buffer, done: (res
     if (!corked) {
       corked = true;
       client.cork();
-      setImmediate(uncork);
+      process.nextTick(uncork);
     }
   };
 

@@ -19,9 +19,15 @@ function echoPod(name: string, ip: string): ScenarioPod {
 
 function scenario(): Scenario {
   return {
-    namespaces: [NS],
-    pods: [0, 1, 2, 3].map((i) => echoPod(`echo-${i}`, `10.244.1.${10 + i}`)),
-    services: [{ name: 'echo', namespace: NS, selector: { app: 'echo' }, ports: [{ name: 'echo', port: 7, targetPort: 'echo' }] }],
+    namespaces: [NS, 'burst'],
+    pods: [
+      ...[0, 1, 2, 3].map((i) => echoPod(`echo-${i}`, `10.244.1.${10 + i}`)),
+      { ...echoPod('burst-0', '10.244.5.10'), namespace: 'burst', labels: { app: 'burst' } },
+    ],
+    services: [
+      { name: 'echo', namespace: NS, selector: { app: 'echo' }, ports: [{ name: 'echo', port: 7, targetPort: 'echo' }] },
+      { name: 'burst', namespace: 'burst', selector: { app: 'burst' }, ports: [{ name: 'echo', port: 7, targetPort: 'echo' }] },
+    ],
   };
 }
 
@@ -92,12 +98,46 @@ describe('API server faults', () => {
     });
   });
 
+  test('BUG src/resolve/cache.ts: a burst of connections to a namespace not watched yet prints no listener-leak warning', async (t) => {
+    // Every lookup that waits for a namespace's first list adds an 'error' listener to the
+    // ListWatch (NamespaceCache.mode()); from the 11th concurrent one, Node prints
+    // "MaxListenersExceededWarning: Possible EventEmitter memory leak detected. 11 error
+    // listeners added to [ListWatch]" to the user's terminal — a browser opening a page of 20
+    // resources on a cluster name does that. The listeners are removed later: a false alarm,
+    // but one users will report. (ListWatch could setMaxListeners(0), or share one waiter.)
+    // Namespace `burst` is in the scenario from the start, and nothing has looked into it yet.
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => {
+      warnings.push(`${w.name}: ${w.message}`);
+    };
+    process.on('warning', onWarning);
+    try {
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 30 }, async (_, i) => {
+          // The dialer at once: through the proxy, 30 in-process handshakes arrive spread over the
+          // first list's few ms; against a real API server that list takes 50–500 ms, and the
+          // proxy's clients pile up the same way.
+          const s = await rig.dialer.connect('burst.burst:7');
+          await echoOnce(s, `burst ${i}`);
+          s.destroy();
+        }),
+      );
+      const failed = outcomes.filter((o) => o.status === 'rejected');
+      assert.equal(failed.length, 0, `${failed.length} of 30 failed: ${rig.records.filter((r) => r.error && r.target?.startsWith('burst')).map((r) => r.error?.message).slice(0, 2).join(' | ')}`);
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    t.diagnostic(`30 concurrent connections to a namespace not watched yet: all served; ${warnings.length} warnings: ${[...new Set(warnings.map((w) => w.replace(/\. Use emitter.*/, '')))].join(' | ') || 'none'}`);
+    assert.deepEqual(warnings.filter((w) => /MaxListeners/.test(w)), []);
+  });
+
   /** Warms the pool (one connection per ready pod) and leaves it idle (no pairs). */
   async function warmPool(): Promise<number> {
     const r = await rig.dialer.resolver.resolve(`echo.${NS}`, 7);
     const pods = r.kind === 'cluster' ? r.candidates.map((c) => c.pod) : [];
     for (const pod of pods) await dialEcho(rig, `${pod}.${NS}:7`);
-    await waitUntil(() => rig.dialer.stats().pairs === 0 && rig.dialer.stats().connections === pods.length, `an idle pool of ${pods.length} connections`);
+    await waitUntil(() => rig.dialer.stats().pairs === 0 && rig.dialer.stats().connections >= pods.length, `an idle pool of ${pods.length}+ connections`);
     return pods.length;
   }
 

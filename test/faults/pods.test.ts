@@ -15,6 +15,7 @@ import {
   httpViaProxy,
   mib,
   ms,
+  pace,
   podOf,
   socks5,
   socks5Reply,
@@ -67,24 +68,31 @@ describe('pod faults', () => {
     const SIZE = 32 * 1024 * 1024;
     const CUT_AT = 2 * 1024 * 1024;
     const CLIENTS = 9;
-    // Downloads at full speed through SOCKS5, and one through the dialer API (to see the error
-    // object a library user gets). The pod is deleted once every one of them is past CUT_AT.
+    // Downloads through SOCKS5, and one through the dialer API (to see the error object a library
+    // user gets), each held to 8 MiB/s so that they advance together; the pod is deleted once
+    // every one of them is past CUT_AT, and the survivors then run at full speed.
     const progress: number[] = Array.from({ length: CLIENTS + 1 }, () => 0);
     let allMidway!: () => void;
     const midway = new Promise<void>((resolve) => (allMidway = resolve));
-    const track = (i: number) => (total: number) => {
+    const pacers: Array<ReturnType<typeof pace>> = [];
+    const track = (i: number, pacer: ReturnType<typeof pace>) => (total: number) => {
+      pacer.onChunk(total);
       progress[i] = total;
       if (progress.every((p) => p >= CUT_AT)) allMidway();
     };
     const started = await Promise.all(
       Array.from({ length: CLIENTS }, async (_, i) => {
         const socket = await socks5(rig.proxyPort, `bulk.${NS}`, 9000);
-        const result = download(socket, track(i));
+        const pacer = pace(socket, 8 * 1024 * 1024);
+        pacers.push(pacer);
+        const result = download(socket, track(i, pacer));
         return { socket, result };
       }),
     );
     const direct = await rig.dialer.connect(`bulk.${NS}:9000`);
-    const directResult = download(direct, track(CLIENTS));
+    const directPacer = pace(direct, 8 * 1024 * 1024);
+    pacers.push(directPacer);
+    const directResult = download(direct, track(CLIENTS, directPacer));
     for (const s of started) s.socket.write(`${SIZE}\n`);
     direct.write(`${SIZE}\n`);
     await midway;
@@ -94,6 +102,7 @@ describe('pod faults', () => {
     assert.match(victim, /^bulk-\d$/);
     const deletedAt = performance.now();
     rig.cluster.deletePod(NS, victim);
+    for (const pacer of pacers) pacer.stop();
 
     // New connections right after the delete: none may reach the victim, all must work.
     const fresh: string[] = [];

@@ -217,6 +217,34 @@ export function download(stream: Duplex, onChunk?: (total: number) => void): Pro
   });
 }
 
+/**
+ * Holds a reader to `bytesPerSecond` (pausing and resuming `stream` every
+ * 50 ms) until stop() — so several downloads advance together instead of
+ * racing each other, and a fault can be injected while all are mid-way.
+ * Pair it with download(): call onChunk(total) from download's callback.
+ */
+export function pace(stream: Duplex, bytesPerSecond: number): { onChunk(total: number): void; stop(): void } {
+  let total = 0;
+  let allowance = bytesPerSecond / 20;
+  let stopped = false;
+  const timer = setInterval(() => {
+    allowance = total + bytesPerSecond / 20;
+    stream.resume();
+  }, 50);
+  stream.once('close', () => clearInterval(timer));
+  return {
+    onChunk(t) {
+      total = t;
+      if (!stopped && total >= allowance) stream.pause();
+    },
+    stop() {
+      stopped = true;
+      clearInterval(timer);
+      stream.resume();
+    },
+  };
+}
+
 // ---------------------------------------------------------------------------
 // Waiting and measuring
 
