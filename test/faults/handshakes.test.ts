@@ -122,6 +122,24 @@ describe('hostile and careless clients', () => {
     simConnections: rig.cluster.counters().openConnections,
   });
 
+  /** What each client sent, by its local port: to name the inputs behind sockets that stay open. */
+  const sentBy = new Map<number, string>();
+
+  /** The proxy's client sockets still open, with what their client sent (for failure messages). */
+  function stuckSockets(): string[] {
+    const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
+    const out: string[] = [];
+    for (const h of handles) {
+      const socket = h as Partial<Socket> & { writableCorked?: number };
+      if (socket.localPort !== rig.proxyPort || socket.remotePort === undefined) continue;
+      out.push(
+        `${JSON.stringify(sentBy.get(socket.remotePort) ?? '?')} (readableEnded ${socket.readableEnded}, writableEnded ${socket.writableEnded}, ` +
+          `corked ${socket.writableCorked}, writableLength ${socket.writableLength}, readableLength ${socket.readableLength})`,
+      );
+    }
+    return out;
+  }
+
   /** Waits until the proxy, the pool and the process's socket handles are back to the baseline. */
   async function backToBaseline(what: string): Promise<number> {
     return waitUntil(
@@ -139,7 +157,10 @@ describe('hostile and careless clients', () => {
       `${what}: back to baseline (${JSON.stringify({ ...snapshot(), resources: undefined })} vs ${JSON.stringify({ ...baseline, resources: undefined })})`,
       15_000,
       20,
-    );
+    ).catch((err: Error) => {
+      const stuck = stuckSockets();
+      throw new Error(`${err.message}; proxy sockets still open: ${stuck.length}${stuck.length ? `: ${stuck.slice(0, 8).join('; ')}` : ''}`);
+    });
   }
 
   before(async () => {
@@ -239,6 +260,7 @@ describe('hostile and careless clients', () => {
     socket.on('data', () => {});
     try {
       await once(socket, 'connect');
+      if (socket.localPort !== undefined) sentBy.set(socket.localPort, `${p.ending}: ${Buffer.concat(p.parts).toString('latin1').slice(0, 160)}`);
       for (const part of p.parts) {
         if (socket.destroyed) break;
         socket.write(part);
@@ -304,6 +326,7 @@ describe('hostile and careless clients', () => {
       socket.on('error', () => {});
       socket.on('data', () => {});
       const opened = performance.now();
+      socket.once('connect', () => socket.localPort !== undefined && sentBy.set(socket.localPort, `slowloris ${i % trickles.length}`));
       const closed = once(socket, 'close').then(() => closedAfter.push(performance.now() - opened));
       await once(socket, 'connect').catch(() => {});
       const text = Buffer.from(trickles[i % trickles.length] ?? '', 'latin1');
@@ -385,6 +408,7 @@ describe('hostile and careless clients', () => {
           socket.on('error', () => {});
           try {
             await once(socket, 'connect');
+            if (socket.localPort !== undefined) sentBy.set(socket.localPort, `vanish: ${data.subarray(0, Math.max(1, cut)).toString('latin1').slice(0, 120)}`);
             socket.write(data.subarray(0, Math.max(1, cut)));
             await sleep(Math.floor(rand() * 40));
           } catch {
