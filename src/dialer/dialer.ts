@@ -7,6 +7,7 @@
 import * as http from 'node:http';
 import { debuglog } from 'node:util';
 import { LRUCache } from 'lru-cache';
+import { untilAborted } from '../abort.js';
 import { KubesocksError, asKubesocksError, type ErrorCode } from '../errors.js';
 import { KubeClient, type KubeClientOptions } from '../kube/config.js';
 import type { Connector } from '../proxy/types.js';
@@ -203,7 +204,7 @@ export class Dialer {
     // ones go at once; a refusal then is handled by failover and replay.
     if (isFailover || this.#accepting.has(key)) return attempt;
     try {
-      await raceAbort(pair.confirmed(), signal);
+      await untilAborted(pair.confirmed(), signal, () => asKubesocksError(signal.reason, 'TIMEOUT'));
     } catch (error) {
       pair.destroy();
       throw error;
@@ -240,24 +241,6 @@ export class Dialer {
 
 function describe(parsed: ParsedTarget): string {
   return parsed.kind === 'pod' ? `pod ${parsed.namespace ?? ''}/${parsed.pod}:${parsed.port}` : `${parsed.host}:${parsed.port}`;
-}
-
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(asKubesocksError(signal.reason, 'TIMEOUT'));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(asKubesocksError(signal.reason, 'TIMEOUT'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 /** Loads the kubeconfig and builds a dialer. */

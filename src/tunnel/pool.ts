@@ -7,6 +7,7 @@
  * connection to the same pod spreads the load.
  */
 import { debuglog } from 'node:util';
+import { untilAborted } from '../abort.js';
 import { KubesocksError } from '../errors.js';
 import { PodConnection } from './connection.js';
 import { DEFAULT_CONFIRM_MS, type PortForwardStream } from './pair.js';
@@ -76,7 +77,7 @@ export class TunnelPool {
         entry.dialing = undefined;
         if (entry.connections.length === 0 && this.#pods.get(`${namespace}/${pod}`) === entry) this.#pods.delete(`${namespace}/${pod}`);
       });
-      await abortable(entry.dialing, signal);
+      await untilAborted(entry.dialing, signal, () => new KubesocksError('CLOSED', 'the client went away'));
     }
   }
 
@@ -157,24 +158,4 @@ export class TunnelPool {
       }
     }
   }
-}
-
-/** Lets one waiter give up on a shared promise without cancelling it for the others. */
-function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(new KubesocksError('CLOSED', 'the client went away'));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new KubesocksError('CLOSED', 'the client went away'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }
