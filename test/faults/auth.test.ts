@@ -109,7 +109,7 @@ describe('a token revoked mid-session', () => {
       case: 'token revoked mid-session',
       saw: `new connections: dialer UNAUTHORIZED "${err.message}", SOCKS5 0x02, HTTP 403 (one line); a new socket to a pod with a pooled connection ${pooled}`,
       lost: 'nothing: 4/4 established sockets kept echoing until their SPDY connection ended (API server restart), then reconnecting was refused',
-      recovery: `refusal known ${ms(failMs)} after the revocation (no retry storm: one credential refresh)`,
+      recovery: `refusal known ${ms(failMs)} after the revocation (401, one credential re-read, 401)`,
     });
   });
 });

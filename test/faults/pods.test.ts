@@ -124,7 +124,7 @@ describe('pod faults', () => {
     const cut = results.filter((r) => r.bytes !== SIZE);
     for (const r of intact) assert.equal(r.sha256, expectedSourceDigest(SIZE), 'a surviving download was corrupted');
     assert.ok(intact.length >= CLIENTS - CLIENTS / 3 - 1 && intact.length < CLIENTS, `intact ${intact.length} of ${CLIENTS}`);
-    // The dialer API user gets a KubesocksError naming the pod.
+    // The dialer API user gets a KubesocksError with a stable code (its message: see the BUG case below).
     assert.equal(directOutcome.ending, 'error');
     assert.ok(directOutcome.error instanceof KubesocksError, String(directOutcome.error));
     const codes = new Set(['CONNECTION_LOST', 'POD_GONE', 'STREAM_RESET']);
@@ -180,10 +180,8 @@ describe('pod faults', () => {
     };
     assert.deepEqual([...new Set(await hit(6))].sort(), ['web-0', 'web-1', 'web-2']);
 
-    const flippedAt = performance.now();
     rig.cluster.setPodReady(NS, 'web-1', false);
     const offMs = await waitUntil(async () => !(await candidates()).includes('web-1'), 'the watch to drop web-1', 5000, 1);
-    void flippedAt;
     const whileOff = await hit(30);
     assert.ok(!whileOff.includes('web-1'), `a request reached the not-ready pod: ${whileOff.join(',')}`);
     assert.deepEqual([...new Set(whileOff)].sort(), ['web-0', 'web-2']);

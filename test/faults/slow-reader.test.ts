@@ -8,6 +8,7 @@
  * Its own file, so the process measured holds nothing else.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expectedSourceDigest } from '../../src/sim/backends.js';
@@ -72,66 +73,74 @@ describe('slow reader on a fast stream', () => {
     }, 25);
 
     const socket = await socks5(rig.proxyPort, `bulk-0.${NS}`, 9000);
+    const hash = createHash('sha256');
     let received = 0;
-    let budget = 0;
-    let slow = true;
-    const result = download(socket, (total) => {
-      received = total;
-      if (slow && total >= budget) socket.pause();
-    });
-    socket.pause();
+    const take = (chunk: Buffer): void => {
+      hash.update(chunk);
+      received += chunk.length;
+    };
+    socket.pause(); // the socks client hands the socket over flowing: without this, bytes would be dropped
     socket.write(`${SIZE}\n`);
-    // The slow phase: a budget of SLOW_RATE/10 every 100 ms.
+    // The slow phase, in paused mode: every 20 ms, read at most SLOW_RATE/50 bytes of what is buffered.
     const slowStarted = performance.now();
-    let slowPeak = { ...base };
-    const sameRtts: number[] = [];
-    const otherRtts: number[] = [];
     const tick = setInterval(() => {
-      budget = received + SLOW_RATE / 10;
-      socket.resume();
-    }, 100);
+      let want = SLOW_RATE / 50;
+      while (want > 0 && socket.readableLength > 0) {
+        const chunk = socket.read(Math.min(want, socket.readableLength)) as Buffer | null;
+        if (!chunk) break;
+        take(chunk);
+        want -= chunk.length;
+      }
+      socket.read(0); // ask for more to be buffered
+    }, 20);
+    // Neighbours: an echo on another pod every 250 ms; one echo on the same pod, which shares the
+    // SPDY connection the slow reader holds back (no flow control per stream: see the README).
+    const sameStarted = performance.now();
+    let sameMs = -1;
+    const sameEcho = echoOnce(neighbourSame, 'same', 30_000).then(() => (sameMs = performance.now() - sameStarted));
+    const otherRtts: number[] = [];
     while (performance.now() - slowStarted < SLOW_SECONDS * 1000) {
-      // Neighbours: another pod is unaffected; the same pod shares the paused connection.
-      let started = performance.now();
+      const started = performance.now();
       await echoOnce(neighbourOther, 'other');
       otherRtts.push(performance.now() - started);
-      started = performance.now();
-      await echoOnce(neighbourSame, 'same', 10_000).then(
-        () => sameRtts.push(performance.now() - started),
-        () => sameRtts.push(Infinity),
-      );
       await sleep(250);
     }
     clearInterval(tick);
-    slowPeak = { ...peak };
+    const slowMs = performance.now() - slowStarted;
+    const slowPeak = { ...peak };
     const slowBytes = received;
+    const sameDuringSlow = sameMs;
     const counters = rig.cluster.counters();
     // Drain at full speed.
-    slow = false;
     const drainStarted = performance.now();
-    socket.resume();
-    const outcome = await result;
+    const ended = new Promise<void>((resolve, reject) => {
+      socket.once('end', resolve);
+      socket.once('error', reject);
+    });
+    socket.on('data', take);
+    await ended;
     const drainMs = performance.now() - drainStarted;
+    await sameEcho;
     clearInterval(sampler);
     socket.destroy();
     neighbourSame.destroy();
     neighbourOther.destroy();
+    const outcome = { bytes: received, sha256: hash.digest('hex') };
 
     assert.equal(outcome.bytes, SIZE);
     assert.equal(outcome.sha256, expectedSourceDigest(SIZE));
     // In the slow phase the reader took about 1 MiB/s, and the pod was held back to that pace:
     // what it sent beyond what the reader took is what sits in buffers along the way.
-    assert.ok(slowBytes <= (SLOW_SECONDS + 1) * 4 * SLOW_RATE, `slow phase read ${mib(slowBytes)}`);
+    assert.ok(slowBytes <= (slowMs / 1000 + 1) * SLOW_RATE, `slow phase read ${mib(slowBytes)} in ${ms(slowMs)}`);
     const inFlight = counters.bytesFromPods - 32 * 1024 * 1024 - slowBytes - 2 * 'warm'.length;
     assert.ok(inFlight < 64 * 1024 * 1024, `the pod got ${mib(inFlight)} ahead of the slow reader`);
     const growth = { rss: peak.rss - base.rss, buffers: peak.buffers - base.buffers };
     assert.ok(growth.rss < BOUND, `RSS grew ${mib(growth.rss)}`);
     assert.ok(growth.buffers < BOUND, `heap + ArrayBuffers grew ${mib(growth.buffers)}`);
     assert.ok(Math.max(...otherRtts) < 1000, `an echo on another pod took ${Math.max(...otherRtts)} ms`);
-    const sameWorst = Math.max(...sameRtts);
     summarize(t, {
       case: 'slow reader, 512 MiB',
-      saw: `${mib(slowBytes)} in the ${SLOW_SECONDS} s slow phase (pod ${mib(inFlight)} ahead, held by backpressure), then drained in ${ms(drainMs)} (${((SIZE - slowBytes) / 1048576 / (drainMs / 1000)).toFixed(0)} MiB/s); echo on another pod ≤ ${ms(Math.max(...otherRtts))}, on the same pod ≤ ${sameWorst === Infinity ? 'stalled > 10 s' : ms(sameWorst)}`,
+      saw: `${mib(slowBytes)} in the ${(slowMs / 1000).toFixed(1)} s slow phase (the pod only ${mib(inFlight)} ahead: held back), then drained in ${ms(drainMs)} (${((SIZE - slowBytes) / 1048576 / (drainMs / 1000)).toFixed(0)} MiB/s); echo on another pod ≤ ${ms(Math.max(...otherRtts))}; one echo on the same pod ${sameDuringSlow < 0 ? `stalled through the slow phase, answered ${ms(sameMs)} after it was sent (during the drain)` : `took ${ms(sameDuringSlow)}`}`,
       lost: `nothing: ${mib(SIZE)} sha256-intact`,
       recovery: `memory growth peak: RSS +${mib(growth.rss)} (slow phase +${mib(slowPeak.rss - base.rss)}), heap+ArrayBuffers +${mib(growth.buffers)} (slow phase +${mib(slowPeak.buffers - base.buffers)}); bound ${mib(BOUND)}`,
     });
