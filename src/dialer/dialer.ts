@@ -191,7 +191,7 @@ export class Dialer {
     const pair = await this.pool.open(ep.namespace, ep.pod, ep.port, signal);
     // Until the KubeSocket takes the pair over, its failure is read from confirmed().
     pair.on('error', () => {});
-    const attempt: Attempt = { stream: pair, via: key, retryable: true };
+    const attempt: Attempt = { stream: pair, via: key, retryable: true, acknowledged: () => pair.acknowledged };
     pair.confirmed().then(
       () => {
         this.#accepting.set(key, true);

@@ -22,12 +22,21 @@ const REPLAY_LIMIT = 256 * 1024;
 /** Failures that prove the pod never received the bytes. */
 const REPLAYABLE: ReadonlySet<ErrorCode> = new Set(['POD_REFUSED', 'POD_GONE', 'TIMEOUT']);
 
+/** Failures of the connection, replayable only if the kubelet never acknowledged the stream. */
+const LOST: ReadonlySet<ErrorCode> = new Set(['CONNECTION_LOST', 'STREAM_RESET']);
+
 export interface Attempt {
   stream: Duplex;
   /** For logs: `demo/web-0:8080` or `direct example.com:443`. */
   via: string;
   /** Whether a failure of this attempt before the first byte may be retried elsewhere. */
   retryable: boolean;
+  /**
+   * Whether the far end ever acknowledged the attempt. A connection that
+   * died before the kubelet answered the stream (a pooled connection the API
+   * server had just dropped) most likely never delivered a byte either.
+   */
+  acknowledged?: () => boolean;
 }
 
 /** Opens an attempt; `previous` is the failure that made a new one necessary. */
@@ -196,14 +205,21 @@ export class KubeSocket extends Duplex {
 
   #onAttemptError(attempt: Attempt, error: KubesocksError): void {
     if (this.#attempt !== attempt || this.destroyed) return;
-    const canRetry = attempt.retryable && this.#replay !== null && REPLAYABLE.has(error.code) && this.failovers < this.#maxFailovers;
+    const neverAcknowledged = LOST.has(error.code) && attempt.acknowledged?.() === false;
+    const canRetry =
+      attempt.retryable && this.#replay !== null && (REPLAYABLE.has(error.code) || neverAcknowledged) && this.failovers < this.#maxFailovers;
     if (!canRetry) {
       this.destroy(error);
       return;
     }
     this.failovers++;
     debug('failover after %s: %s', attempt.via, error.message);
-    this.#start({ attempt, error });
+    // Retry after the I/O that came with this failure is handled: when the
+    // API server drops every connection at once, the pool then already knows
+    // the others are gone too, instead of handing out another dead one.
+    setImmediate(() => {
+      if (!this.destroyed) this.#start({ attempt, error });
+    });
   }
 
   #touch(): void {

@@ -80,6 +80,9 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
     private readonly opts: ListWatchOptions<T> = {},
   ) {
     super();
+    // Every lookup waiting for the first list listens here until it is in;
+    // a burst of them (a browser opening 20 resources) is not a leak.
+    this.setMaxListeners(0);
     this.backoffMs = opts.backoffMs ?? 500;
     this.maxBackoffMs = opts.maxBackoffMs ?? 30_000;
     this.project = opts.project ?? ((raw) => raw as T);

@@ -296,7 +296,11 @@ export class HttpFront {
       up.on('data', (chunk: Buffer) => {
         bytesDown += chunk.length;
       });
-      up.on('error', () => res.destroy());
+      up.on('error', (err) => {
+        // The response broke off midway: the destination's failure, reported as such.
+        finish(asKubesocksError(err, 'CONNECTION_LOST'));
+        res.destroy();
+      });
       up.pipe(res);
     });
     req.on('data', (chunk: Buffer) => {
@@ -305,9 +309,9 @@ export class HttpFront {
     req.on('error', () => upstream.destroy());
     req.pipe(upstream);
     res.once('close', () => {
-      // Finished or aborted: either way this request's stream is done with.
-      if (!res.writableFinished) finish(new KubesocksError('CLOSED', 'the client closed the connection before the response was complete'));
-      else finish();
+      // Finished, or the client went away early (normal, as for tunnels); a
+      // destination failure was reported where it happened.
+      finish();
       upstream.destroy();
       stream.destroy();
     });

@@ -16,6 +16,7 @@
  * (ClientConnection gives every stream a listener of its own; other users
  * of relay, like `kubesocks forward`, may not.)
  */
+import type { Socket } from 'node:net';
 import { finished, type Duplex } from 'node:stream';
 import { asKubesocksError, type KubesocksError } from '../errors.js';
 
@@ -73,7 +74,11 @@ export function relay(client: Duplex, upstream: Duplex, head: Buffer, done: (res
     client.unpipe(upstream);
     upstream.unpipe(client);
     for (const stream of [client, upstream]) if (stream.listenerCount('error') === 0) stream.on('error', noop);
-    client.destroy();
+    // A destination that failed midway must not look like one that finished:
+    // the client gets a reset (ECONNRESET), not a FIN it could take for the
+    // end of the data (EOF-delimited protocols would keep a truncated body).
+    if (error && !clientDone && typeof (client as Socket).resetAndDestroy === 'function') (client as Socket).resetAndDestroy();
+    else client.destroy();
     upstream.destroy();
     done(error ? { bytesUp, bytesDown, error } : { bytesUp, bytesDown });
   };

@@ -112,6 +112,11 @@ export class PortForwardStream extends Duplex {
     });
   }
 
+  /** Whether the kubelet answered the data stream's SYN_STREAM (it does so before dialling the pod). */
+  get acknowledged(): boolean {
+    return this.#data.replyHeaders !== undefined;
+  }
+
   get bytesIn(): number {
     return this.#bytesIn;
   }
@@ -165,7 +170,9 @@ export class PortForwardStream extends Duplex {
     if (error instanceof StreamResetError) {
       return this.#fail(new KubesocksError('STREAM_RESET', `${this.#where()}: ${error.message}`, { cause: error }));
     }
-    this.#fail(error instanceof KubesocksError ? error : new KubesocksError('CONNECTION_LOST', `${this.#where()}: ${error.message}`, { cause: error }));
+    // Name the pod: with many sockets open, "the connection closed" alone does not say which broke.
+    const code = error instanceof KubesocksError ? error.code : 'CONNECTION_LOST';
+    this.#fail(new KubesocksError(code, `${this.#where()}: ${error.message}`, { cause: error }));
   }
 
   #kubeletError(raw: string): KubesocksError {

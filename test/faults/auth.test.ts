@@ -96,9 +96,12 @@ describe('a token revoked mid-session', () => {
     );
 
     // Their connections end (here: the API server restarts): the sockets fail, and reconnecting is refused.
+    // The proxy resets them (a pod side that broke must not look like a clean end).
+    const resets = established.map((s) => new Promise<string>((resolve) => s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message))));
     const ends = established.map((s) => new Promise<void>((resolve) => s.once('close', () => resolve())));
     await rig.cluster.restartApiServer();
     await Promise.all(ends);
+    assert.deepEqual(await Promise.all(resets), ['ECONNRESET', 'ECONNRESET', 'ECONNRESET']);
     const lost = await dialedError;
     isCode('CONNECTION_LOST')(lost);
     await waitUntil(() => rig.dialer.stats().connections === 0, 'the pool to drop the dead connections');

@@ -152,7 +152,7 @@ describe('200 clients cancelling mid-request', () => {
     });
   });
 
-  test('BUG src/proxy/http.ts: a client cancelling a forwarded request is not logged as a failure', () => {
+  test('a client cancelling a forwarded request is not logged as a failure', () => {
     // ConnectionRecord.error is "absent when it ended normally (a client closing early is
     // normal)", and SOCKS/CONNECT tunnels follow that (relay.ts). The HTTP front's
     // res.once('close') handler reports every unfinished response as CLOSED "the client closed

@@ -125,16 +125,20 @@ describe('hostile and careless clients', () => {
   /** What each client sent, by its local port: to name the inputs behind sockets that stay open. */
   const sentBy = new Map<number, string>();
 
-  /** The proxy's client sockets still open, with what their client sent (for failure messages). */
-  function stuckSockets(): string[] {
-    const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
+  const activeHandles = (): unknown[] => (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
+  let baselineHandles = new Set<unknown>();
+
+  /** Handles that were not there at the baseline, described (for failure messages). */
+  function newHandles(): string[] {
     const out: string[] = [];
-    for (const h of handles) {
-      const socket = h as Partial<Socket> & { writableCorked?: number };
-      if (socket.localPort !== rig.proxyPort || socket.remotePort === undefined) continue;
+    for (const h of activeHandles()) {
+      if (baselineHandles.has(h)) continue;
+      const socket = h as Partial<Socket> & { writableCorked?: number; constructor: { name: string } };
+      const ports = `${socket.localPort ?? '-'}→${socket.remotePort ?? '-'}`;
+      const sent = socket.localPort === rig.proxyPort && socket.remotePort !== undefined ? ` sent ${JSON.stringify(sentBy.get(socket.remotePort) ?? '?')}` : '';
       out.push(
-        `${JSON.stringify(sentBy.get(socket.remotePort) ?? '?')} (readableEnded ${socket.readableEnded}, writableEnded ${socket.writableEnded}, ` +
-          `corked ${socket.writableCorked}, writableLength ${socket.writableLength}, readableLength ${socket.readableLength})`,
+        `${socket.constructor.name} ${ports}${sent} (destroyed ${socket.destroyed}, readableEnded ${socket.readableEnded}, writableEnded ${socket.writableEnded}, ` +
+          `corked ${socket.writableCorked}, writableLength ${socket.writableLength}, readableLength ${socket.readableLength}, flowing ${socket.readableFlowing})`,
       );
     }
     return out;
@@ -158,8 +162,12 @@ describe('hostile and careless clients', () => {
       15_000,
       20,
     ).catch((err: Error) => {
-      const stuck = stuckSockets();
-      throw new Error(`${err.message}; proxy sockets still open: ${stuck.length}${stuck.length ? `: ${stuck.slice(0, 8).join('; ')}` : ''}`);
+      const extra = newHandles();
+      const errors = rig.proxyErrors.map((e) => `${e.code}: ${e.message}`);
+      throw new Error(
+        `${err.message}; proxy errors (onError): ${errors.length} ${JSON.stringify([...new Set(errors)].slice(0, 5))}; ` +
+          `proxy at ${rig.proxyPort}, API server ${rig.cluster.url}; ${extra.length} new active handles: ${extra.slice(0, 30).join('; ')}`,
+      );
     });
   }
 
@@ -183,6 +191,7 @@ describe('hostile and careless clients', () => {
     await waitUntil(() => rig.dialer.stats().pairs === 0 && rig.proxy.stats().openSockets === 0, 'a quiet start');
     await sleep(100);
     baseline = snapshot();
+    baselineHandles = new Set(activeHandles());
   });
   after(async () => {
     await rig?.close();
@@ -425,6 +434,7 @@ describe('hostile and careless clients', () => {
     // Each new pooled connection is two socket ends here (the client's TLS socket, the API server's side) plus the pod's backend server.
     const newConnections = rig.dialer.stats().connections - baseline.poolConnections;
     baseline = { ...baseline, poolConnections: rig.dialer.stats().connections, simConnections: rig.cluster.counters().openConnections, sockets: baseline.sockets + 3 * newConnections };
+    baselineHandles = new Set(activeHandles());
     await backToBaseline('after the vanishing clients');
     assert.deepEqual(rig.proxyErrors.map((e) => `${e.code}: ${e.message}`), [], 'no handler threw');
     const s = await socks5(rig.proxyPort, `cold-3.${NS}`, 7);

@@ -144,7 +144,7 @@ describe('pod faults', () => {
     });
   });
 
-  test('BUG src/tunnel/pair.ts: the error of a socket whose pod connection ended names the pod', () => {
+  test('the error of a socket whose pod connection ended names the pod', () => {
     // KubesocksError messages are "one line that says what happened" (src/errors.ts). A socket
     // cut by its pod's deletion fails with CONNECTION_LOST "the peer closed the connection":
     // no pod, no port — a user with 50 services open cannot tell which one broke.
@@ -152,7 +152,7 @@ describe('pod faults', () => {
     assert.match(deletedPodError.error.message, new RegExp(`${NS}/${deletedPodError.pod}`));
   });
 
-  test('BUG src/proxy/relay.ts: a SOCKS5 client whose pod side broke mid-stream sees a reset, not a clean end', () => {
+  test('a SOCKS5 client whose pod side broke mid-stream sees a reset, not a clean end', () => {
     // The downloads cut by the pod's deletion end with a FIN, exactly like a stream the pod
     // finished: a client of an EOF-delimited protocol (HTTP/1.0 bodies, raw dumps, `nc`)
     // takes the truncated data for the whole. relay() tears the client down with destroy()

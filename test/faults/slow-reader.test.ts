@@ -93,8 +93,10 @@ describe('slow reader on a fast stream', () => {
       }
       socket.read(0); // ask for more to be buffered
     }, 20);
-    // Neighbours: an echo on another pod every 250 ms; one echo on the same pod, which shares the
-    // SPDY connection the slow reader holds back (no flow control per stream: see the README).
+    // Neighbours: an echo on another pod every 250 ms; one echo on the same pod, once the buffers
+    // on the way are full, which shares the SPDY connection the slow reader holds back (no flow
+    // control per stream: see the README).
+    await sleep(1000);
     const sameStarted = performance.now();
     let sameMs = -1;
     const sameEcho = echoOnce(neighbourSame, 'same', 30_000).then(() => (sameMs = performance.now() - sameStarted));
@@ -118,6 +120,7 @@ describe('slow reader on a fast stream', () => {
       socket.once('error', reject);
     });
     socket.on('data', take);
+    socket.resume();
     await ended;
     const drainMs = performance.now() - drainStarted;
     await sameEcho;
@@ -140,7 +143,7 @@ describe('slow reader on a fast stream', () => {
     assert.ok(Math.max(...otherRtts) < 1000, `an echo on another pod took ${Math.max(...otherRtts)} ms`);
     summarize(t, {
       case: 'slow reader, 512 MiB',
-      saw: `${mib(slowBytes)} in the ${(slowMs / 1000).toFixed(1)} s slow phase (the pod only ${mib(inFlight)} ahead: held back), then drained in ${ms(drainMs)} (${((SIZE - slowBytes) / 1048576 / (drainMs / 1000)).toFixed(0)} MiB/s); echo on another pod ≤ ${ms(Math.max(...otherRtts))}; one echo on the same pod ${sameDuringSlow < 0 ? `stalled through the slow phase, answered ${ms(sameMs)} after it was sent (during the drain)` : `took ${ms(sameDuringSlow)}`}`,
+      saw: `${mib(slowBytes)} in the ${(slowMs / 1000).toFixed(1)} s slow phase (the pod only ${mib(inFlight)} ahead: held back), then drained in ${ms(drainMs)} (${((SIZE - slowBytes) / 1048576 / (drainMs / 1000)).toFixed(0)} MiB/s); echo on another pod ≤ ${ms(Math.max(...otherRtts))}; one echo on the same pod ${sameDuringSlow < 0 ? `stalled through the slow phase, answered ${ms(sameMs)} after it was sent (during the drain)` : `took ${ms(sameDuringSlow)}`} (sent 1 s into the slow phase)`,
       lost: `nothing: ${mib(SIZE)} sha256-intact`,
       recovery: `memory growth peak: RSS +${mib(growth.rss)} (slow phase +${mib(slowPeak.rss - base.rss)}), heap+ArrayBuffers +${mib(growth.buffers)} (slow phase +${mib(slowPeak.buffers - base.buffers)}); bound ${mib(BOUND)}`,
     });

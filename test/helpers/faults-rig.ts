@@ -83,7 +83,13 @@ export async function startRig(scenario: Scenario, options: RigOptions = {}): Pr
 // ---------------------------------------------------------------------------
 // Clients
 
-/** A SOCKS5 CONNECT through the proxy with the `socks` npm client (remote name resolution, like socks5h). */
+/**
+ * A SOCKS5 CONNECT through the proxy with the `socks` npm client (remote
+ * name resolution, like socks5h). The socket comes back flowing: the client
+ * calls resume() on it in a setImmediate after the handshake (socks 2.8,
+ * socksclient.js), so this waits for that first — a pause() by the caller
+ * would otherwise be undone, and bytes would be dropped with no listener.
+ */
 export async function socks5(proxyPort: number, host: string, port: number, timeoutMs = 10_000): Promise<Socket> {
   const { socket } = await SocksClient.createConnection({
     proxy: { host: '127.0.0.1', port: proxyPort, type: 5 },
@@ -92,6 +98,7 @@ export async function socks5(proxyPort: number, host: string, port: number, time
     timeout: timeoutMs,
   });
   socket.setNoDelay(true);
+  await new Promise((resolve) => setImmediate(resolve));
   return socket;
 }
 
