@@ -184,7 +184,7 @@ describe('API server faults', () => {
     assert.ok(rig.dialer.stats().upgrades > upgradesBefore, 'the dropped pooled connections were replaced by new upgrades');
     summarize(t, {
       case: 'API server restart, pool idle',
-      saw: `nothing: the next connects (service, pod by name, SOCKS5) all worked (but see the BUG case: a connect in the first ms fails)`,
+      saw: `nothing: the next connects (service, pod by name, SOCKS5) all worked`,
       lost: 'nothing (no socket was open)',
       recovery: `restart ${ms(restartMs)}; dead pooled connections dropped ${ms(noticedMs)} later; next connect + echo ${ms(byService.ms)} (pod by name ${ms(byPod.ms)}), ${rig.dialer.stats().upgrades - upgradesBefore} new upgrades`,
     });

@@ -52,9 +52,9 @@ function scenario(): Scenario {
 
 describe('pod faults', () => {
   let rig: Rig;
-  /** What the dialer socket on the deleted pod failed with (checked by the BUG case below). */
+  /** What the dialer socket on the deleted pod failed with (checked by a case below). */
   let deletedPodError: { error: KubesocksError; pod: string } | undefined;
-  /** What the SOCKS5 clients on the deleted pod saw (checked by the BUG case below). */
+  /** What the SOCKS5 clients on the deleted pod saw (checked by a case below). */
   let cutSocksDownloads: Download[] | undefined;
 
   before(async () => {
@@ -124,7 +124,7 @@ describe('pod faults', () => {
     const cut = results.filter((r) => r.bytes !== SIZE);
     for (const r of intact) assert.equal(r.sha256, expectedSourceDigest(SIZE), 'a surviving download was corrupted');
     assert.ok(intact.length >= CLIENTS - CLIENTS / 3 - 1 && intact.length < CLIENTS, `intact ${intact.length} of ${CLIENTS}`);
-    // The dialer API user gets a KubesocksError with a stable code (its message: see the BUG case below).
+    // The dialer API user gets a KubesocksError with a stable code (its message names the pod: see below).
     assert.equal(directOutcome.ending, 'error');
     assert.ok(directOutcome.error instanceof KubesocksError, String(directOutcome.error));
     const codes = new Set(['CONNECTION_LOST', 'POD_GONE', 'STREAM_RESET']);
@@ -145,19 +145,17 @@ describe('pod faults', () => {
   });
 
   test('the error of a socket whose pod connection ended names the pod', () => {
-    // KubesocksError messages are "one line that says what happened" (src/errors.ts). A socket
-    // cut by its pod's deletion fails with CONNECTION_LOST "the peer closed the connection":
-    // no pod, no port — a user with 50 services open cannot tell which one broke.
+    // KubesocksError messages are "one line that says what happened" (src/errors.ts): with
+    // 50 services open, a user must be able to tell which pod's connection broke.
     assert.ok(deletedPodError, 'the mid-transfer case must run first');
     assert.match(deletedPodError.error.message, new RegExp(`${NS}/${deletedPodError.pod}`));
   });
 
   test('a SOCKS5 client whose pod side broke mid-stream sees a reset, not a clean end', () => {
-    // The downloads cut by the pod's deletion end with a FIN, exactly like a stream the pod
+    // A download cut by the pod's deletion must not end with a FIN like a stream the pod
     // finished: a client of an EOF-delimited protocol (HTTP/1.0 bodies, raw dumps, `nc`)
-    // takes the truncated data for the whole. relay() tears the client down with destroy()
-    // even when the upstream failed (teardown(error)); resetAndDestroy() there would send an
-    // RST, which clients report as ECONNRESET. (kubectl port-forward also just closes.)
+    // would take the truncated data for the whole. An RST reaches it as ECONNRESET.
+    // (kubectl port-forward just closes.)
     assert.ok(cutSocksDownloads && cutSocksDownloads.length > 0, 'the mid-transfer case must run first');
     const endings = cutSocksDownloads.map((d) => (d.error ? `${d.ending} ${(d.error as NodeJS.ErrnoException).code}` : d.ending));
     assert.deepEqual(endings.filter((e) => e !== 'error ECONNRESET'), [], `cut downloads ended with: ${endings.join(', ')}`);
