@@ -205,7 +205,8 @@ describe('limits and lifecycle', () => {
     const stream = f.connector.streams.at(-1);
     c.destroy();
     await waitFor(() => stream?.destroyed === true, 'destination destroyed');
-    await waitFor(() => f.records.some((r) => r.target === 'web.test:80' && r.error?.code === 'CLOSED'), 'record');
+    // A client leaving early is normal: logged without an error, with what was sent so far.
+    await waitFor(() => f.records.some((r) => r.target === 'web.test:80' && r.error === undefined && r.bytesDown < 50_000_000), 'record');
   });
 
   test('backpressure: 16 MiB each way arrives intact', async () => {

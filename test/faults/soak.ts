@@ -35,7 +35,7 @@ import * as http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Socket } from 'node:net';
 import type { Scenario, ScenarioPod } from '../../src/sim/types.js';
-import { activeResources, echoOnce, mib, socks5, startRig, type Rig } from '../helpers/faults-rig.js';
+import { activeHandles, echoOnce, mib, socketHandles, socks5, startRig, type Rig } from '../helpers/faults-rig.js';
 
 const { values } = parseArgs({
   options: {
@@ -203,17 +203,16 @@ interface Sample {
   rss: number;
   heapUsed: number;
   arrayBuffers: number;
-  /** Socket handles, less idle keep-alive connections to the API server (a bounded pool; two ends each). */
+  /** Active sockets other than connections to the API server (clients, proxy, kubelet, backends): 0 when idle. */
   sockets: number;
+  /** Active handles of every kind but timers (API connections, pooled port-forward connections, servers included). */
   handles: number;
 }
 
 function sample(rig: Rig, startedAt: number): Sample {
   const m = process.memoryUsage();
-  const resources = activeResources();
-  const idle = Object.values(rig.dialer.client.agent.freeSockets).reduce((n, list) => n + (list?.length ?? 0), 0);
-  const sockets = (resources['TCPSocketWrap'] ?? 0) + (resources['TCPServerWrap'] ?? 0) - 2 * idle;
-  const handles = Object.entries(resources).reduce((n, [type, c]) => (type === 'Timeout' || type === 'Immediate' ? n : n + c), 0) - 2 * idle;
+  const handles = activeHandles().filter((h) => h.constructor.name !== 'Timeout' && h.constructor.name !== 'Immediate').length;
+  const sockets = socketHandles(Number(new URL(rig.cluster.url).port));
   return { atMs: performance.now() - startedAt, rss: m.rss, heapUsed: m.heapUsed, arrayBuffers: m.arrayBuffers, sockets, handles };
 }
 
