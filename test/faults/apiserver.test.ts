@@ -99,12 +99,11 @@ describe('API server faults', () => {
   });
 
   test('a burst of connections to a namespace not watched yet prints no listener-leak warning', async (t) => {
-    // Every lookup that waits for a namespace's first list adds an 'error' listener to the
-    // ListWatch (NamespaceCache.mode()); from the 11th concurrent one, Node prints
+    // Every lookup that waits for a namespace's first list listens on the ListWatch
+    // (NamespaceCache.mode()). From the 11th concurrent one Node used to print
     // "MaxListenersExceededWarning: Possible EventEmitter memory leak detected. 11 error
     // listeners added to [ListWatch]" to the user's terminal — a browser opening a page of 20
-    // resources on a cluster name does that. The listeners are removed later: a false alarm,
-    // but one users will report. (ListWatch could setMaxListeners(0), or share one waiter.)
+    // resources on a cluster name does that: a false alarm, but one users would report.
     // Namespace `burst` is in the scenario from the start, and nothing has looked into it yet.
     const warnings: string[] = [];
     const onWarning = (w: Error): void => {
@@ -144,8 +143,8 @@ describe('API server faults', () => {
   test('right after an API server restart, the next connects work (pooled connections idle)', async (t) => {
     // The pool still holds the dropped connections until their FIN is read. A connect in that
     // window is handed a pair on a dead connection at once (the port "accepted recently", so
-    // the dialer does not wait for confirmation); the pair then fails with CONNECTION_LOST,
-    // which KubeSocket does not fail over (REPLAYABLE lacks it) although no byte reached a pod.
+    // the dialer does not wait for confirmation); the pair then fails with CONNECTION_LOST
+    // before the kubelet acknowledged it — no byte reached a pod, so it must fail over.
     await warmPool();
     await rig.cluster.restartApiServer();
     const outcomes = await Promise.all(
