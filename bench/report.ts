@@ -25,8 +25,6 @@ export interface Results {
   mode: 'full' | 'quick';
   machine: Machine;
   config: Record<string, number | string | boolean>;
-  /** Which sink spoke the `COUNT\n` upload protocol (see bench/lib/prefix-sink.ts). */
-  sinkImplementation: string;
   throughput: ThroughputRow[];
   latency: LatencyFigures[];
   upgrades?: UpgradeFigures;

@@ -14,8 +14,12 @@ import { readFile } from 'node:fs/promises';
 import { startBackend } from '../src/sim/backends.js';
 import { SimCluster } from '../src/sim/cluster.js';
 import type { Scenario } from '../src/sim/types.js';
-import { probeSinkPrefix, startPrefixSink } from './lib/prefix-sink.js';
-import type { Address } from './lib/prefix-sink.js';
+
+/** A backend's real address. */
+interface Address {
+  host: string;
+  port: number;
+}
 
 export interface SimReady {
   url: string;
@@ -23,8 +27,6 @@ export interface SimReady {
   adminToken: string;
   controlUrl: string;
   backends: { source: Address; echo: Address; sink: Address };
-  /** `builtin`: src/sim/backends.ts speaks the `COUNT\n` prefix; `bench-fallback`: bench/lib/prefix-sink.ts stands in. */
-  sinkImplementation: 'builtin' | 'bench-fallback';
 }
 
 async function main(): Promise<void> {
@@ -35,19 +37,11 @@ async function main(): Promise<void> {
   const source = await startBackend('source', 'bench');
   const echo = await startBackend('echo', 'bench');
   closers.push(() => source.close(), () => echo.close());
-  let sink: Address;
-  let sinkImplementation: SimReady['sinkImplementation'];
+  // The sink answers `BYTES SHA256` after a `COUNT\n` prefix, without the FIN
+  // that the runtime would not pass on.
   const builtinSink = await startBackend('sink', 'bench');
   closers.push(() => builtinSink.close());
-  if (await probeSinkPrefix(builtinSink.address)) {
-    sink = builtinSink.address;
-    sinkImplementation = 'builtin';
-  } else {
-    const fallback = await startPrefixSink();
-    closers.push(() => fallback.close());
-    sink = fallback.address;
-    sinkImplementation = 'bench-fallback';
-  }
+  const sink: Address = builtinSink.address;
 
   const addr = (a: Address): string => `${a.host}:${a.port}`;
   const refs: Record<string, string> = { '@source': addr(source.address), '@echo': addr(echo.address), '@sink': addr(sink) };
@@ -82,7 +76,6 @@ async function main(): Promise<void> {
     adminToken: cluster.adminToken,
     controlUrl: cluster.controlUrl ?? '',
     backends: { source: source.address, echo: echo.address, sink },
-    sinkImplementation,
   };
   process.stdout.write(`${JSON.stringify(ready)}\n`);
 }
