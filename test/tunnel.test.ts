@@ -133,6 +133,41 @@ describe('tunnel against the simulated cluster', () => {
   });
 });
 
+describe('a slow reader', () => {
+  test('holds back only its own connection: a new pair to the same pod goes on a fresh one', async () => {
+    const t = await startTestCluster();
+    const client = await KubeClient.load({ kubeconfig: t.kubeconfig });
+    const pool = new TunnelPool(client);
+    try {
+      t.cluster.addPod({
+        name: 'mixed-0',
+        namespace: 'demo',
+        ip: '10.244.7.1',
+        phase: 'Running',
+        ready: true,
+        ports: [
+          { name: 'bytes', containerPort: 9000, backend: 'source' },
+          { name: 'echo', containerPort: 7, backend: 'echo' },
+        ],
+      });
+      const slow = await pool.open('demo', 'mixed-0', 9000);
+      slow.on('error', () => {});
+      slow.write(`${256 * 1024 * 1024}\n`); // and never read: the connection's socket gets paused
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const started = Date.now();
+      const echo = await pool.open('demo', 'mixed-0', 7);
+      assert.equal((await echoRoundTrip(echo, Buffer.from('not stuck'))).toString(), 'not stuck');
+      assert.ok(Date.now() - started < 1000, `echo took ${Date.now() - started} ms`);
+      assert.equal(pool.stats().connections, 2, 'the echo went on a second connection');
+      slow.destroy();
+    } finally {
+      pool.close();
+      client.close();
+      await t.close();
+    }
+  });
+});
+
 describe('pooling and failures under load', () => {
   let t: TestCluster;
   let client: KubeClient;

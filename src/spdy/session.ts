@@ -128,6 +128,11 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
     return this.#streams.size > 0 ? 0 : Date.now() - this.#lastActivity;
   }
 
+  /** True while a stream's unread data holds the whole connection back (see SpdyStream). */
+  get readingPaused(): boolean {
+    return this.#blockedReaders.size > 0;
+  }
+
   /** False once the stream id space is used up: open another connection. */
   get canOpenStream(): boolean {
     return !this.#closed && this.#nextStreamId <= MAX_STREAM_ID;

@@ -44,6 +44,11 @@ export class PodConnection {
     return this.session.canOpenStream;
   }
 
+  /** A slow reader on this connection holds every stream on it back. */
+  get stalled(): boolean {
+    return this.session.readingPaused;
+  }
+
   /**
    * Opens a stream pair to `port` in the pod. Both SYN_STREAMs go out at once
    * (the kubelet pairs them by request id in either order), which saves the

@@ -18,6 +18,8 @@ const debug = debuglog('kubesocks:tunnel');
 export interface TunnelPoolOptions {
   /** Stream pairs per SPDY connection before another connection is opened. Default 100. */
   maxPairsPerConnection?: number;
+  /** Connections per pod at most; more are opened only when the others are full or held back by a slow reader. Default 8. */
+  maxConnectionsPerPod?: number;
   /** Close a connection that has carried no pair for this long (ms). Default 5 minutes. */
   idleTimeoutMs?: number;
   /** PING interval (ms). Default 5 s, as client-go. */
@@ -54,6 +56,7 @@ export class TunnelPool {
     this.#credentials = credentials;
     this.#options = {
       maxPairsPerConnection: options.maxPairsPerConnection ?? 100,
+      maxConnectionsPerPod: options.maxConnectionsPerPod ?? 8,
       idleTimeoutMs: options.idleTimeoutMs ?? 5 * 60_000,
       pingIntervalMs: options.pingIntervalMs ?? 5_000,
       pingTimeoutMs: options.pingTimeoutMs ?? 15_000,
@@ -115,14 +118,26 @@ export class TunnelPool {
     return entry;
   }
 
+  /**
+   * The connection a new pair goes on: the least loaded with room, avoiding
+   * one that a slow reader holds back (spdystream has no per-stream flow
+   * control, so a paused connection would stall the new socket too). While
+   * fewer than maxConnectionsPerPod exist, a stalled one is passed over and
+   * another connection is dialled instead.
+   */
   #leastLoaded(entry: PodEntry): PodConnection | undefined {
     let best: PodConnection | undefined;
+    let bestStalled: PodConnection | undefined;
     for (const connection of entry.connections) {
-      if (connection.usable && connection.pairs < this.#options.maxPairsPerConnection && (!best || connection.pairs < best.pairs)) {
+      if (!connection.usable || connection.pairs >= this.#options.maxPairsPerConnection) continue;
+      if (connection.stalled) {
+        if (!bestStalled || connection.pairs < bestStalled.pairs) bestStalled = connection;
+      } else if (!best || connection.pairs < best.pairs) {
         best = connection;
       }
     }
-    return best;
+    if (best) return best;
+    return entry.connections.length < this.#options.maxConnectionsPerPod ? undefined : bestStalled;
   }
 
   async #dial(entry: PodEntry, namespace: string, pod: string): Promise<PodConnection> {

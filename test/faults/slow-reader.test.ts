@@ -100,6 +100,12 @@ describe('slow reader on a fast stream', () => {
     const sameStarted = performance.now();
     let sameMs = -1;
     const sameEcho = echoOnce(neighbourSame, 'same', 30_000).then(() => (sameMs = performance.now() - sameStarted));
+    // A socket opened to the same pod now goes on a fresh connection, not on the held-back one.
+    const freshStarted = performance.now();
+    const fresh = await socks5(rig.proxyPort, `bulk-0.${NS}`, 7);
+    await echoOnce(fresh, 'fresh');
+    const freshMs = performance.now() - freshStarted;
+    fresh.destroy();
     const otherRtts: number[] = [];
     while (performance.now() - slowStarted < SLOW_SECONDS * 1000) {
       const started = performance.now();
@@ -141,9 +147,10 @@ describe('slow reader on a fast stream', () => {
     assert.ok(growth.rss < BOUND, `RSS grew ${mib(growth.rss)}`);
     assert.ok(growth.buffers < BOUND, `heap + ArrayBuffers grew ${mib(growth.buffers)}`);
     assert.ok(Math.max(...otherRtts) < 1000, `an echo on another pod took ${Math.max(...otherRtts)} ms`);
+    assert.ok(freshMs < 1000, `a new socket to the same pod took ${ms(freshMs)} (it should avoid the held-back connection)`);
     summarize(t, {
       case: 'slow reader, 512 MiB',
-      saw: `${mib(slowBytes)} in the ${(slowMs / 1000).toFixed(1)} s slow phase (the pod only ${mib(inFlight)} ahead: held back), then drained in ${ms(drainMs)} (${((SIZE - slowBytes) / 1048576 / (drainMs / 1000)).toFixed(0)} MiB/s); echo on another pod ≤ ${ms(Math.max(...otherRtts))}; one echo on the same pod ${sameDuringSlow < 0 ? `stalled through the slow phase, answered ${ms(sameMs)} after it was sent (during the drain)` : `took ${ms(sameDuringSlow)}`} (sent 1 s into the slow phase)`,
+      saw: `${mib(slowBytes)} in the ${(slowMs / 1000).toFixed(1)} s slow phase (the pod only ${mib(inFlight)} ahead: held back), then drained in ${ms(drainMs)} (${((SIZE - slowBytes) / 1048576 / (drainMs / 1000)).toFixed(0)} MiB/s); echo on another pod ≤ ${ms(Math.max(...otherRtts))}; one echo on the same pod ${sameDuringSlow < 0 ? `stalled through the slow phase, answered ${ms(sameMs)} after it was sent (during the drain)` : `took ${ms(sameDuringSlow)}`} (sent 1 s into the slow phase); a new socket to the same pod meanwhile: connect + echo ${ms(freshMs)} on a fresh connection`,
       lost: `nothing: ${mib(SIZE)} sha256-intact`,
       recovery: `memory growth peak: RSS +${mib(growth.rss)} (slow phase +${mib(slowPeak.rss - base.rss)}), heap+ArrayBuffers +${mib(growth.buffers)} (slow phase +${mib(slowPeak.buffers - base.buffers)}); bound ${mib(BOUND)}`,
     });
