@@ -7,13 +7,13 @@
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { createDialer, type Dialer } from '../src/dialer/dialer.js';
+import type { Dialer } from '../src/dialer/dialer.js';
 import { KubesocksError } from '../src/errors.js';
-import { Forwarder, type Listening } from '../src/forward/forwarder.js';
-import { parsePortSpec, parseResource } from '../src/forward/spec.js';
+import { parseResource } from '../src/forward/spec.js';
 import { ForwardTarget } from '../src/forward/target.js';
 import type { ScenarioPod } from '../src/sim/types.js';
-import { startTestCluster, type TestCluster } from './helpers/sim.js';
+import { startForwardRig, type ForwardRig } from './helpers/forward-rig.js';
+import type { TestCluster } from './helpers/sim.js';
 
 /**
  * One HTTP request through the forward; resolves with the response once it is
@@ -89,29 +89,17 @@ function pod(name: string, app: string, ip: string, ready: boolean, port: number
 }
 
 describe('forward to deployments and statefulsets', () => {
+  let rig: ForwardRig;
   let t: TestCluster;
   let dialer: Dialer;
-  const forwarders: Forwarder[] = [];
-  const errors: string[] = [];
-
-  async function start(resource: string, port: string, timeoutMs = 5000): Promise<Listening> {
-    const target = new ForwardTarget(dialer, 'demo', parseResource(resource));
-    await target.waitUntilReady(timeoutMs);
-    const forwarder = new Forwarder({ target, ports: [parsePortSpec(port)], addresses: ['127.0.0.1'], info: () => {}, error: (line) => errors.push(line) });
-    forwarders.push(forwarder);
-    const [listening] = await forwarder.start();
-    return listening!;
-  }
+  let errors: string[];
+  const start = (resource: string, port: string, timeoutMs?: number) => rig.start(resource, port, timeoutMs);
 
   before(async () => {
-    t = await startTestCluster();
-    dialer = await createDialer({ kubeconfig: t.kubeconfig });
+    rig = await startForwardRig();
+    ({ cluster: t, dialer, errors } = rig);
   });
-  after(async () => {
-    for (const forwarder of forwarders) await forwarder.close();
-    await dialer.close();
-    await t.close();
-  });
+  after(() => rig.close());
 
   test('deploy/web :8080 spreads connections over the ready pods (web-3 is not ready)', async () => {
     const { port } = await start('deploy/web', ':8080');

@@ -5,11 +5,10 @@
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { createDialer, type Dialer } from '../src/dialer/dialer.js';
-import { Forwarder, type Listening } from '../src/forward/forwarder.js';
+import type { Dialer } from '../src/dialer/dialer.js';
 import { parseAddresses, parsePortSpec, parseResource } from '../src/forward/spec.js';
-import { ForwardTarget } from '../src/forward/target.js';
-import { startTestCluster, type TestCluster } from './helpers/sim.js';
+import { startForwardRig, type ForwardRig } from './helpers/forward-rig.js';
+import type { TestCluster } from './helpers/sim.js';
 
 function httpVia(port: number, path: string, host = '127.0.0.1'): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -43,35 +42,17 @@ describe('forward: argument parsing like kubectl', () => {
 });
 
 describe('forward against the simulated cluster', () => {
+  let rig: ForwardRig;
   let t: TestCluster;
   let dialer: Dialer;
-  const forwarders: Forwarder[] = [];
-  const errors: string[] = [];
-
-  async function start(resource: string, port: string): Promise<Listening> {
-    const target = new ForwardTarget(dialer, 'demo', parseResource(resource));
-    await target.waitUntilReady(5000);
-    const forwarder = new Forwarder({
-      target,
-      ports: [parsePortSpec(port)],
-      addresses: ['127.0.0.1'],
-      info: () => {},
-      error: (line) => errors.push(line),
-    });
-    forwarders.push(forwarder);
-    const [listening] = await forwarder.start();
-    return listening!;
-  }
+  let errors: string[];
+  const start = (resource: string, port: string, timeoutMs?: number) => rig.start(resource, port, timeoutMs);
 
   before(async () => {
-    t = await startTestCluster();
-    dialer = await createDialer({ kubeconfig: t.kubeconfig });
+    rig = await startForwardRig();
+    ({ cluster: t, dialer, errors } = rig);
   });
-  after(async () => {
-    for (const forwarder of forwarders) await forwarder.close();
-    await dialer.close();
-    await t.close();
-  });
+  after(() => rig.close());
 
   test('svc/web :80 spreads connections over the ready pods (named targetPort http)', async () => {
     const { port } = await start('svc/web', ':80');

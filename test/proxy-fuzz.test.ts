@@ -14,23 +14,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { KubesocksError } from '../src/errors.js';
 import type { Connected, Connector, PacInfo, ProxyTarget } from '../src/proxy/types.js';
 import { RawClient, socks4aConnect, socks5ConnectDomain, startProxyFixture, u16, userPass, waitFor, type ProxyFixture } from './helpers/proxy-fixtures.js';
+import { prng } from './helpers/prng.js';
 
 const SEED = Number(process.env['KUBESOCKS_FUZZ_SEED'] ?? 0x5eed1234);
 const CASES = 3000;
 const CONCURRENCY = 64;
 const HANDSHAKE_TIMEOUT_MS = 250;
 
-/** mulberry32: small, fast, good enough to drive a fuzzer reproducibly. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Dials only the fixture's servers; every other name fails at once (no DNS from a fuzzer). */
 class FuzzConnector implements Connector {

@@ -28,6 +28,7 @@ import {
   waitUntil,
   type Rig,
 } from '../helpers/faults-rig.js';
+import { prng } from '../helpers/prng.js';
 
 const SEED = Number(process.env['KUBESOCKS_FUZZ_SEED'] ?? 0x6b756265);
 const CASES = 10_000;
@@ -66,17 +67,6 @@ function scenario(): Scenario {
   };
 }
 
-/** mulberry32: small, fast, reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const u16 = (n: number): Buffer => {
   const b = Buffer.alloc(2);
