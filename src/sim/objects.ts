@@ -183,6 +183,26 @@ export interface EndpointsObject extends KubeObject {
 export const DEFAULT_NODE = 'sim-node-1';
 const NODE_IP = '172.18.0.2';
 export const CONTAINER_NAME = 'main';
+
+/** The one container and the pod-level fields the API server defaults, shared by pods and pod templates. */
+export function podSpecDefaults(ports?: ContainerPort[]) {
+  return {
+    containers: [
+      {
+        name: CONTAINER_NAME,
+        image: IMAGE,
+        ...(ports && ports.length > 0 ? { ports } : {}),
+        resources: {},
+        terminationMessagePath: '/dev/termination-log',
+        terminationMessagePolicy: 'File',
+        imagePullPolicy: 'IfNotPresent',
+      },
+    ],
+    restartPolicy: 'Always',
+    terminationGracePeriodSeconds: 30,
+    dnsPolicy: 'ClusterFirst',
+  };
+}
 export const IMAGE = 'registry.k8s.io/kubesocks/sim-backend:1.0';
 const IMAGE_ID = 'registry.k8s.io/kubesocks/sim-backend@sha256:5e0c1a0bd3f6c4f4a4c6e1d1c2f7c1e9a3d2b8f0e4a6c2d9b1f3e5a7c9d0b2f4';
 
@@ -256,20 +276,7 @@ export function podObject(record: PodRecord): PodObject {
       ...(spec.labels && Object.keys(spec.labels).length > 0 ? { labels: { ...spec.labels } } : {}),
     },
     spec: {
-      containers: [
-        {
-          name: CONTAINER_NAME,
-          image: IMAGE,
-          ...(ports && ports.length > 0 ? { ports } : {}),
-          resources: {},
-          terminationMessagePath: '/dev/termination-log',
-          terminationMessagePolicy: 'File',
-          imagePullPolicy: 'IfNotPresent',
-        },
-      ],
-      restartPolicy: 'Always',
-      terminationGracePeriodSeconds: 30,
-      dnsPolicy: 'ClusterFirst',
+      ...podSpecDefaults(ports),
       serviceAccountName: 'default',
       serviceAccount: 'default',
       ...(nodeName !== undefined ? { nodeName } : {}),

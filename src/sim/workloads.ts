@@ -13,7 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { KubeObject, PodObject } from './objects.js';
-import { CONTAINER_NAME, IMAGE, timestamp } from './objects.js';
+import { podSpecDefaults, timestamp } from './objects.js';
 import type { ScenarioLabelSelector, ScenarioWorkload, WorkloadResource } from './types.js';
 
 /** metav1.LabelSelector, as the scenario gives it. */
@@ -133,19 +133,7 @@ function podTemplate(selector: ScenarioLabelSelector): PodTemplate {
   return {
     metadata: { creationTimestamp: null, labels: templateLabels(selector) },
     spec: {
-      containers: [
-        {
-          name: CONTAINER_NAME,
-          image: IMAGE,
-          resources: {},
-          terminationMessagePath: '/dev/termination-log',
-          terminationMessagePolicy: 'File',
-          imagePullPolicy: 'IfNotPresent',
-        },
-      ],
-      restartPolicy: 'Always',
-      terminationGracePeriodSeconds: 30,
-      dnsPolicy: 'ClusterFirst',
+      ...podSpecDefaults(),
       securityContext: {},
       schedulerName: 'default-scheduler',
     },
