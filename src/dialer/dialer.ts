@@ -135,7 +135,7 @@ export class Dialer {
       const deadline = AbortSignal.timeout(this.#connectTimeoutMs);
       const signal = callerSignal ? AbortSignal.any([callerSignal, deadline]) : deadline;
       try {
-        if (previous) this.#noteFailure(previous.attempt.via, previous.error);
+        if (previous?.attempt.endpoint) this.#noteFailure(previous.attempt.endpoint, previous.error);
         for (;;) {
           const choice = await this.#choose(parsed, tried, signal);
           if (choice.kind === 'direct') return choice.attempt;
@@ -146,7 +146,7 @@ export class Dialer {
           } catch (error) {
             const failure = this.#explain(parsed, asKubesocksError(error));
             if (!TRY_NEXT_POD.has(failure.code) || signal.aborted) throw failure;
-            this.#noteFailure(endpointKey(ep), failure, ep);
+            this.#noteFailure(ep, failure);
             lastError = failure;
           }
         }
@@ -191,7 +191,7 @@ export class Dialer {
     const pair = await this.pool.open(ep.namespace, ep.pod, ep.port, signal);
     // Until the KubeSocket takes the pair over, its failure is read from confirmed().
     pair.on('error', () => {});
-    const attempt: Attempt = { stream: pair, via: key, retryable: true, acknowledged: () => pair.acknowledged };
+    const attempt: Attempt = { stream: pair, via: key, endpoint: ep, retryable: true, acknowledged: () => pair.acknowledged };
     pair.confirmed().then(
       () => {
         this.#accepting.set(key, true);
@@ -220,14 +220,9 @@ export class Dialer {
     return error;
   }
 
-  #noteFailure(via: string, error: KubesocksError, ep?: Endpoint): void {
-    debug('%s failed: %s', via, error.message);
-    this.#accepting.delete(via);
-    if (!ep) {
-      const match = /^([^/]+)\/(.+):(\d+)$/.exec(via);
-      if (!match) return;
-      ep = { namespace: match[1]!, pod: match[2]!, port: Number(match[3]) };
-    }
+  #noteFailure(ep: Endpoint, error: KubesocksError): void {
+    debug('%s failed: %s', endpointKey(ep), error.message);
+    this.#accepting.delete(endpointKey(ep));
     if (error.code === 'POD_GONE') {
       this.pool.dropPod(ep.namespace, ep.pod, error);
       this.resolver.report(ep, 'gone');

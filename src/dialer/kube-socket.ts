@@ -13,6 +13,7 @@
 import { Duplex } from 'node:stream';
 import { debuglog } from 'node:util';
 import { KubesocksError, asKubesocksError, type ErrorCode } from '../errors.js';
+import type { Endpoint } from '../resolve/resolver.js';
 
 const debug = debuglog('kubesocks:dialer');
 
@@ -29,6 +30,8 @@ export interface Attempt {
   stream: Duplex;
   /** For logs: `demo/web-0:8080` or `direct example.com:443`. */
   via: string;
+  /** The pod port it goes to (absent for direct connections). */
+  endpoint?: Endpoint;
   /** Whether a failure of this attempt before the first byte may be retried elsewhere. */
   retryable: boolean;
   /**
