@@ -168,6 +168,35 @@ describe('a slow reader', () => {
   });
 });
 
+describe('idle connections', () => {
+  test("a burst's extra connections close after the short surplus timeout; the pod keeps one for reuse", async () => {
+    const t = await startTestCluster(podsBehindService('burst', 'echo', 1, 7, 'echo'));
+    const client = await KubeClient.load({ kubeconfig: t.kubeconfig });
+    // Two pairs per connection: six open pairs need three connections.
+    const pool = new TunnelPool(client, { maxPairsPerConnection: 2, surplusIdleTimeoutMs: 200, idleTimeoutMs: 60_000 });
+    try {
+      const pairs = await Promise.all(Array.from({ length: 6 }, () => pool.open('burst', 'echo-0', 7)));
+      assert.equal(pool.stats().connections, 3);
+      for (const pair of pairs) await echoRoundTrip(pair, Buffer.from('x'));
+      await Promise.all(pairs.map((pair) => new Promise((resolve) => pair.once('close', resolve))));
+      const deadline = Date.now() + 5_000;
+      while (pool.stats().connections > 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(pool.stats().connections, 1, 'the extra connections closed');
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      assert.equal(pool.stats().connections, 1, 'the last one stays for the long idle timeout');
+      assert.equal(t.cluster.counters().openConnections, 1, 'and the simulator agrees');
+      const again = await pool.open('burst', 'echo-0', 7);
+      assert.equal((await echoRoundTrip(again, Buffer.from('reused'))).toString(), 'reused');
+      assert.equal(pool.stats().upgrades, 3, 'the kept connection was reused, no new upgrade');
+      again.destroy();
+    } finally {
+      pool.close();
+      client.close();
+      await t.close();
+    }
+  });
+});
+
 describe('pooling and failures under load', () => {
   let t: TestCluster;
   let client: KubeClient;

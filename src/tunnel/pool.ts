@@ -20,8 +20,14 @@ export interface TunnelPoolOptions {
   maxPairsPerConnection?: number;
   /** Connections per pod at most; more are opened only when the others are full or held back by a slow reader. Default 8. */
   maxConnectionsPerPod?: number;
-  /** Close a connection that has carried no pair for this long (ms). Default 5 minutes. */
+  /** Close a pod's last connection after it has carried no pair for this long (ms). Default 5 minutes. */
   idleTimeoutMs?: number;
+  /**
+   * Close a pod's extra connections (opened past a full or held-back one)
+   * after this long without a pair (ms), so a burst does not leave them
+   * behind for the full idle timeout. Default 10 s.
+   */
+  surplusIdleTimeoutMs?: number;
   /** PING interval (ms). Default 5 s, as client-go. */
   pingIntervalMs?: number;
   /** A PING unanswered this long ends the connection (ms). Default 15 s. */
@@ -58,12 +64,14 @@ export class TunnelPool {
       maxPairsPerConnection: options.maxPairsPerConnection ?? 100,
       maxConnectionsPerPod: options.maxConnectionsPerPod ?? 8,
       idleTimeoutMs: options.idleTimeoutMs ?? 5 * 60_000,
+      surplusIdleTimeoutMs: Math.min(options.surplusIdleTimeoutMs ?? 10_000, options.idleTimeoutMs ?? Infinity),
       pingIntervalMs: options.pingIntervalMs ?? 5_000,
       pingTimeoutMs: options.pingTimeoutMs ?? 15_000,
       confirmMs: options.confirmMs ?? DEFAULT_CONFIRM_MS,
       upgradeTimeoutMs: options.upgradeTimeoutMs ?? 30_000,
     };
-    this.#idleTimer = setInterval(() => this.#closeIdle(), Math.max(250, Math.min(this.#options.idleTimeoutMs / 2, 30_000)));
+    const shortest = Math.min(this.#options.idleTimeoutMs, this.#options.surplusIdleTimeoutMs);
+    this.#idleTimer = setInterval(() => this.#closeIdle(), Math.max(100, Math.min(shortest / 2, 30_000)));
     this.#idleTimer.unref();
   }
 
@@ -164,13 +172,20 @@ export class TunnelPool {
     return connection;
   }
 
+  /**
+   * Idle connections close; of a pod's connections the most recently used
+   * one is kept for the long idle timeout (it is what the next socket
+   * reuses), the others only for the short surplus one.
+   */
   #closeIdle(): void {
     for (const entry of this.#pods.values()) {
-      for (const connection of entry.connections) {
-        if (connection.pairs === 0 && connection.session.idleMs >= this.#options.idleTimeoutMs) {
+      const byRecentUse = [...entry.connections].sort((a, b) => a.session.idleMs - b.session.idleMs);
+      byRecentUse.forEach((connection, index) => {
+        const limit = index === 0 ? this.#options.idleTimeoutMs : this.#options.surplusIdleTimeoutMs;
+        if (connection.pairs === 0 && connection.session.idleMs >= limit) {
           connection.close(new KubesocksError('CLOSED', 'idle connection closed'));
         }
-      }
+      });
     }
   }
 }
