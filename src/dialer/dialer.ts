@@ -132,8 +132,19 @@ export class Dialer {
     const tried = new Set<string>();
     let lastError: KubesocksError | undefined;
     return async (previous) => {
-      const deadline = AbortSignal.timeout(this.#connectTimeoutMs);
-      const signal = callerSignal ? AbortSignal.any([callerSignal, deadline]) : deadline;
+      // One controller and one timer, both gone when the attempt settles
+      // (AbortSignal.timeout's timer would outlive every connect by the
+      // whole timeout, thousands of them under load).
+      const attempt = new AbortController();
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        attempt.abort(new KubesocksError('TIMEOUT', `connecting to ${describe(parsed)} took longer than ${this.#connectTimeoutMs / 1000} s`));
+      }, this.#connectTimeoutMs);
+      const onCallerAbort = (): void => attempt.abort(callerSignal?.reason);
+      if (callerSignal?.aborted) onCallerAbort();
+      else callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
+      const signal = attempt.signal;
       try {
         if (previous?.attempt.endpoint) this.#noteFailure(previous.attempt.endpoint, previous.error);
         for (;;) {
@@ -151,12 +162,15 @@ export class Dialer {
           }
         }
       } catch (error) {
-        if (deadline.aborted && !callerSignal?.aborted) {
+        if (timedOut && !callerSignal?.aborted) {
           throw new KubesocksError('TIMEOUT', `connecting to ${describe(parsed)} took longer than ${this.#connectTimeoutMs / 1000} s`, { cause: error });
         }
         // Out of pods to try: the last pod's failure says more than "none left".
         if (lastError && error instanceof KubesocksError && error.code === 'NO_READY_ENDPOINTS' && tried.size > 0) throw lastError;
         throw error;
+      } finally {
+        clearTimeout(timer);
+        callerSignal?.removeEventListener('abort', onCallerAbort);
       }
     };
   }

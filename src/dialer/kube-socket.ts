@@ -62,6 +62,8 @@ export class KubeSocket extends Duplex {
   /** A write or end that arrived while (re)connecting, done once attached. */
   #pendingWrite: { chunk: Buffer; callback: (error?: Error | null) => void } | undefined;
   #pendingFinal: ((error?: Error | null) => void) | undefined;
+  /** Set at 'connect'; afterwards closing needs no "closed before it connected" error (its stack trace is not free). */
+  #connected = false;
   #idleTimer: NodeJS.Timeout | undefined;
   #idleMs = 0;
   #ready: Promise<this>;
@@ -71,8 +73,13 @@ export class KubeSocket extends Duplex {
     this.#open = open;
     this.#maxFailovers = options.maxFailovers ?? 2;
     this.#ready = new Promise<this>((resolve, reject) => {
-      this.once('connect', () => resolve(this));
-      this.once('close', () => reject(this.errored ?? new KubesocksError('CLOSED', 'the socket was closed before it connected')));
+      this.once('connect', () => {
+        this.#connected = true;
+        resolve(this);
+      });
+      this.once('close', () => {
+        if (!this.#connected) reject(this.errored ?? new KubesocksError('CLOSED', 'the socket was closed before it connected'));
+      });
     });
     this.#ready.catch(() => {});
     this.#start(undefined);

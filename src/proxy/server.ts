@@ -10,6 +10,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { debuglog } from 'node:util';
 import { asKubesocksError, KubesocksError } from '../errors.js';
 import { isLoopbackHost } from './address.js';
+import { CLIENT_SOCKET_BUFFER } from './relay.js';
 import { CredentialChecker, validateCredentials, type Credentials } from './auth.js';
 import { ClientConnection, type ConnectionRecord, type ProxyContext, type ProxyStats } from './connection.js';
 import { HttpFront } from './http.js';
@@ -123,7 +124,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const httpFront = new HttpFront(ctx);
 
   // allowHalfOpen: a client's FIN must only end the way to the destination (see relay.ts).
-  const server: Server = createServer({ allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
+  const server: Server = createServer({ highWaterMark: CLIENT_SOCKET_BUFFER, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
 
   server.on('connection', (socket: Socket) => {
     if (closing) {

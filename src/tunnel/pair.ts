@@ -62,6 +62,7 @@ export class PortForwardStream extends Duplex {
   readonly #confirmed: Promise<void>;
   #confirm!: () => void;
   #refuse!: (error: KubesocksError) => void;
+  #settled = false;
   #confirmTimer: NodeJS.Timeout | undefined;
   #halfOpenTimer: NodeJS.Timeout | undefined;
 
@@ -71,8 +72,14 @@ export class PortForwardStream extends Duplex {
     this.#error = errorStream;
     this.#data = dataStream;
     this.#confirmed = new Promise<void>((resolve, reject) => {
-      this.#confirm = resolve;
-      this.#refuse = reject;
+      this.#confirm = () => {
+        this.#settled = true;
+        resolve();
+      };
+      this.#refuse = (error) => {
+        this.#settled = true;
+        reject(error);
+      };
     });
     this.#confirmed.catch(() => {});
 
@@ -150,7 +157,8 @@ export class PortForwardStream extends Duplex {
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     clearTimeout(this.#confirmTimer);
     clearTimeout(this.#halfOpenTimer);
-    this.#refuse(error instanceof KubesocksError ? error : new KubesocksError('CLOSED', 'the stream was closed'));
+    // (Only while still unsettled: an error costs a stack trace, and almost every pair was confirmed long ago.)
+    if (!this.#settled) this.#refuse(error instanceof KubesocksError ? error : new KubesocksError('CLOSED', 'the stream was closed'));
     // client-go resets the data stream when it is done with it; a finished
     // stream (FIN both ways) needs nothing more.
     if (!this.#data.destroyed) this.#data.destroy();
