@@ -215,6 +215,22 @@ test('errors are retried with backoff and keep the Status message; 403 stops wit
   assert.equal(f2.state.requests.length, before, 'no retries after 403');
 });
 
+test('the first retry after a failure is immediate; repeated failures back off, doubling', async (t) => {
+  const f = await fakeCollection(t);
+  f.state.listAnswer = { status: 500, message: 'etcdserver: leader changed' };
+  const lw = new ListWatch<Obj>(f.client, f.path, { backoffMs: 80, maxBackoffMs: 10_000 });
+  t.after(() => lw.stop());
+  const at: number[] = [];
+  lw.on('error', () => at.push(performance.now()));
+  lw.start();
+  await until(() => at.length >= 4);
+  const gaps = at.slice(1).map((v, i) => v - at[i]!);
+  // Immediate, then 80 ms and 160 ms, each ±20 % jitter.
+  assert.ok(gaps[0]! < 60, `first retry after ${gaps[0]} ms`);
+  assert.ok(gaps[1]! >= 64, `second retry after ${gaps[1]} ms`);
+  assert.ok(gaps[2]! >= 128, `third retry after ${gaps[2]} ms`);
+});
+
 test('stop() ends the watch request and the retry loop', async (t) => {
   const f = await fakeCollection(t);
   f.put('a', 1);

@@ -15,8 +15,9 @@
  * Behaviour follows client-go's reflector: list (paginated), then watch from
  * the list's resourceVersion with bookmarks; a clean end of the watch
  * re-watches from the last resourceVersion; 410 Gone (as a response or as
- * an ERROR event) relists; other watch ERROR events relist after backoff;
- * network errors re-watch from the last resourceVersion after backoff.
+ * an ERROR event) relists; other watch ERROR events relist; network errors
+ * re-watch from the last resourceVersion. The first retry after a failure
+ * is immediate (a cut stream is routine); repeated failures back off.
  */
 import { EventEmitter } from 'node:events';
 import type * as http from 'node:http';
@@ -135,6 +136,7 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
 
   private async run(): Promise<void> {
     let failures = 0;
+    let gone = 0;
     let relist = true;
     while (this.running) {
       try {
@@ -142,6 +144,7 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
           await this.list();
           relist = false;
           failures = 0;
+          gone = 0;
         }
         const started = Date.now();
         const events = await this.watchOnce();
@@ -158,9 +161,9 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
         if (e instanceof KubeApiError && e.status === 410) {
           debug('%s: resourceVersion %s expired, relisting', this.path, this.rv);
           relist = true;
-          failures++;
+          gone++;
           // The first 410 relists at once; repeated ones back off.
-          if (failures > 1) await this.sleep(this.delay(failures - 1));
+          if (gone > 1) await this.sleep(this.delay(gone - 1));
           continue;
         }
         if (e.code === 'FORBIDDEN') {
@@ -176,7 +179,9 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
         // A watch ERROR event (not 410) means the stream state is unknown: relist.
         if (e instanceof KubeApiError && (e as WatchEventError).fromEvent) relist = true;
         failures++;
-        const wait = this.delay(failures);
+        // A watch that was working and got cut is retried at once (a stream
+        // closing is routine); only failing again backs off.
+        const wait = failures === 1 ? 0 : this.delay(failures - 1);
         debug('%s: %s (retry in %d ms)', this.path, e.message, wait);
         if (this.listenerCount('error') > 0) this.emit('error', e);
         await this.sleep(wait);

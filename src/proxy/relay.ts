@@ -25,8 +25,10 @@ const noop = (): void => {};
 /**
  * The highWaterMark for client sockets that relay() writes to: lets one
  * event-loop turn's worth of tunnel data be corked into one writev (see
- * below). Measured: with 16 KiB (Node's default) ~2.5 CPU s/GiB down, with
- * 256 KiB ~1.7, the same as kubectl port-forward; 1 MiB gained nothing more.
+ * below). Measured (bench, SOCKS5 1 GiB): 16 KiB (Node's default) ~2.5 CPU
+ * s/GiB down, 64 KiB ~3.5 (a pause and resume of the tunnel per 64 KiB
+ * read), 256 KiB ~1.7, kubectl's figure; 1 MiB gained nothing more. The
+ * price: 1,000 sockets all held back at once buffer up to 256 KiB each.
  */
 export const CLIENT_SOCKET_BUFFER = 256 * 1024;
 
