@@ -107,6 +107,17 @@ test('isClusterName and namespaces()', async () => {
   for (const n of ['default', 'demo', 'other']) assert.ok(ns.includes(n), n);
 });
 
+test('a namespace created a moment after the namespace list was read is found at once, in every name form', async () => {
+  const r = await resolver();
+  assert.equal(await r.isClusterName('web.demo'), true); // the namespace list is now fresh
+  sim.cluster.addPod({ name: 'api-0', namespace: 'brand-new', labels: { app: 'api' }, ports: [{ name: 'http', containerPort: 8080 }] });
+  sim.cluster.addService({ name: 'api', namespace: 'brand-new', selector: { app: 'api' }, ports: [{ port: 80, targetPort: 8080 }] });
+  // Well within the 5 s after the list was read, which does not have brand-new.
+  assert.deepEqual(pods(await r.resolve('api.brand-new.svc.cluster.local', 80)), ['brand-new/api-0:8080']);
+  assert.deepEqual(pods(await r.resolve('api.brand-new', 80)), ['brand-new/api-0:8080']);
+  await rejects(r.resolve('web.still-missing.svc', 80), 'NOT_FOUND', /namespace "still-missing" does not exist/);
+});
+
 test('choice spreads over ready pods and steps around reported failures', async () => {
   const r = await resolver();
   const firsts: string[] = [];

@@ -2,11 +2,13 @@
  * Which namespaces exist — to tell `web.demo` (service web in namespace demo)
  * from `example.com` (the internet), and for the PAC file.
  *
- * The namespace list is cached for `ttlMs`; a name missing from a list older
- * than `missRefreshMs` triggers one fresh list, so a namespace created a
- * moment ago is not mistaken for an internet domain for long. A user who may
- * not list namespaces gets per-name GETs: 200 or 403 (it exists, we just may
- * not read it) → cluster; 404 → not a namespace.
+ * The namespace list is cached for `ttlMs`. A name missing from a list older
+ * than `missRefreshMs` triggers one fresh list; missing from a newer list, a
+ * GET of that one name, so a namespace created a moment ago is found at
+ * once (a "no" is kept for `missRefreshMs`, so internet domains cost one
+ * small GET per domain every few seconds at most). A user who may not list
+ * namespaces gets the per-name GETs only: 200 or 403 (it exists, we just
+ * may not read it) → cluster; 404 → not a namespace.
  */
 import { LRUCache } from 'lru-cache';
 import { KubesocksError } from '../errors.js';
@@ -80,12 +82,13 @@ export class NamespaceDirectory {
   async exists(ns: string, signal?: AbortSignal): Promise<boolean> {
     let list = await raceSignal(this.current(this.ttlMs), signal);
     if (list !== 'forbidden' && !list.has(ns) && Date.now() - this.fetchedAt >= this.missRefreshMs) {
+      // An old list is refreshed once for every miss; the new one is the answer.
       list = await raceSignal(this.current(this.missRefreshMs), signal);
+      if (list !== 'forbidden') return this.fromList(list, ns);
     }
-    if (list !== 'forbidden') {
-      if (list.has(ns)) this.seen.set(ns, true);
-      return list.has(ns);
-    }
+    // A miss in a recent list may be a namespace created since: that one
+    // name is asked for (a GET, cheap; the answer "no" is kept missRefreshMs).
+    if (list !== 'forbidden' && list.has(ns)) return this.fromList(list, ns);
     let p = this.perName.get(ns);
     if (!p) {
       p = getJSON<unknown>(this.client, `/api/v1/namespaces/${encodeURIComponent(ns)}`, undefined, 30_000).then(
@@ -98,14 +101,26 @@ export class NamespaceDirectory {
           throw err;
         },
       );
-      this.perName.set(ns, p);
-      p.catch(() => {
-        if (this.perName.get(ns) === p) this.perName.delete(ns);
-      });
+      const asked = p;
+      this.perName.set(ns, asked);
+      asked.then(
+        (exists) => {
+          if (!exists && this.perName.get(ns) === asked) this.perName.set(ns, asked, { ttl: Math.max(1, this.missRefreshMs) });
+        },
+        () => {
+          if (this.perName.get(ns) === asked) this.perName.delete(ns);
+        },
+      );
     }
     const exists = await raceSignal(p, signal);
     if (exists) this.seen.set(ns, true);
     return exists;
+  }
+
+  private fromList(list: Set<string>, ns: string): boolean {
+    if (!list.has(ns)) return false;
+    this.seen.set(ns, true);
+    return true;
   }
 
   /** Remember a namespace seen to exist some other way (e.g. its objects were listed). */
