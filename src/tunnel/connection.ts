@@ -23,6 +23,9 @@ export class PodConnection {
   readonly #confirmMs: number;
   #nextRequestId = 0;
   #pairs = 0;
+  #retired = false;
+  /** Set when retired with pairs still open: the reason the last one's close ends the connection with. */
+  #retireReason: KubesocksError | undefined;
 
   constructor(socket: Duplex, namespace: string, pod: string, options: PodConnectionOptions) {
     this.namespace = namespace;
@@ -40,8 +43,21 @@ export class PodConnection {
     return this.#pairs;
   }
 
+  /** Takes new pairs: open, and not retired. */
   get usable(): boolean {
-    return this.session.canOpenStream;
+    return !this.#retired && this.session.canOpenStream;
+  }
+
+  /**
+   * Takes no new pairs from now on and closes once its last pair ends. For
+   * when the API server stopped accepting the credentials this connection
+   * was authenticated with: the sockets on it carry on (as they would with
+   * kubectl), but no new socket rides on an authentication that no longer holds.
+   */
+  retire(reason: KubesocksError): void {
+    this.#retired = true;
+    if (this.#pairs === 0) this.close(reason);
+    else this.#retireReason = reason;
   }
 
   /** A slow reader on this connection holds every stream on it back. */
@@ -62,7 +78,9 @@ export class PodConnection {
     const dataStream = this.session.openStream({ streamtype: 'data', ...headers });
     const pair = new PortForwardStream(errorStream, dataStream, { namespace: this.namespace, pod: this.pod, port, requestId }, this.#confirmMs);
     this.#pairs++;
-    pair.once('close', () => this.#pairs--);
+    pair.once('close', () => {
+      if (--this.#pairs === 0 && this.#retireReason) this.close(this.#retireReason);
+    });
     return pair;
   }
 

@@ -150,11 +150,13 @@ export class TunnelPool {
 
   async #dial(entry: PodEntry, namespace: string, pod: string): Promise<PodConnection> {
     debug('upgrading to pod %s/%s', namespace, pod);
-    const socket = await upgradeToPortForward(this.#credentials, {
-      namespace,
-      pod,
-      timeoutMs: this.#options.upgradeTimeoutMs,
-    });
+    let socket;
+    try {
+      socket = await upgradeToPortForward(this.#credentials, { namespace, pod, timeoutMs: this.#options.upgradeTimeoutMs });
+    } catch (error) {
+      if (error instanceof KubesocksError && error.code === 'UNAUTHORIZED') this.#retireAll(error);
+      throw error;
+    }
     this.#upgrades++;
     const connection = new PodConnection(socket, namespace, pod, this.#options);
     if (this.#closed) {
@@ -170,6 +172,16 @@ export class TunnelPool {
       }
     });
     return connection;
+  }
+
+  /**
+   * The API server rejected the credentials (after one refresh): every
+   * pooled connection was authenticated with credentials that no longer
+   * hold, so none takes a new socket; the sockets already on them carry on.
+   */
+  #retireAll(reason: KubesocksError): void {
+    const retired = new KubesocksError('UNAUTHORIZED', `connection retired: ${reason.message}`);
+    for (const entry of this.#pods.values()) for (const connection of [...entry.connections]) connection.retire(retired);
   }
 
   /**

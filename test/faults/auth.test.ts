@@ -56,10 +56,12 @@ describe('a token revoked mid-session', () => {
     await rig?.close();
   });
 
-  test('new connections fail with UNAUTHORIZED naming the context; established sockets keep working until their connection ends', async (t) => {
+  test('new connections fail with UNAUTHORIZED naming the context, pooled connections included; established sockets keep working until their connection ends', async (t) => {
     const established: Socket[] = await Promise.all([0, 1, 2].map(() => socks5(rig.proxyPort, `echo-0.${NS}`, 7)));
     const dialed = await rig.dialer.connect(`echo-1.${NS}:7`);
     const dialedError = new Promise<unknown>((resolve) => dialed.on('error', resolve));
+    const lastOnItsConnection = await rig.dialer.connect(`echo-2.${NS}:7`);
+    await echoOnce(lastOnItsConnection, 'before');
     for (const s of [...established, dialed]) await echoOnce(s, 'before');
 
     const revokedAt = performance.now();
@@ -85,15 +87,18 @@ describe('a token revoked mid-session', () => {
     // Established sockets carry on: their SPDY connections were authenticated at upgrade.
     for (const s of [...established, dialed]) await echoOnce(s, 'after revocation');
 
-    // A new socket to a pod whose connection is still pooled rides that connection (no new upgrade).
-    const pooled = await rig.dialer.connect(`echo-0.${NS}:7`).then(
-      async (s) => {
-        await echoOnce(s, 'pooled');
-        s.destroy();
-        return 'worked (rode the pooled, already-authenticated connection)';
-      },
-      (e: unknown) => `failed ${(e as KubesocksError).code}`,
-    );
+    // A new socket to a pod whose connection is still pooled does not ride on that connection's
+    // old authentication: once the API server has rejected the credentials, the pool retires its
+    // connections (their sockets carry on) and a new socket needs an upgrade, which is refused.
+    const upgradesBefore = rig.cluster.counters().upgrades;
+    await assert.rejects(rig.dialer.connect(`echo-0.${NS}:7`), isCode('UNAUTHORIZED'));
+    assert.equal(await socks5Reply(rig.proxyPort, `echo-0.${NS}`, 7), 'NotAllowed');
+    assert.equal(rig.cluster.counters().upgrades, upgradesBefore, 'no upgrade succeeded');
+    for (const s of [...established, dialed]) await echoOnce(s, 'still');
+    // A retired connection closes once its last socket ends.
+    const connectionsBefore = rig.dialer.stats().connections;
+    lastOnItsConnection.destroy();
+    await waitUntil(() => rig.dialer.stats().connections === connectionsBefore - 1, 'the retired connection to echo-2 to close after its last socket');
 
     // Their connections end (here: the API server restarts): the sockets fail, and reconnecting is refused.
     // The proxy resets them (a pod side that broke must not look like a clean end).
@@ -110,7 +115,7 @@ describe('a token revoked mid-session', () => {
     dialed.destroy();
     summarize(t, {
       case: 'token revoked mid-session',
-      saw: `new connections: dialer UNAUTHORIZED "${err.message}", SOCKS5 0x02, HTTP 403 (one line); a new socket to a pod with a pooled connection ${pooled}`,
+      saw: `new connections: dialer UNAUTHORIZED "${err.message}", SOCKS5 0x02, HTTP 403 (one line); also to pods whose pooled connection was authenticated before the revocation (retired once the 401 was seen)`,
       lost: 'nothing: 4/4 established sockets kept echoing until their SPDY connection ended (API server restart), then reconnecting was refused',
       recovery: `refusal known ${ms(failMs)} after the revocation (401, one credential re-read, 401)`,
     });
