@@ -56,7 +56,7 @@ const quick = flags.quick ?? false;
 const config = {
   mode: quick ? 'quick' : 'full',
   transferBytes: quick ? 64 * MiB : GiB,
-  warmupBytes: quick ? 4 * MiB : 32 * MiB,
+  warmupBytes: quick ? 4 * MiB : 256 * MiB,
   runs: Math.max(1, Math.min(9, Number(flags.runs ?? (quick ? 1 : 3)) || 1)),
   latencySamples: quick ? 100 : 1000,
   coldSamples: quick ? 10 : 100,
