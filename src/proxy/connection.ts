@@ -16,8 +16,8 @@ const debug = debuglog('kubesocks:proxy');
 
 /**
  * The abort reason once a client socket closes. One shared instance: every
- * connection closes, and a fresh error (with its stack trace) for each
- * measured as a visible share of the per-connection CPU.
+ * connection closes, and building a fresh error (and its stack trace) for
+ * each showed up in the per-connection CPU profile.
  */
 const CLIENT_CLOSED = new KubesocksError('CLOSED', 'the client closed the connection');
 

@@ -86,9 +86,10 @@ export class NamespaceDirectory {
       list = await raceSignal(this.current(this.missRefreshMs), signal);
       if (list !== 'forbidden') return this.fromList(list, ns);
     }
-    // A miss in a recent list may be a namespace created since: that one
-    // name is asked for (a GET, cheap; the answer "no" is kept missRefreshMs).
     if (list !== 'forbidden' && list.has(ns)) return this.fromList(list, ns);
+    // A miss in a recent list may be a namespace created since, so that one
+    // name is asked for (a GET, cheap; a "no" is kept missRefreshMs). Without
+    // the right to list, these GETs are all there is.
     let p = this.perName.get(ns);
     if (!p) {
       p = getJSON<unknown>(this.client, `/api/v1/namespaces/${encodeURIComponent(ns)}`, undefined, 30_000).then(

@@ -72,11 +72,14 @@ export class PortForwardStream extends Duplex {
     this.#error = errorStream;
     this.#data = dataStream;
     this.#confirmed = new Promise<void>((resolve, reject) => {
+      // Called for every chunk that arrives: settled once, cheap after.
       this.#confirm = () => {
+        if (this.#settled) return;
         this.#settled = true;
         resolve();
       };
       this.#refuse = (error) => {
+        if (this.#settled) return;
         this.#settled = true;
         reject(error);
       };
