@@ -5,7 +5,7 @@
  */
 import * as net from 'node:net';
 import { asKubesocksError } from '../errors.js';
-import { CLIENT_SOCKET_BUFFER, relay } from '../proxy/relay.js';
+import { relay } from '../proxy/relay.js';
 import type { PortSpec } from './spec.js';
 import type { ForwardTarget } from './target.js';
 
@@ -66,7 +66,7 @@ export class Forwarder {
 
   #listen(address: string, port: number, remote: number | string): Promise<net.Server> {
     return new Promise((resolve, reject) => {
-      const server = net.createServer({ allowHalfOpen: true, highWaterMark: CLIENT_SOCKET_BUFFER }, (socket) => this.#handle(socket, port || (server.address() as net.AddressInfo).port, remote));
+      const server = net.createServer({ allowHalfOpen: true }, (socket) => this.#handle(socket, port || (server.address() as net.AddressInfo).port, remote));
       server.once('error', reject);
       server.listen({ host: address, port, ipv6Only: address.includes(':') }, () => {
         server.off('error', reject);

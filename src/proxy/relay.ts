@@ -2,8 +2,8 @@
  * Joins a client socket and a destination stream once a handshake is done,
  * the way ws's `lib/stream.js` joins a socket and a message channel:
  *
- * - bytes flow both ways with `pipe`, which honours backpressure (a slow
- *   reader pauses the writer's source);
+ * - bytes flow up with `pipe` and down with a corked pump (see below), both
+ *   honouring backpressure (a slow reader pauses the writer's source);
  * - half-close is kept: the client's FIN ends the destination's writable
  *   side and the destination's end ends the client socket, each on its own
  *   (the server socket is created with `allowHalfOpen: true`);
@@ -21,16 +21,6 @@ import { finished, type Duplex } from 'node:stream';
 import { asKubesocksError, type KubesocksError } from '../errors.js';
 
 const noop = (): void => {};
-
-/**
- * The highWaterMark for client sockets that relay() writes to: lets one
- * event-loop turn's worth of tunnel data be corked into one writev (see
- * below). Measured (bench, SOCKS5 1 GiB): 16 KiB (Node's default) ~2.5 CPU
- * s/GiB down, 64 KiB ~3.5 (a pause and resume of the tunnel per 64 KiB
- * read), 256 KiB ~1.7, kubectl's figure; 1 MiB gained nothing more. The
- * price: 1,000 sockets all held back at once buffer up to 256 KiB each.
- */
-export const CLIENT_SOCKET_BUFFER = 256 * 1024;
 
 export interface RelayResult {
   /** Bytes from the client to the destination (including `head`). */
@@ -56,25 +46,40 @@ export function relay(client: Duplex, upstream: Duplex, head: Buffer, done: (res
   const countUp = (chunk: Buffer): void => {
     bytesUp += chunk.length;
   };
-  // The TLS socket hands the tunnel's bytes over in ≤16 KiB pieces, each in
-  // its own callback, and one event-loop turn reads many. Corking the client
-  // socket until the turn ends (setImmediate; a nextTick fires after every
-  // piece) sends them in one writev instead of a write syscall each. It only
-  // pays with a client socket buffer well above 16 KiB (CLIENT_SOCKET_BUFFER),
-  // or pipe pauses the tunnel after the first piece. Runs before pipe's own
-  // 'data' handler.
-  let corked = false;
-  const uncork = (): void => {
-    corked = false;
-    client.uncork();
+  // Down, by hand rather than pipe: the TLS socket hands the tunnel's bytes
+  // over in ≤16 KiB pieces, each in its own callback, and one event-loop
+  // turn reads many. They are written corked and leave in one writev when
+  // the turn ends (a nextTick would fire after every piece). Only bytes the
+  // kernel did not take then (the client reads slower than the pod sends)
+  // pause the tunnel until 'drain'; pipe would pause it within the turn, as
+  // soon as the corked pieces pass the socket's 16 KiB highWaterMark, and
+  // that pause reaches the whole SPDY connection. Measured (1 GiB SOCKS5
+  // download): pipe with per-tick cork ~2.5 CPU s/GiB; pipe with a 256 KiB
+  // socket buffer ~1.5 but ~0.25 MiB more per busy socket; this ~1.3, with
+  // Node's buffers; kubectl ~1.3.
+  let flushScheduled = false;
+  const resumeUpstream = (): void => {
+    if (!over) upstream.resume();
   };
-  const countDown = (chunk: Buffer): void => {
-    bytesDown += chunk.length;
-    if (!corked) {
-      corked = true;
-      client.cork();
-      setImmediate(uncork);
+  const flush = (): void => {
+    flushScheduled = false;
+    client.uncork();
+    if (!over && client.writableNeedDrain && client.writableLength > 0) {
+      upstream.pause();
+      client.once('drain', resumeUpstream);
     }
+  };
+  const onDownData = (chunk: Buffer): void => {
+    bytesDown += chunk.length;
+    if (!flushScheduled) {
+      flushScheduled = true;
+      client.cork();
+      setImmediate(flush);
+    }
+    client.write(chunk);
+  };
+  const onDownEnd = (): void => {
+    client.end();
   };
 
   const teardown = (error?: KubesocksError): void => {
@@ -83,9 +88,10 @@ export function relay(client: Duplex, upstream: Duplex, head: Buffer, done: (res
     stopClient();
     stopUpstream();
     client.off('data', countUp);
-    upstream.off('data', countDown);
+    upstream.off('data', onDownData);
+    upstream.off('end', onDownEnd);
+    client.off('drain', resumeUpstream);
     client.unpipe(upstream);
-    upstream.unpipe(client);
     for (const stream of [client, upstream]) if (stream.listenerCount('error') === 0) stream.on('error', noop);
     // A destination that failed midway must not look like one that finished:
     // the client gets a reset (ECONNRESET), not a FIN it could take for the
@@ -112,7 +118,7 @@ export function relay(client: Duplex, upstream: Duplex, head: Buffer, done: (res
 
   if (head.length > 0) upstream.write(head);
   client.on('data', countUp);
-  upstream.on('data', countDown);
   client.pipe(upstream);
-  upstream.pipe(client);
+  upstream.on('end', onDownEnd);
+  upstream.on('data', onDownData);
 }

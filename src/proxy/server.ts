@@ -13,7 +13,6 @@ import { isLoopbackHost } from './address.js';
 import { CredentialChecker, validateCredentials, type Credentials } from './auth.js';
 import { ClientConnection, type ConnectionRecord, type ProxyContext, type ProxyStats } from './connection.js';
 import { HttpFront } from './http.js';
-import { CLIENT_SOCKET_BUFFER } from './relay.js';
 import { Socks4Handshake } from './socks4.js';
 import { Socks5Handshake } from './socks5.js';
 import { serveSocks } from './socks-session.js';
@@ -124,7 +123,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const httpFront = new HttpFront(ctx);
 
   // allowHalfOpen: a client's FIN must only end the way to the destination (see relay.ts).
-  const server: Server = createServer({ highWaterMark: CLIENT_SOCKET_BUFFER, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
+  const server: Server = createServer({ allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
 
   server.on('connection', (socket: Socket) => {
     if (closing) {
