@@ -231,6 +231,26 @@ test('the first retry after a failure is immediate; repeated failures back off, 
   assert.ok(gaps[2]! >= 128, `third retry after ${gaps[2]} ms`);
 });
 
+test('a watch that served for a while and then broke is re-watched at once, every time', async (t) => {
+  const f = await fakeCollection(t);
+  f.put('a', 1);
+  const lw = new ListWatch<Obj>(f.client, f.path, { backoffMs: 2_000, maxBackoffMs: 10_000 });
+  t.after(() => lw.stop());
+  lw.on('error', () => {});
+  lw.start();
+  await once(lw, 'synced');
+  for (let cut = 1; cut <= 3; cut++) {
+    await until(() => f.state.watchers.length === 1);
+    await new Promise((resolve) => setTimeout(resolve, 1_050)); // served for over a second
+    const cutAt = performance.now();
+    for (const w of f.state.watchers) w.destroy();
+    await until(() => f.state.watchers.length === 1);
+    const rewatchMs = performance.now() - cutAt;
+    // Backing off would wait 2 s (and 4 s after the second cut).
+    assert.ok(rewatchMs < 1_000, `cut ${cut}: re-watched after ${Math.round(rewatchMs)} ms`);
+  }
+});
+
 test('stop() ends the watch request and the retry loop', async (t) => {
   const f = await fakeCollection(t);
   f.put('a', 1);

@@ -65,6 +65,8 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
   private running = false;
   private ended = false;
   private abort: AbortController | null = null;
+  /** When the current watch request was answered (0: not yet). */
+  private watchAnsweredAt = 0;
   private sleepTimer: NodeJS.Timeout | null = null;
   private wake: (() => void) | null = null;
   private _synced = false;
@@ -147,6 +149,7 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
           gone = 0;
         }
         const started = Date.now();
+        this.watchAnsweredAt = 0;
         const events = await this.watchOnce();
         // A watch that ends at once without news, over and over, must not spin.
         if (events === 0 && Date.now() - started < 1000) {
@@ -157,6 +160,9 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
         }
       } catch (err) {
         if (!this.running) return;
+        // A watch that served for a while and then broke is a cut, not one
+        // more failure in a row: the count starts again.
+        if (this.watchAnsweredAt && Date.now() - this.watchAnsweredAt >= 1000) failures = 0;
         const e = err instanceof KubesocksError ? err : new KubesocksError('API_UNREACHABLE', String(err), { cause: err });
         if (e instanceof KubeApiError && e.status === 410) {
           debug('%s: resourceVersion %s expired, relisting', this.path, this.rv);
@@ -267,6 +273,7 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
       timeoutSeconds: String(timeoutSeconds),
     });
     const res = await request(this.client, 'GET', path, { signal: ac.signal });
+    this.watchAnsweredAt = Date.now();
     return this.consume(res, ac, (timeoutSeconds + 30) * 1000);
   }
 
