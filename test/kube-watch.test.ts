@@ -251,6 +251,25 @@ test('a watch that served for a while and then broke is re-watched at once, ever
   }
 });
 
+test('a relist that keeps failing after a long-served watch backs off instead of spinning', async (t) => {
+  const f = await fakeCollection(t);
+  f.put('a', 1);
+  const lw = new ListWatch<Obj>(f.client, f.path, { backoffMs: 100, maxBackoffMs: 1_000 });
+  t.after(() => lw.stop());
+  lw.on('error', () => {});
+  lw.start();
+  await once(lw, 'synced');
+  await until(() => f.state.watchers.length === 1);
+  await new Promise((resolve) => setTimeout(resolve, 1_050));
+  f.state.listAnswer = { status: 500, message: 'etcdserver: request timed out' };
+  const before = f.state.requests.length;
+  f.send('ERROR', { kind: 'Status', code: 500, message: 'internal error' }); // relist, which now fails
+  await new Promise((resolve) => setTimeout(resolve, 700));
+  const lists = f.state.requests.slice(before).filter((r) => !r.includes('watch=1')).length;
+  // At once, then after ~100, ~200 and ~400 ms: four at most, not hundreds.
+  assert.ok(lists >= 2 && lists <= 5, `${lists} list requests in 700 ms`);
+});
+
 test('stop() ends the watch request and the retry loop', async (t) => {
   const f = await fakeCollection(t);
   f.put('a', 1);

@@ -162,7 +162,9 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
         if (!this.running) return;
         // A watch that served for a while and then broke is a cut, not one
         // more failure in a row: the count starts again.
-        if (this.watchAnsweredAt && Date.now() - this.watchAnsweredAt >= 1000) failures = 0;
+        const servedMs = this.watchAnsweredAt ? Date.now() - this.watchAnsweredAt : 0;
+        this.watchAnsweredAt = 0; // a failing relist after it must not count as served
+        if (servedMs >= 1000) failures = 0;
         const e = err instanceof KubesocksError ? err : new KubesocksError('API_UNREACHABLE', String(err), { cause: err });
         if (e instanceof KubeApiError && e.status === 410) {
           debug('%s: resourceVersion %s expired, relisting', this.path, this.rv);
