@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
@@ -231,17 +231,24 @@ test('the first retry after a failure is immediate; repeated failures back off, 
   assert.ok(gaps[2]! >= 128, `third retry after ${gaps[2]} ms`);
 });
 
-test('a watch that served for a while and then broke is re-watched at once, every time', async (t) => {
+/** A synced ListWatch of one object whose watch has been serving for over a second (errors ignored). */
+async function longServedWatch(t: TestContext, opts: { backoffMs: number; maxBackoffMs: number }) {
   const f = await fakeCollection(t);
   f.put('a', 1);
-  const lw = new ListWatch<Obj>(f.client, f.path, { backoffMs: 2_000, maxBackoffMs: 10_000 });
+  const lw = new ListWatch<Obj>(f.client, f.path, opts);
   t.after(() => lw.stop());
   lw.on('error', () => {});
   lw.start();
   await once(lw, 'synced');
+  await until(() => f.state.watchers.length === 1);
+  await new Promise((resolve) => setTimeout(resolve, 1_050));
+  return f;
+}
+
+test('a watch that served for a while and then broke is re-watched at once, every time', async (t) => {
+  const f = await longServedWatch(t, { backoffMs: 2_000, maxBackoffMs: 10_000 });
   for (let cut = 1; cut <= 3; cut++) {
-    await until(() => f.state.watchers.length === 1);
-    await new Promise((resolve) => setTimeout(resolve, 1_050)); // served for over a second
+    if (cut > 1) await new Promise((resolve) => setTimeout(resolve, 1_050)); // served for over a second
     const cutAt = performance.now();
     for (const w of f.state.watchers) w.destroy();
     await until(() => f.state.watchers.length === 1);
@@ -252,15 +259,7 @@ test('a watch that served for a while and then broke is re-watched at once, ever
 });
 
 test('a relist that keeps failing after a long-served watch backs off instead of spinning', async (t) => {
-  const f = await fakeCollection(t);
-  f.put('a', 1);
-  const lw = new ListWatch<Obj>(f.client, f.path, { backoffMs: 100, maxBackoffMs: 1_000 });
-  t.after(() => lw.stop());
-  lw.on('error', () => {});
-  lw.start();
-  await once(lw, 'synced');
-  await until(() => f.state.watchers.length === 1);
-  await new Promise((resolve) => setTimeout(resolve, 1_050));
+  const f = await longServedWatch(t, { backoffMs: 100, maxBackoffMs: 1_000 });
   f.state.listAnswer = { status: 500, message: 'etcdserver: request timed out' };
   const before = f.state.requests.length;
   f.send('ERROR', { kind: 'Status', code: 500, message: 'internal error' }); // relist, which now fails
