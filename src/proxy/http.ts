@@ -25,8 +25,8 @@ import { BASIC_CHALLENGE } from './auth.js';
 import type { ClientConnection, ProxyContext } from './connection.js';
 import { filterHeaders } from './http-headers.js';
 import { PAC_CONTENT_TYPE, renderPac } from './pac.js';
-import { relay } from './relay.js';
 import { failureReply } from './replies.js';
+import { openTunnel, type TunnelReplies } from './tunnel.js';
 import type { ProxyTarget } from './types.js';
 
 const debug = debuglog('kubesocks:proxy');
@@ -36,6 +36,12 @@ export const CONNECT_ESTABLISHED = 'HTTP/1.1 200 Connection established\r\n\r\n'
 
 /** Header naming the KubesocksError code on proxy-generated failure responses, for scripts. */
 export const ERROR_CODE_HEADER = 'X-Kubesocks-Error';
+
+const CONNECT_REPLIES: TunnelReplies = {
+  protocol: 'http',
+  success: () => CONNECT_ESTABLISHED,
+  failure: (error) => rawResponse(failureReply(error).http, error.message, { [ERROR_CODE_HEADER]: error.code }),
+};
 
 /** Per-socket state of the HTTP front. */
 interface HttpSocketState {
@@ -342,37 +348,11 @@ export class HttpFront {
         conn.endWith(rawResponse(400, error.message, { [ERROR_CODE_HEADER]: error.code }));
         return;
       }
-      this.#tunnel(conn, target, head).catch((err: unknown) => {
+      openTunnel(conn, target, head, CONNECT_REPLIES).catch((err: unknown) => {
         this.#ctx.reportError(asKubesocksError(err, 'PROTOCOL_ERROR'));
         conn.socket.destroy();
       });
     })();
-  }
-
-  async #tunnel(conn: ClientConnection, target: ProxyTarget, head: Buffer): Promise<void> {
-    const { socket } = conn;
-    const targetText = formatTarget(target);
-    const held = conn.hold(head);
-    debug('%s CONNECT %s', conn.client, targetText);
-    let connected;
-    try {
-      connected = await conn.open(target);
-    } catch (err) {
-      held.release();
-      const error = asKubesocksError(err);
-      debug('%s CONNECT %s failed: %s %s', conn.client, targetText, error.code, error.message);
-      conn.report({ target: targetText, error });
-      if (error.code === 'CLOSED') socket.destroy();
-      else conn.endWith(rawResponse(failureReply(error).http, error.message, { [ERROR_CODE_HEADER]: error.code }));
-      return;
-    }
-    const rest = held.release();
-    const { stream, via } = connected;
-    socket.write(CONNECT_ESTABLISHED);
-    relay(socket, stream, rest, (result) => {
-      debug('%s CONNECT %s via %s closed (%d up, %d down)', conn.client, targetText, via, result.bytesUp, result.bytesDown);
-      conn.report({ target: targetText, via, ...result });
-    });
   }
 
   /**

@@ -1,15 +1,13 @@
 /**
  * Drives a SOCKS handshake (SOCKS5 or SOCKS4) on a client socket: feeds it
- * the bytes as they arrive, sends its replies, asks the Connector for the
- * requested target, answers success or the failure's reply, and relays.
+ * the bytes as they arrive, sends its replies, and hands the request to
+ * openTunnel with the protocol's success and failure replies.
  */
 import { debuglog } from 'node:util';
 import { asKubesocksError, KubesocksError } from '../errors.js';
-import { formatTarget } from './address.js';
 import type { ClientConnection } from './connection.js';
 import type { SocksHandshake } from './handshake.js';
-import { relay } from './relay.js';
-import type { ProxyTarget } from './types.js';
+import { openTunnel } from './tunnel.js';
 
 const debug = debuglog('kubesocks:proxy');
 
@@ -36,7 +34,8 @@ export function serveSocks(conn: ClientConnection, handshake: SocksHandshake, fi
       return;
     }
     conn.endHandshake();
-    connectAndRelay(conn, handshake, outcome.target, outcome.rest).catch((err: unknown) => {
+    const replies = { protocol: handshake.protocol, success: () => handshake.successReply(), failure: (e: KubesocksError) => handshake.failureReply(e) };
+    openTunnel(conn, outcome.target, outcome.rest, replies).catch((err: unknown) => {
       conn.ctx.reportError(asKubesocksError(err, 'PROTOCOL_ERROR'));
       socket.destroy();
     });
@@ -53,30 +52,4 @@ export function serveSocks(conn: ClientConnection, handshake: SocksHandshake, fi
   socket.on('end', onGone);
   socket.on('close', onGone);
   onData(first);
-}
-
-async function connectAndRelay(conn: ClientConnection, handshake: SocksHandshake, target: ProxyTarget, rest: Buffer): Promise<void> {
-  const { socket } = conn;
-  const targetText = formatTarget(target);
-  const held = conn.hold(rest);
-  debug('%s %s CONNECT %s', conn.client, handshake.protocol, targetText);
-  let connected;
-  try {
-    connected = await conn.open(target);
-  } catch (err) {
-    held.release();
-    const error = asKubesocksError(err);
-    debug('%s %s %s failed: %s %s', conn.client, handshake.protocol, targetText, error.code, error.message);
-    conn.report({ target: targetText, error });
-    if (error.code === 'CLOSED') socket.destroy();
-    else conn.endWith(handshake.failureReply(error));
-    return;
-  }
-  const head = held.release();
-  const { stream, via } = connected;
-  socket.write(handshake.successReply());
-  relay(socket, stream, head, (result) => {
-    debug('%s %s %s via %s closed (%d up, %d down)', conn.client, handshake.protocol, targetText, via, result.bytesUp, result.bytesDown);
-    conn.report({ target: targetText, via, ...result });
-  });
 }
