@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as http from 'node:http';
-import type { Duplex } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { createDialer, type Dialer } from '../src/dialer/dialer.js';
 import { KubesocksError } from '../src/errors.js';
@@ -13,16 +12,7 @@ import { expectedSourceDigest } from '../src/sim/backends.js';
 import { demoScenario } from '../src/sim/scenario.js';
 import type { Scenario } from '../src/sim/types.js';
 import { startTestCluster, type TestCluster } from './helpers/sim.js';
-
-function exchange(stream: Duplex, payload: Buffer | string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-    stream.once('end', () => resolve(Buffer.concat(chunks)));
-    stream.once('error', reject);
-    stream.end(payload);
-  });
-}
+import { exchange } from './helpers/streams.js';
 
 function httpGet(dialer: Dialer, url: string, agent = dialer.agent()): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

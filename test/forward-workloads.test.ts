@@ -12,35 +12,9 @@ import { KubesocksError } from '../src/errors.js';
 import { parseResource } from '../src/forward/spec.js';
 import { ForwardTarget } from '../src/forward/target.js';
 import type { ScenarioPod } from '../src/sim/types.js';
-import { startForwardRig, type ForwardRig } from './helpers/forward-rig.js';
+import { httpVia, startForwardRig, type ForwardRig } from './helpers/forward-rig.js';
 import type { TestCluster } from './helpers/sim.js';
 
-/**
- * One HTTP request through the forward; resolves with the response once it is
- * complete (by Content-Length), or with what arrived when the connection
- * closes. Not waiting for the close matters: the runtime keeps the stream
- * open up to 1 s after the pod's side ended (no half-close).
- */
-function httpVia(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
-    let text = '';
-    const done = () => {
-      socket.destroy();
-      resolve(text);
-    };
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => {
-      text += chunk;
-      const end = text.indexOf('\r\n\r\n');
-      const length = /\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end))?.[1];
-      if (end !== -1 && length !== undefined && text.length >= end + 4 + Number(length)) done();
-    });
-    socket.once('close', () => resolve(text));
-    socket.once('error', reject);
-    socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
-  });
-}
 
 /** A long-lived connection to an echo pod through the forward. */
 interface EchoConnection {

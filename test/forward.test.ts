@@ -3,25 +3,11 @@
  * connection, never ending on a refused connection.
  */
 import assert from 'node:assert/strict';
-import * as net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Dialer } from '../src/dialer/dialer.js';
 import { parseAddresses, parsePortSpec, parseResource } from '../src/forward/spec.js';
-import { startForwardRig, type ForwardRig } from './helpers/forward-rig.js';
+import { httpVia, startForwardRig, type ForwardRig } from './helpers/forward-rig.js';
 import type { TestCluster } from './helpers/sim.js';
-
-function httpVia(port: number, path: string, host = '127.0.0.1'): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, host);
-    let body = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => (body += chunk));
-    socket.once('end', () => resolve(body));
-    socket.once('close', () => resolve(body));
-    socket.once('error', reject);
-    socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
-  });
-}
 
 describe('forward: argument parsing like kubectl', () => {
   test('resources, ports and addresses', () => {

@@ -12,17 +12,7 @@ import { KubesocksError } from '../src/errors.js';
 import { KubeClient } from '../src/kube/config.js';
 import { TunnelPool } from '../src/tunnel/pool.js';
 import { podsBehindService, startTestCluster, type TestCluster } from './helpers/sim.js';
-
-/** Writes `payload`, ends, and collects everything that comes back. */
-function exchange(stream: Duplex, payload: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-    stream.once('end', () => resolve(Buffer.concat(chunks)));
-    stream.once('error', reject);
-    stream.end(payload);
-  });
-}
+import { exchange } from './helpers/streams.js';
 
 /**
  * Writes `payload` and resolves once as many bytes came back; only then ends.

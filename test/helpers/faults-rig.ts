@@ -145,23 +145,7 @@ export function podOf(body: string): string | undefined {
   return /^pod (\S+) path /.exec(body)?.[1];
 }
 
-/** Writes `payload`, half-closes, and collects everything up to the end. */
-export function exchange(stream: Duplex, payload: Buffer | string, timeoutMs = 10_000): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const timer = setTimeout(() => reject(new Error(`no end within ${timeoutMs} ms`)), timeoutMs);
-    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-    stream.once('end', () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(chunks));
-    });
-    stream.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    stream.end(payload);
-  });
-}
+export { exchange } from './streams.js';
 
 /** One echo round trip on an open stream: writes `text`, resolves when it came back. */
 export function echoOnce(stream: Duplex, text: string, timeoutMs = 5_000): Promise<void> {
