@@ -4,7 +4,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { Dialer } from '../src/dialer/dialer.js';
 import { parseAddresses, parsePortSpec, parseResource } from '../src/forward/spec.js';
 import { httpVia, startForwardRig, type ForwardRig } from './helpers/forward-rig.js';
 import type { TestCluster } from './helpers/sim.js';
@@ -30,13 +29,12 @@ describe('forward: argument parsing like kubectl', () => {
 describe('forward against the simulated cluster', () => {
   let rig: ForwardRig;
   let t: TestCluster;
-  let dialer: Dialer;
   let errors: string[];
   const start = (resource: string, port: string, timeoutMs?: number) => rig.start(resource, port, timeoutMs);
 
   before(async () => {
     rig = await startForwardRig();
-    ({ cluster: t, dialer, errors } = rig);
+    ({ cluster: t, errors } = rig);
   });
   after(() => rig.close());
 

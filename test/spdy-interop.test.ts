@@ -13,7 +13,6 @@ import { RstCode } from '../src/spdy/protocol.js';
 import { SpdySession } from '../src/spdy/session.js';
 import type { SpdyStream } from '../src/spdy/stream.js';
 import { collect, connect, drain, listen, patternBuffer, pump, sleep, waitFor, within } from './helpers/spdy-net.js';
-import { nextStream } from './helpers/spdy-pair.js';
 import {
   collectUntilClose,
   disableSendWindow,
