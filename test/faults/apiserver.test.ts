@@ -9,12 +9,10 @@ import type { Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { KubesocksError } from '../../src/errors.js';
 import type { Scenario, ScenarioPod } from '../../src/sim/types.js';
-import { echoOnce, ms, socks5, startRig, summarize, waitUntil, type Rig } from '../helpers/faults-rig.js';
-
-const NS = 'faults';
+import { echoOnce, ms, socks5, NS, readyPod, startRig, summarize, waitUntil, type Rig } from '../helpers/faults-rig.js';
 
 function echoPod(name: string, ip: string): ScenarioPod {
-  return { name, namespace: NS, labels: { app: 'echo' }, ip, phase: 'Running', ready: true, ports: [{ name: 'echo', containerPort: 7, backend: 'echo' }] };
+  return readyPod(name, ip, [{ name: 'echo', containerPort: 7, backend: 'echo' }]);
 }
 
 function scenario(): Scenario {
@@ -22,7 +20,7 @@ function scenario(): Scenario {
     namespaces: [NS, 'burst'],
     pods: [
       ...[0, 1, 2, 3].map((i) => echoPod(`echo-${i}`, `10.244.1.${10 + i}`)),
-      { ...echoPod('burst-0', '10.244.5.10'), namespace: 'burst', labels: { app: 'burst' } },
+      { ...echoPod('burst-0', '10.244.5.10'), namespace: 'burst' },
     ],
     services: [
       { name: 'echo', namespace: NS, selector: { app: 'echo' }, ports: [{ name: 'echo', port: 7, targetPort: 'echo' }] },

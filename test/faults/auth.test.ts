@@ -11,23 +11,13 @@ import yaml from 'js-yaml';
 import { KubesocksError } from '../../src/errors.js';
 import type { Scenario, ScenarioPod } from '../../src/sim/types.js';
 import type { TestCluster } from '../helpers/sim.js';
-import { echoOnce, httpViaProxy, ms, socks5, socks5Reply, startRig, summarize, waitUntil, type Rig } from '../helpers/faults-rig.js';
-
-const NS = 'faults';
+import { echoOnce, httpViaProxy, ms, socks5, socks5Reply, NS, readyPod, startRig, summarize, waitUntil, type Rig } from '../helpers/faults-rig.js';
 
 function echoPod(name: string, i: number): ScenarioPod {
-  return {
-    name,
-    namespace: NS,
-    labels: { app: name.replace(/-\d+$/, '') },
-    ip: `10.244.1.${10 + i}`,
-    phase: 'Running',
-    ready: true,
-    ports: [
-      { name: 'echo', containerPort: 7, backend: 'echo' },
-      { name: 'http', containerPort: 8080, backend: 'http' },
-    ],
-  };
+  return readyPod(name, `10.244.1.${10 + i}`, [
+    { name: 'echo', containerPort: 7, backend: 'echo' },
+    { name: 'http', containerPort: 8080, backend: 'http' },
+  ]);
 }
 
 function scenario(users: Scenario['users']): Scenario {

@@ -12,9 +12,8 @@ import { after, before, describe, test } from 'node:test';
 import { expectedSourceDigest } from '../../src/sim/backends.js';
 import type { Scenario, ScenarioPod } from '../../src/sim/types.js';
 import { startFileServer, type FileServer } from '../helpers/faults-backends.js';
-import { download, exchange, httpViaProxy, mib, ms, socks5, startRig, summarize, waitUntil, type Rig } from '../helpers/faults-rig.js';
+import { download, exchange, httpViaProxy, mib, ms, socks5, NS, readyPod, startRig, summarize, waitUntil, type Rig } from '../helpers/faults-rig.js';
 
-const NS = 'faults';
 const CLIENTS = 200;
 const PODS = 4;
 const FILE = 256 * 1024 * 1024;
@@ -24,18 +23,12 @@ const MAX_CONNECTIONS_PER_POD = 8;
 const SURPLUS_IDLE_MS = 500;
 
 function scenario(files: FileServer): Scenario {
-  const pods: ScenarioPod[] = Array.from({ length: PODS }, (_, i) => ({
-    name: `files-${i}`,
-    namespace: NS,
-    labels: { app: 'files' },
-    ip: `10.244.1.${10 + i}`,
-    phase: 'Running',
-    ready: true,
-    ports: [
+  const pods: ScenarioPod[] = Array.from({ length: PODS }, (_, i) =>
+    readyPod(`files-${i}`, `10.244.1.${10 + i}`, [
       { name: 'http', containerPort: 8080, backend: `127.0.0.1:${files.port}` },
       { name: 'bytes', containerPort: 9000, backend: 'source' },
-    ],
-  }));
+    ]),
+  );
   return {
     namespaces: [NS],
     pods,

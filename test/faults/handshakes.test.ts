@@ -23,6 +23,8 @@ import {
   ms,
   socks5,
   socketHandles,
+  NS,
+  readyPod,
   startRig,
   summarize,
   waitUntil,
@@ -34,22 +36,15 @@ const SEED = Number(process.env['KUBESOCKS_FUZZ_SEED'] ?? 0x6b756265);
 const CASES = 10_000;
 const CONCURRENCY = 64;
 const HANDSHAKE_TIMEOUT_MS = 1500;
-const NS = 'faults';
 const PODS = 12;
 
 function scenario(): Scenario {
-  const pods: ScenarioPod[] = Array.from({ length: PODS }, (_, i) => ({
-    name: `echo-${i}`,
-    namespace: NS,
-    labels: { app: 'echo' },
-    ip: `10.244.1.${10 + i}`,
-    phase: 'Running',
-    ready: true,
-    ports: [
+  const pods: ScenarioPod[] = Array.from({ length: PODS }, (_, i) =>
+    readyPod(`echo-${i}`, `10.244.1.${10 + i}`, [
       { name: 'echo', containerPort: 7, backend: 'echo' },
       { name: 'http', containerPort: 8080, backend: 'http' },
-    ],
-  }));
+    ]),
+  );
   return {
     namespaces: [NS],
     pods,

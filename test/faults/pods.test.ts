@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { KubesocksError } from '../../src/errors.js';
 import { expectedSourceDigest } from '../../src/sim/backends.js';
-import type { Scenario, ScenarioPod } from '../../src/sim/types.js';
+import type { Scenario, ScenarioPod, ScenarioPort } from '../../src/sim/types.js';
 import {
   download,
   echoOnce,
@@ -19,6 +19,8 @@ import {
   podOf,
   socks5,
   socks5Reply,
+  NS,
+  readyPod,
   startRig,
   summarize,
   waitUntil,
@@ -26,10 +28,8 @@ import {
   type Rig,
 } from '../helpers/faults-rig.js';
 
-const NS = 'faults';
-
-function pod(name: string, app: string, ip: string, ports: ScenarioPod['ports']): ScenarioPod {
-  return { name, namespace: NS, labels: { app }, ip, phase: 'Running', ready: true, ports };
+function pod(name: string, app: string, ip: string, ports: ScenarioPort[]): ScenarioPod {
+  return readyPod(name, ip, ports, app);
 }
 
 function scenario(): Scenario {

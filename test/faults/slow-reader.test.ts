@@ -13,26 +13,18 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expectedSourceDigest } from '../../src/sim/backends.js';
 import type { Scenario, ScenarioPod } from '../../src/sim/types.js';
-import { download, echoOnce, mib, ms, socks5, startRig, summarize, type Rig } from '../helpers/faults-rig.js';
+import { download, echoOnce, mib, ms, socks5, NS, readyPod, startRig, summarize, type Rig } from '../helpers/faults-rig.js';
 
-const NS = 'faults';
 const SIZE = 512 * 1024 * 1024;
 const SLOW_RATE = 1024 * 1024; // bytes per second
 const SLOW_SECONDS = 4;
 const BOUND = 200 * 1024 * 1024;
 
 function pod(name: string, i: number): ScenarioPod {
-  return {
-    name,
-    namespace: NS,
-    ip: `10.244.1.${10 + i}`,
-    phase: 'Running',
-    ready: true,
-    ports: [
-      { name: 'bytes', containerPort: 9000, backend: 'source' },
-      { name: 'echo', containerPort: 7, backend: 'echo' },
-    ],
-  };
+  return readyPod(name, `10.244.1.${10 + i}`, [
+    { name: 'bytes', containerPort: 9000, backend: 'source' },
+    { name: 'echo', containerPort: 7, backend: 'echo' },
+  ]);
 }
 
 const scenario: Scenario = { namespaces: [NS], pods: [pod('bulk-0', 0), pod('other-0', 1)], services: [] };

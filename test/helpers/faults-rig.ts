@@ -18,7 +18,7 @@ import { createProxyServer, type ConnectionRecord, type ProxyServer, type ProxyS
 import type { KubesocksError } from '../../src/errors.js';
 import type { Connector } from '../../src/proxy/types.js';
 import type { SimCluster } from '../../src/sim/cluster.js';
-import type { Scenario } from '../../src/sim/types.js';
+import type { Scenario, ScenarioPod, ScenarioPort } from '../../src/sim/types.js';
 import { startTestCluster, type TestCluster } from './sim.js';
 
 export interface Rig {
@@ -44,6 +44,14 @@ export interface RigOptions {
   streamPairTimeoutMs?: number;
   /** Debugging: wrap the connector the proxy uses. */
   wrapConnector?: (c: Connector) => Connector;
+}
+
+/** The namespace every fault case's pods live in. */
+export const NS = 'faults';
+
+/** A running, ready pod in NS; its `app` label is its name without the `-N` suffix. */
+export function readyPod(name: string, ip: string, ports: ScenarioPort[], app = name.replace(/-\d+$/, '')): ScenarioPod {
+  return { name, namespace: NS, labels: { app }, ip, phase: 'Running', ready: true, ports };
 }
 
 export async function startRig(scenario: Scenario, options: RigOptions = {}): Promise<Rig> {
