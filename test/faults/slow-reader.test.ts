@@ -87,7 +87,7 @@ describe('slow reader on a fast stream', () => {
     }, 20);
     // Neighbours: an echo on another pod every 250 ms; one echo on the same pod, once the buffers
     // on the way are full, which shares the SPDY connection the slow reader holds back (no flow
-    // control per stream: see the README).
+    // control per stream: see docs/design.md).
     await sleep(1000);
     const sameStarted = performance.now();
     let sameMs = -1;
