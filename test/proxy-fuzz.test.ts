@@ -79,7 +79,7 @@ describe('fuzzing the listener', () => {
       Buffer.from(`CONNECT ${name}:7 HTTP/1.1\r\nHost: ${name}:7\r\n\r\nhello`),
       Buffer.from(`GET http://${name}/ HTTP/1.1\r\nHost: ${name}\r\nConnection: keep-alive\r\n\r\n`),
       Buffer.from(`POST http://${name}/p HTTP/1.1\r\nHost: ${name}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`),
-      Buffer.from('GET /proxy.pac HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n'),
+      Buffer.from('GET /proxy.pac HTTP/1.1\r\nHost: localhost\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n'),
     ];
   }
 
@@ -242,7 +242,7 @@ describe('fuzzing the listener', () => {
     assert.equal((await c.read(12 + 5)).subarray(12).toString(), 'alive');
     c.destroy();
     const h = await RawClient.connect(f.port);
-    h.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    h.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
     assert.match((await h.readToEnd()).toString(), /\r\n\r\nok\n$/);
     h.destroy();
     await waitFor(() => f.proxy.stats().openSockets === 0, 'sockets closed');

@@ -96,7 +96,7 @@ describe('limits and lifecycle', () => {
 
   test('an idle keep-alive HTTP connection is closed after the same deadline', async () => {
     const c = await RawClient.connect(f.port);
-    c.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    c.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
     assert.match(await c.readUntil('ok\n'), /^HTTP\/1\.1 200 OK/);
     const start = Date.now();
     await c.waitClosed();
@@ -259,7 +259,7 @@ describe('close', () => {
     const f = await startProxyFixture();
     try {
       const idleHttp = await RawClient.connect(f.port);
-      idleHttp.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+      idleHttp.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
       await idleHttp.readUntil('ok\n');
       const handshaking = await RawClient.connect(f.port);
       handshaking.write([0x05]);

@@ -24,6 +24,7 @@ import { formatHostPort, formatTarget, isLoopbackHost, parseAuthority, unmapIPv4
 import { BASIC_CHALLENGE } from './auth.js';
 import type { ClientConnection, ProxyContext } from './connection.js';
 import { filterHeaders } from './http-headers.js';
+import { isOwnHost } from './own-host.js';
 import { PAC_CONTENT_TYPE, renderPac } from './pac.js';
 import { failureReply } from './replies.js';
 import { openTunnel, type TunnelReplies } from './tunnel.js';
@@ -179,6 +180,12 @@ export class HttpFront {
   /** /healthz and /proxy.pac; `asProxy`: the client addressed us as a proxy (absolute-form). */
   #serveSelf(conn: ClientConnection, req: IncomingMessage, res: ServerResponse, path: string, asProxy: boolean, startedAt: number): void {
     const pathname = path.replace(/[?#].*$/, '');
+    // Absolute-form requests were matched to our own address already; an
+    // origin-form request proves it is for us only by its Host (DNS rebinding).
+    if (!asProxy && !isOwnHost(req.headers.host, [conn.socket.localAddress])) {
+      sendText(res, 403, `forbidden: kubesocks serves its own pages only to requests addressed to it (Host 127.0.0.1, localhost or the listen address), e.g. http://127.0.0.1:${conn.socket.localPort ?? ''}${pathname}`);
+      return;
+    }
     if (pathname !== '/healthz' && pathname !== '/proxy.pac') {
       sendText(res, 404, 'not found: this is kubesocks, a SOCKS5/HTTP proxy; it serves /proxy.pac and /healthz itself');
       return;

@@ -16,6 +16,7 @@ import type { ControlServer } from './control.js';
 import { Controllers } from './controllers.js';
 import { nodePortPool, podIpPool, serviceIpPool } from './ipam.js';
 import { SimKubelet } from './kubelet.js';
+import { DEFAULT_RUNTIME_PROFILE, type RuntimeProfile } from './runtime-profile.js';
 import type { BackendAddress } from './kubelet.js';
 import { kubeconfigYaml } from './kubeconfig.js';
 import { namespaceObject, podHasSandbox, podObject, serviceObject, serviceType, timestamp } from './objects.js';
@@ -40,6 +41,8 @@ export interface SimClusterOptions {
   control?: boolean;
   /** How long the kubelet waits for the second stream of a pair. Default 30 s (the kubelet's). */
   streamPairTimeoutMs?: number;
+  /** Overrides the scenario's `runtime`. */
+  runtime?: RuntimeProfile;
 }
 
 export interface KubeconfigRequest {
@@ -66,6 +69,8 @@ function zeroCounters(): SimCounters {
 
 export class SimCluster {
   readonly kubelet: SimKubelet;
+  /** How the runtime ends failed pairs; may be changed while running (applies to pairs failing from then on). */
+  runtime: RuntimeProfile;
   readonly #store = new ObjectStore();
   /** Endpoint-slice and endpoints controllers, workload status: derived objects follow every change. */
   readonly #controllers = new Controllers(this.#store);
@@ -91,8 +96,10 @@ export class SimCluster {
   private constructor(scenario: Scenario, options: SimClusterOptions, certs: { caPem: string; certPem: string; keyPem: string }) {
     this.#caPem = certs.caPem;
     this.#users = new Users(scenario.users ?? [], this.#adminToken);
+    this.runtime = options.runtime ?? scenario.runtime ?? DEFAULT_RUNTIME_PROFILE;
     this.kubelet = new SimKubelet({
       backendFor: (target, port) => this.#backendFor(target, port),
+      runtime: () => this.runtime,
       counters: this.#counters,
       ...(options.streamPairTimeoutMs !== undefined ? { streamPairTimeoutMs: options.streamPairTimeoutMs } : {}),
     });

@@ -11,6 +11,7 @@ import type { Duplex } from 'node:stream';
 import { debuglog } from 'node:util';
 import { SpdySession } from '../spdy/session.js';
 import type { SpdyStream } from '../spdy/stream.js';
+import { DEFAULT_RUNTIME_PROFILE, errorForwardingText, failPair, refusedReason, type RuntimeProfile } from './runtime-profile.js';
 import type { PortForwardHandler, PortForwardTarget, SimCounters } from './types.js';
 
 const debug = debuglog('kubesocks:sim');
@@ -27,6 +28,8 @@ export interface SimKubeletOptions {
   counters: SimCounters;
   /** How long a lone stream waits for its partner (kubelet: 30 s, the stream creation timeout). */
   streamPairTimeoutMs?: number;
+  /** How a failed pair ends on the wire (see runtime-profile.ts). Read for every pair, so it may change at run time. */
+  runtime?(): RuntimeProfile;
 }
 
 /** containerd: after one copy direction ends, the other gets this long before the pod socket closes. */
@@ -46,6 +49,8 @@ class PortForwardConnection {
   readonly #pointer = `0x${randomBytes(5).toString('hex')}`;
   readonly #sandboxId = randomBytes(32).toString('hex');
   readonly #active = new Set<net.Socket>();
+  /** Pairs copying bytes, each with how to fail it midway (for a sandbox that goes away). */
+  readonly #copying = new Set<(reason: string) => void>();
 
   constructor(
     readonly target: PortForwardTarget,
@@ -54,6 +59,17 @@ class PortForwardConnection {
   ) {
     this.session = new SpdySession(socket, { role: 'server' });
     this.session.on('stream', (stream) => this.#onStream(stream));
+  }
+
+  /**
+   * The pod's sandbox is going away: every pair still copying fails the way
+   * the runtime fails a copy whose pod socket was reset (text, then the
+   * profile's ending), and then the connection closes. The frames go out in
+   * that order on the one socket.
+   */
+  podGone(): void {
+    for (const fail of [...this.#copying]) fail('error copying from remote stream to local connection: read: connection reset by peer');
+    setImmediate(() => this.close());
   }
 
   close(): void {
@@ -114,35 +130,49 @@ class PortForwardConnection {
   /** containerd's portForward: dial localhost:port in the pod's netns, copy both ways. */
   async #forward(errorStream: SpdyStream, dataStream: SpdyStream, port: number): Promise<void> {
     const { target, options } = this;
+    const profile = options.runtime?.() ?? DEFAULT_RUNTIME_PROFILE;
+    let failed = false;
+    let conn: net.Socket | undefined;
     const fail = (reason: string): void => {
-      debug('port-forward %s/%s:%d failed: %s', target.namespace, target.name, port, reason);
-      if (!errorStream.destroyed) errorStream.write(`error forwarding port ${port} to pod ${target.name}, uid ${target.uid}: ${reason}`);
-      // Since Kubernetes 1.32 both streams are reset after a failure.
-      errorStream.reset();
-      dataStream.reset();
+      if (failed) return;
+      failed = true;
+      this.#copying.delete(fail);
+      if (conn) {
+        // Nothing more is copied once the runtime gave up on the pair.
+        conn.unpipe(dataStream);
+        dataStream.unpipe(conn);
+        conn.destroy();
+      }
+      debug('port-forward %s/%s:%d failed (%s): %s', target.namespace, target.name, port, profile, reason);
+      failPair(profile, errorStream, dataStream, errorForwardingText(profile, port, { ...target, sandboxId: this.#sandboxId }, reason));
     };
     const address = await options.backendFor(target, port).catch(() => null);
     if (dataStream.destroyed || this.session.closed) return;
     if (!address) {
-      fail(this.#refusedText(port, 'connection refused'));
+      fail(refusedReason(profile, port, this.#sandboxId, 'connection refused'));
       return;
     }
-    const conn = net.connect(address.port, address.host);
-    conn.setNoDelay(true);
-    this.#active.add(conn);
-    conn.once('close', () => this.#active.delete(conn));
+    const socket = net.connect(address.port, address.host);
+    conn = socket;
+    socket.setNoDelay(true);
+    this.#active.add(socket);
+    socket.once('close', () => this.#active.delete(socket));
     let connected = false;
-    conn.once('error', (error: NodeJS.ErrnoException) => {
-      if (!connected) fail(this.#refusedText(port, error.code === 'ECONNREFUSED' ? 'connection refused' : error.message));
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      if (!connected) fail(refusedReason(profile, port, this.#sandboxId, error.code === 'ECONNREFUSED' ? 'connection refused' : error.message));
       else fail(`error copying from local connection to remote stream: read tcp4 127.0.0.1:${port}: ${error.message}`);
-      conn.destroy();
+      socket.destroy();
     });
-    conn.once('connect', () => {
+    socket.once('connect', () => {
       connected = true;
       options.counters.pairs++;
-      this.#copy(conn, errorStream, dataStream);
+      this.#copying.add(fail);
+      this.#copy(socket, errorStream, dataStream);
     });
-    dataStream.once('close', () => conn.destroy());
+    dataStream.once('close', () => {
+      this.#copying.delete(fail);
+      socket.destroy();
+    });
   }
 
   #copy(conn: net.Socket, errorStream: SpdyStream, dataStream: SpdyStream): void {
@@ -157,7 +187,7 @@ class PortForwardConnection {
     const finish = (): void => {
       clearTimeout(grace);
       conn.destroy();
-      if (!dataStream.destroyed) dataStream.end();
+      if (!dataStream.destroyed && !dataStream.writableEnded) dataStream.end();
       if (!errorStream.destroyed && !errorStream.writableEnded) errorStream.end();
     };
     const oneDirectionEnded = (): void => {
@@ -169,15 +199,6 @@ class PortForwardConnection {
     // A data stream reset by the client ends the copy as well: the kubelet's
     // portForward() returns and its deferred Close() FINs the error stream.
     dataStream.once('close', finish);
-  }
-
-  #refusedText(port: number, cause: string): string {
-    const ns = `/var/run/netns/cni-${this.#sandboxId.slice(0, 8)}-${this.#sandboxId.slice(8, 12)}`;
-    return (
-      `failed to execute portforward in network namespace "${ns}": failed to connect to localhost:${port} ` +
-      `inside namespace "${this.#sandboxId}", IPv4: dial tcp4 127.0.0.1:${port}: connect: ${cause} ` +
-      `IPv6 dial tcp6 [::1]:${port}: connect: ${cause} `
-    );
   }
 }
 
@@ -199,7 +220,7 @@ export class SimKubelet implements PortForwardHandler {
 
   /** The pod's sandbox is gone: close all its port-forward connections. */
   closePod(uid: string): void {
-    for (const connection of this.#connections) if (connection.target.uid === uid) connection.close();
+    for (const connection of this.#connections) if (connection.target.uid === uid) connection.podGone();
   }
 
   /** Close every port-forward connection. */

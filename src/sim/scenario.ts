@@ -9,6 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { ADMIN_USER, randomToken } from './rbac.js';
+import { RUNTIME_PROFILES, isRuntimeProfile } from './runtime-profile.js';
 import type {
   BuiltinBackend,
   Scenario,
@@ -331,11 +332,15 @@ export function validateUser(value: unknown, where = 'user'): ScenarioUser {
 
 /** Validates a whole scenario (a parsed JSON value). */
 export function validateScenario(value: unknown): Scenario {
-  const o = object('scenario', value, ['namespaces', 'pods', 'services', ...WORKLOAD_KEYS, 'users']);
+  const o = object('scenario', value, ['runtime', 'namespaces', 'pods', 'services', ...WORKLOAD_KEYS, 'users']);
   const scenario: Scenario = {
     pods: o.pods === undefined ? [] : array('scenario pods', o.pods).map((p, i) => validatePod(p, `scenario pods[${i}]`)),
     services: o.services === undefined ? [] : array('scenario services', o.services).map((s, i) => validateService(s, `scenario services[${i}]`)),
   };
+  if (o.runtime !== undefined) {
+    if (!isRuntimeProfile(o.runtime)) fail('scenario runtime', `one of ${RUNTIME_PROFILES.map((r) => `"${r}"`).join(', ')}`, o.runtime);
+    scenario.runtime = o.runtime;
+  }
   if (o.namespaces !== undefined) scenario.namespaces = array('scenario namespaces', o.namespaces).map((n, i) => dnsLabel(`scenario namespaces[${i}]`, n));
   for (const resource of WORKLOAD_KEYS) {
     const entries = o[resource];

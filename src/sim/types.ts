@@ -3,6 +3,7 @@
  * shared/design.md) and the hook between the API server and the kubelet.
  */
 import type { Duplex } from 'node:stream';
+import type { RuntimeProfile } from './runtime-profile.js';
 
 /** Built-in backends a container port can be served by. */
 export type BuiltinBackend = 'http' | 'echo' | 'source' | 'sink' | 'closed';
@@ -95,6 +96,8 @@ export interface ScenarioWorkload {
 export type WorkloadResource = 'deployments' | 'statefulsets' | 'replicasets';
 
 export interface Scenario {
+  /** How the simulated runtime ends a failed stream pair (see runtime-profile.ts). Default `kubelet-1.32`. */
+  runtime?: RuntimeProfile;
   namespaces?: string[];
   pods: ScenarioPod[];
   services: ScenarioService[];
