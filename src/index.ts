@@ -9,7 +9,7 @@
  */
 export { createDialer, Dialer, type DialerOptions, type ConnectOptions } from './dialer/dialer.js';
 export { KubeSocket } from './dialer/kube-socket.js';
-export type { DialTarget, PodTarget, ServiceTarget, HostTarget } from './dialer/target.js';
+export type { DialTarget, PodTarget, ServiceTarget, HostTarget } from './dialer/dial-target.js';
 export { KubesocksError, ERROR_CODES, isKubesocksError, type ErrorCode } from './errors.js';
 export { createProxyServer, type ProxyServer } from './proxy/server.js';
 export type { Connector, Connected, ProxyTarget, PacInfo } from './proxy/types.js';

@@ -10,9 +10,9 @@ import { createDialer } from '../dialer/dialer.js';
 import { SimCluster } from '../sim/cluster.js';
 import { loadScenario } from '../sim/scenario.js';
 import { parseAuth, parseFlags } from './flags.js';
-import { parseListen } from './listen-address.js';
+import { parseListen, requireAuthOffLoopback } from './listen-address.js';
 import { PROXY_FLAGS, parseDirect } from './serve.js';
-import { requireAuthOffLoopback, runProxy, say } from './proxy-runner.js';
+import { runProxy, say } from './proxy-runner.js';
 
 export const DEMO_HELP = `Usage: kubesocks demo [flags]
 

@@ -1,8 +1,8 @@
 /** `kubesocks forward`: kubectl port-forward's interface, without its failures. */
 import { createDialer } from '../dialer/dialer.js';
 import { Forwarder } from '../forward/forwarder.js';
-import { parseAddresses, parsePortSpec, parseResource } from '../forward/spec.js';
-import { ForwardTarget } from '../forward/target.js';
+import { parseAddresses, parsePortSpec, parseResource } from './forward-spec.js';
+import { ForwardTarget } from '../forward/forward-target.js';
 import { UsageError, parseDuration, parseFlags } from './flags.js';
 import { SHUTDOWN_GRACE_MS, say } from './proxy-runner.js';
 

@@ -1,34 +1,29 @@
-/** `--listen HOST:PORT` (or just PORT) and the loopback rule. */
+/** `--listen HOST:PORT` (or just PORT), and the loopback rule applied to it before anything starts. */
+import { formatHostPort, parsePortText, splitHostPort, type HostPort } from '../net/address.js';
+import { openListenerRefusal } from '../net/loopback.js';
 import { UsageError } from './flags.js';
-import { isIP } from 'node:net';
 
-export interface ListenAddress {
-  host: string;
-  port: number;
-}
+export type ListenAddress = HostPort;
 
 export function parseListen(value: string): ListenAddress {
-  let host = '127.0.0.1';
-  let portText = value;
-  const bracketed = /^\[([^\]]+)\]:(\d+)$/.exec(value);
-  if (bracketed) {
-    host = bracketed[1]!;
-    portText = bracketed[2]!;
-  } else if (value.includes(':')) {
-    const colon = value.lastIndexOf(':');
-    host = value.slice(0, colon);
-    portText = value.slice(colon + 1);
-  }
-  const port = /^\d{1,5}$/.test(portText) ? Number(portText) : NaN;
-  if (!(port >= 0 && port <= 65535)) throw new UsageError(`--listen: expected HOST:PORT with a port 0-65535, got "${value}"`);
-  if (host === '' || (host.includes(':') && !isIP(host))) throw new UsageError(`--listen: "${host}" is not a host name or IP address`);
-  return { host, port };
-}
-
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+  // A bare PORT listens on 127.0.0.1.
+  const split = /^\d+$/.test(value) ? { host: '127.0.0.1', port: value } : splitHostPort(value);
+  if (!split) throw new UsageError(`--listen: "${value}" is not HOST:PORT (write IPv6 addresses as [addr]:PORT)`);
+  const port = split.port === undefined ? undefined : parsePortText(split.port);
+  if (port === undefined) throw new UsageError(`--listen: expected HOST:PORT with a port 0-65535, got "${value}"`);
+  return { host: split.host, port };
 }
 
 export function formatAddress(address: ListenAddress): string {
-  return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+  return formatHostPort(address.host, address.port);
+}
+
+/** A listener off loopback must require credentials: checked before the kubeconfig is read or anything starts. */
+export function requireAuthOffLoopback(listen: ListenAddress, auth: { username: string; password: string } | undefined): void {
+  const refusal = openListenerRefusal(listen.host, auth !== undefined, formatAddress(listen));
+  if (refusal) {
+    throw new UsageError(
+      `${refusal}: anyone who can reach it could use your cluster credentials; add --auth USER:PASSWORD (or KUBESOCKS_AUTH), or listen on 127.0.0.1`,
+    );
+  }
 }

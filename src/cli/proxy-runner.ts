@@ -5,9 +5,8 @@
  */
 import type { Dialer } from '../dialer/dialer.js';
 import { createProxyServer, type ProxyServer } from '../proxy/server.js';
-import type { ConnectionRecord } from '../proxy/connection.js';
-import { formatAddress, isLoopback, type ListenAddress } from './listen-address.js';
-import { UsageError } from './flags.js';
+import type { ConnectionRecord } from '../proxy/client-connection.js';
+import { formatAddress, type ListenAddress } from './listen-address.js';
 
 export interface RunProxyOptions {
   dialer: Dialer;
@@ -34,18 +33,8 @@ export function formatRecord(record: ConnectionRecord): string {
   return `${record.client} ${record.protocol} ${target}${route} (${traffic})`;
 }
 
-/** A listener off loopback must require credentials: checked before anything else starts. */
-export function requireAuthOffLoopback(listen: ListenAddress, auth: RunProxyOptions['auth']): void {
-  if (!isLoopback(listen.host) && !auth) {
-    throw new UsageError(
-      `refusing to listen on ${formatAddress(listen)} without credentials: anyone who can reach it could use your cluster credentials; add --auth USER:PASSWORD (or KUBESOCKS_AUTH), or listen on 127.0.0.1`,
-    );
-  }
-}
-
 export async function runProxy(options: RunProxyOptions): Promise<ProxyServer> {
   const { dialer, listen, auth, verbose } = options;
-  requireAuthOffLoopback(listen, auth);
   const server = createProxyServer({
     connector: dialer.connector(),
     auth,

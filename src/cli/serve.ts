@@ -1,8 +1,8 @@
 /** `kubesocks [serve]`: the proxy against the user's cluster. */
 import { createDialer } from '../dialer/dialer.js';
 import { UsageError, parseAuth, parseFlags } from './flags.js';
-import { parseListen } from './listen-address.js';
-import { requireAuthOffLoopback, runProxy } from './proxy-runner.js';
+import { parseListen, requireAuthOffLoopback } from './listen-address.js';
+import { runProxy } from './proxy-runner.js';
 
 export const SERVE_HELP = `Usage: kubesocks [serve] [flags]
 

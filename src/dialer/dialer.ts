@@ -7,7 +7,7 @@
 import * as http from 'node:http';
 import { debuglog } from 'node:util';
 import { LRUCache } from 'lru-cache';
-import { untilAborted } from '../abort.js';
+import { untilAborted } from '../net/abort.js';
 import { KubesocksError, asKubesocksError, type ErrorCode } from '../errors.js';
 import { KubeClient, type KubeClientOptions } from '../kube/config.js';
 import type { Connector } from '../proxy/types.js';
@@ -15,7 +15,7 @@ import { Resolver, type Endpoint } from '../resolve/resolver.js';
 import { TunnelPool, type PoolStats, type TunnelPoolOptions } from '../tunnel/pool.js';
 import { dialDirect } from './direct.js';
 import { KubeSocket, type Attempt, type AttemptOpener } from './kube-socket.js';
-import { parseTarget, type DialTarget, type ParsedTarget } from './target.js';
+import { parseTarget, type DialTarget, type ParsedTarget } from './dial-target.js';
 
 const debug = debuglog('kubesocks:dialer');
 

@@ -5,9 +5,10 @@
  */
 import * as net from 'node:net';
 import { asKubesocksError } from '../errors.js';
-import { relay } from '../proxy/relay.js';
-import type { PortSpec } from './spec.js';
-import type { ForwardTarget } from './target.js';
+import { formatHostPort } from '../net/address.js';
+import { relay } from '../net/relay.js';
+import type { PortSpec } from './resource.js';
+import type { ForwardTarget } from './forward-target.js';
 
 export interface ForwarderOptions {
   target: ForwardTarget;
@@ -48,7 +49,7 @@ export class Forwarder {
           port = (server.address() as net.AddressInfo).port; // a picked port is reused on the other addresses
           bound++;
           listening.push({ address, port, remote: spec.remote });
-          this.#options.info(`Forwarding from ${address.includes(':') ? `[${address}]` : address}:${port} -> ${remoteNumber}`);
+          this.#options.info(`Forwarding from ${formatHostPort(address, port)} -> ${remoteNumber}`);
         } catch (error) {
           failures.push(`${address}:${port}: ${(error as Error).message}`);
         }

@@ -20,14 +20,15 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { debuglog } from 'node:util';
 import { asKubesocksError, KubesocksError } from '../errors.js';
-import { formatHostPort, formatTarget, isLoopbackHost, parseAuthority, unmapIPv4 } from './address.js';
+import { formatHostPort, formatTarget, parseAuthority, unmapIPv4 } from '../net/address.js';
+import { isLoopbackHost } from '../net/loopback.js';
 import { BASIC_CHALLENGE } from './auth.js';
-import type { ClientConnection, ProxyContext } from './connection.js';
+import type { ClientConnection, ProxyContext } from './client-connection.js';
 import { filterHeaders } from './http-headers.js';
 import { isOwnHost } from './own-host.js';
 import { PAC_CONTENT_TYPE, renderPac } from './pac.js';
 import { failureReply } from './replies.js';
-import { openTunnel, type TunnelReplies } from './tunnel.js';
+import { openTunnel, type TunnelReplies } from './connect-and-relay.js';
 import type { ProxyTarget } from './types.js';
 
 const debug = debuglog('kubesocks:proxy');

@@ -9,9 +9,9 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { debuglog } from 'node:util';
 import { asKubesocksError, KubesocksError } from '../errors.js';
-import { isLoopbackHost } from './address.js';
+import { openListenerRefusal } from '../net/loopback.js';
 import { CredentialChecker, validateCredentials, type Credentials } from './auth.js';
-import { ClientConnection, type ConnectionRecord, type ProxyContext, type ProxyStats } from './connection.js';
+import { ClientConnection, type ConnectionRecord, type ProxyContext, type ProxyStats } from './client-connection.js';
 import { HttpFront } from './http.js';
 import { Socks4Handshake } from './socks4.js';
 import { Socks5Handshake } from './socks5.js';
@@ -56,7 +56,7 @@ export interface ProxyServer {
   stats(): ProxyStats;
 }
 
-export type { ConnectionRecord, ProxyStats } from './connection.js';
+export type { ConnectionRecord, ProxyStats } from './client-connection.js';
 
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
@@ -181,13 +181,9 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
 
   return {
     listen(host, port) {
-      if (!checker && !isLoopbackHost(host)) {
-        return Promise.reject(
-          new KubesocksError(
-            'FORBIDDEN',
-            `refusing to listen on ${host || 'all interfaces'} without credentials: a proxy other machines can reach must require a username and password`,
-          ),
-        );
+      const refusal = openListenerRefusal(host, checker !== undefined);
+      if (refusal) {
+        return Promise.reject(new KubesocksError('FORBIDDEN', `${refusal}: a proxy other machines can reach must require a username and password`));
       }
       if (closed) return Promise.reject(new KubesocksError('CLOSED', 'the proxy server is closed'));
       if (listening) return Promise.reject(new KubesocksError('CLOSED', 'the proxy server is already listening'));

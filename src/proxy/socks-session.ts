@@ -5,9 +5,9 @@
  */
 import { debuglog } from 'node:util';
 import { asKubesocksError, KubesocksError } from '../errors.js';
-import type { ClientConnection } from './connection.js';
+import type { ClientConnection } from './client-connection.js';
 import type { SocksHandshake } from './handshake.js';
-import { openTunnel } from './tunnel.js';
+import { openTunnel } from './connect-and-relay.js';
 
 const debug = debuglog('kubesocks:proxy');
 

@@ -11,7 +11,7 @@
  * SOCKS4 request is refused.
  */
 import { KubesocksError } from '../errors.js';
-import { formatIPv4, isPlausibleHostName, isValidPort, stripTrailingDot } from './address.js';
+import { formatIPv4, isPlausibleHostName, isValidPort, stripTrailingDot } from '../net/address.js';
 import { MORE, type HandshakeOutcome, type HandshakeStep, type SocksHandshake } from './handshake.js';
 import { failureReply, SOCKS4_REPLY } from './replies.js';
 

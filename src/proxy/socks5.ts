@@ -12,7 +12,7 @@
  * UDP ASSOCIATE are answered with 07 (command not supported).
  */
 import { KubesocksError } from '../errors.js';
-import { formatIPv4, formatIPv6, isPlausibleHostName, isValidPort, stripTrailingDot } from './address.js';
+import { formatIPv4, formatIPv6, isPlausibleHostName, isValidPort, stripTrailingDot } from '../net/address.js';
 import type { CredentialChecker } from './auth.js';
 import { MORE, type HandshakeOutcome, type HandshakeStep, type SocksHandshake } from './handshake.js';
 import { failureReply, SOCKS5_REPLY } from './replies.js';

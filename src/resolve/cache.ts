@@ -16,6 +16,7 @@ import { LRUCache } from 'lru-cache';
 import { KubesocksError } from '../errors.js';
 import { abortError, getJSON, type RequestSource } from '../kube/api.js';
 import { ListWatch } from '../kube/watch.js';
+import { untilAborted } from '../net/abort.js';
 import {
   projectPod,
   projectService,
@@ -41,28 +42,6 @@ export interface CacheOptions {
 }
 
 type Mode = 'watch' | 'get';
-
-/** Rejects with the signal's reason when it aborts first. */
-export function raceSignal<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return p;
-  if (signal.aborted) return Promise.reject(abortError(signal));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => {
-      reject(abortError(signal));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}
 
 // Multi-maps as arrays: almost every key has one value (one slice per
 // service, one pod per IP), and a one-element array is a fraction of a Set.
@@ -236,7 +215,7 @@ export class NamespaceCache {
         if (this.gets.get(key) === p) this.gets.delete(key);
       });
     }
-    return raceSignal(p, signal);
+    return untilAborted(p, signal, abortError);
   }
 
   /** GET a single object; null on 404. */

@@ -14,9 +14,9 @@
  */
 import { LRUCache } from 'lru-cache';
 import { KubesocksError } from '../errors.js';
-import { listAll, type RequestSource } from '../kube/api.js';
+import { abortError, listAll, type RequestSource } from '../kube/api.js';
 import { canonicalIP } from './names.js';
-import { raceSignal } from './cache.js';
+import { untilAborted } from '../net/abort.js';
 
 export interface IPOwner {
   kind: 'service' | 'pod';
@@ -78,7 +78,7 @@ export class ClusterIPLookup {
         if (this.answers.get(ip) === p) this.answers.delete(ip);
       });
     }
-    return raceSignal(p, signal);
+    return untilAborted(p, signal, abortError);
   }
 
   private async find(ip: string): Promise<IPAnswer> {

@@ -12,8 +12,8 @@
  */
 import { LRUCache } from 'lru-cache';
 import { KubesocksError } from '../errors.js';
-import { getJSON, listAll, type RequestSource } from '../kube/api.js';
-import { raceSignal } from './cache.js';
+import { abortError, getJSON, listAll, type RequestSource } from '../kube/api.js';
+import { untilAborted } from '../net/abort.js';
 
 export interface NamespaceDirectoryOptions {
   /** Default 30 s. */
@@ -80,10 +80,10 @@ export class NamespaceDirectory {
 
   /** Does namespace `ns` exist? Rejects on API failures (other than 403). */
   async exists(ns: string, signal?: AbortSignal): Promise<boolean> {
-    let list = await raceSignal(this.current(this.ttlMs), signal);
+    let list = await untilAborted(this.current(this.ttlMs), signal, abortError);
     if (list !== 'forbidden' && !list.has(ns) && Date.now() - this.fetchedAt >= this.missRefreshMs) {
       // An old list is refreshed once for every miss; the new one is the answer.
-      list = await raceSignal(this.current(this.missRefreshMs), signal);
+      list = await untilAborted(this.current(this.missRefreshMs), signal, abortError);
       if (list !== 'forbidden') return this.fromList(list, ns);
     }
     if (list !== 'forbidden' && list.has(ns)) return this.fromList(list, ns);
@@ -113,7 +113,7 @@ export class NamespaceDirectory {
         },
       );
     }
-    const exists = await raceSignal(p, signal);
+    const exists = await untilAborted(p, signal, abortError);
     if (exists) this.seen.set(ns, true);
     return exists;
   }

@@ -14,6 +14,7 @@ import { debuglog } from 'node:util';
 import { LRUCache } from 'lru-cache';
 import { KubesocksError } from '../errors.js';
 import type { RequestSource } from '../kube/api.js';
+import { isValidPort } from '../net/address.js';
 import { NamespaceCaches, type NamespaceCache } from './cache.js';
 import { EndpointChooser } from './choice.js';
 import { ClusterIPLookup } from './cluster-ips.js';
@@ -130,7 +131,7 @@ export class Resolver {
    */
   async resolve(host: string, port: number, signal?: AbortSignal): Promise<Resolution> {
     if (this.closed) throw new KubesocksError('CLOSED', 'the resolver is closed');
-    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    if (!isValidPort(port)) {
       throw new KubesocksError('BAD_TARGET', `port must be an integer 1-65535, got ${String(port)}`);
     }
     const name = normalizeHost(host);

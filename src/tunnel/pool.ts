@@ -7,9 +7,9 @@
  * connection to the same pod spreads the load.
  */
 import { debuglog } from 'node:util';
-import { untilAborted } from '../abort.js';
+import { untilAborted } from '../net/abort.js';
 import { KubesocksError } from '../errors.js';
-import { PodConnection } from './connection.js';
+import { PodConnection } from './pod-connection.js';
 import { DEFAULT_CONFIRM_MS, type PortForwardStream } from './pair.js';
 import { upgradeToPortForward, type UpgradeCredentials } from './upgrade.js';
 

@@ -2,8 +2,8 @@
 import * as net from 'node:net';
 import { createDialer, type Dialer } from '../../src/dialer/dialer.js';
 import { Forwarder, type Listening } from '../../src/forward/forwarder.js';
-import { parsePortSpec, parseResource } from '../../src/forward/spec.js';
-import { ForwardTarget } from '../../src/forward/target.js';
+import { parsePortSpec, parseResource } from '../../src/cli/forward-spec.js';
+import { ForwardTarget } from '../../src/forward/forward-target.js';
 import { startTestCluster, type TestCluster } from './sim.js';
 
 export interface ForwardRig {

@@ -1,0 +1,188 @@
+/**
+ * What `kubesocks forward` connects each accepted socket to. Unlike kubectl,
+ * which picks one pod at start and keeps it until it dies, every connection
+ * is resolved afresh: services and workloads spread over their ready pods and
+ * keep working after a pod is replaced.
+ */
+import { KubesocksError, asKubesocksError } from '../errors.js';
+import type { Dialer } from '../dialer/dialer.js';
+import type { KubeSocket } from '../dialer/kube-socket.js';
+import type { ForwardResource } from './resource.js';
+
+interface PodObject {
+  metadata?: { name?: string; deletionTimestamp?: string };
+  spec?: { containers?: Array<{ ports?: Array<{ name?: string; containerPort?: number }> }> };
+  status?: { phase?: string; conditions?: Array<{ type?: string; status?: string }> };
+}
+
+interface ServiceObject {
+  spec?: { ports?: Array<{ name?: string; port?: number }>; selector?: Record<string, string>; type?: string };
+}
+
+interface WorkloadObject {
+  spec?: {
+    selector?: {
+      matchLabels?: Record<string, string>;
+      matchExpressions?: Array<{ key: string; operator: string; values?: string[] }>;
+    };
+  };
+}
+
+const WORKLOAD_PATHS = { deployment: 'deployments', statefulset: 'statefulsets', replicaset: 'replicasets' } as const;
+/** How long a pod list for a workload is reused between connections. */
+const POD_LIST_TTL_MS = 2000;
+const MAX_POD_TRIES = 3;
+
+export class ForwardTarget {
+  readonly #dialer: Dialer;
+  readonly namespace: string;
+  readonly resource: ForwardResource;
+  #selector: string | undefined;
+  #podList: { at: number; pods: PodObject[] } | undefined;
+  #next = 0;
+
+  constructor(dialer: Dialer, namespace: string, resource: ForwardResource) {
+    this.#dialer = dialer;
+    this.namespace = namespace;
+    this.resource = resource;
+  }
+
+  get description(): string {
+    return `${this.resource.kind}/${this.resource.name} in namespace ${this.namespace}`;
+  }
+
+  /**
+   * Checks the target exists and waits up to `timeoutMs` for a running pod
+   * (kubectl's --pod-running-timeout). Services need no running pod to start.
+   */
+  async waitUntilReady(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const running = await this.#hasRunningPod();
+      if (running) return;
+      if (Date.now() >= deadline) {
+        throw new KubesocksError('POD_NOT_RUNNING', `${this.description} has no running pod after ${Math.round(timeoutMs / 1000)} s (see kubectl get pods -n ${this.namespace})`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1000, Math.max(50, deadline - Date.now()))));
+    }
+  }
+
+  /** The remote port as a number, for the "Forwarding from" line (named ports resolved now). */
+  async remoteNumber(remote: number | string): Promise<number> {
+    if (typeof remote === 'number') return remote;
+    if (this.resource.kind === 'service') return this.#servicePort(remote);
+    const pods = await this.#candidatePods();
+    for (const pod of pods) {
+      const port = containerPort(pod, remote);
+      if (port) return port;
+    }
+    throw new KubesocksError('NO_SUCH_PORT', `${this.description} has no container port named "${remote}"`);
+  }
+
+  /** Opens one connection to `remote` through the dialer. */
+  async connect(remote: number | string, signal?: AbortSignal): Promise<KubeSocket> {
+    const { kind, name } = this.resource;
+    if (kind === 'service') {
+      const port = typeof remote === 'number' ? remote : await this.#servicePort(remote);
+      return this.#dialer.connect({ namespace: this.namespace, service: name, port }, { signal });
+    }
+    const pods = await this.#candidatePods();
+    if (pods.length === 0) {
+      throw new KubesocksError('NO_READY_ENDPOINTS', `${this.description} has no ready pod right now (see kubectl get pods -n ${this.namespace})`);
+    }
+    let lastError: KubesocksError | undefined;
+    const start = this.#next++;
+    for (let i = 0; i < Math.min(MAX_POD_TRIES, pods.length); i++) {
+      const pod = pods[(start + i) % pods.length]!;
+      const port = typeof remote === 'number' ? remote : containerPort(pod, remote);
+      if (!port) {
+        lastError = new KubesocksError('NO_SUCH_PORT', `pod ${pod.metadata?.name} has no container port named "${remote}"`);
+        continue;
+      }
+      try {
+        return await this.#dialer.connect({ namespace: this.namespace, pod: pod.metadata?.name ?? '', port }, { signal });
+      } catch (error) {
+        lastError = asKubesocksError(error);
+        if (kind === 'pod' || signal?.aborted || ['FORBIDDEN', 'UNAUTHORIZED', 'API_UNREACHABLE'].includes(lastError.code)) throw lastError;
+        this.#podList = undefined;
+      }
+    }
+    throw lastError!;
+  }
+
+  async #hasRunningPod(): Promise<boolean> {
+    if (this.resource.kind === 'service') {
+      await this.#dialer.client.getJSON<ServiceObject>(`/api/v1/namespaces/${this.namespace}/services/${this.resource.name}`);
+      return true;
+    }
+    this.#podList = undefined;
+    return (await this.#candidatePods()).length > 0;
+  }
+
+  async #servicePort(name: string): Promise<number> {
+    const service = await this.#dialer.client.getJSON<ServiceObject>(`/api/v1/namespaces/${this.namespace}/services/${this.resource.name}`);
+    const port = service.spec?.ports?.find((p) => p.name === name)?.port;
+    if (!port) {
+      const known = (service.spec?.ports ?? []).map((p) => `${p.name ?? ''}=${p.port}`).join(', ');
+      throw new KubesocksError('NO_SUCH_PORT', `service ${this.namespace}/${this.resource.name} has no port named "${name}" (its ports: ${known || 'none'})`);
+    }
+    return port;
+  }
+
+  /** Running, ready, not terminating pods of the target (a pod target: itself if running). */
+  async #candidatePods(): Promise<PodObject[]> {
+    const { kind, name } = this.resource;
+    const client = this.#dialer.client;
+    if (kind === 'pod') {
+      const pod = await client.getJSON<PodObject>(`/api/v1/namespaces/${this.namespace}/pods/${name}`);
+      return pod.status?.phase === 'Running' ? [pod] : [];
+    }
+    if (kind === 'service') return [];
+    if (this.#podList && Date.now() - this.#podList.at < POD_LIST_TTL_MS) return this.#podList.pods;
+    this.#selector ??= await this.#workloadSelector();
+    const list = await client.getJSON<{ items?: PodObject[] }>(
+      `/api/v1/namespaces/${this.namespace}/pods?labelSelector=${encodeURIComponent(this.#selector)}`,
+    );
+    const pods = (list.items ?? []).filter(isReadyPod);
+    this.#podList = { at: Date.now(), pods };
+    return pods;
+  }
+
+  async #workloadSelector(): Promise<string> {
+    const { kind, name } = this.resource;
+    const path = `/apis/apps/v1/namespaces/${this.namespace}/${WORKLOAD_PATHS[kind as keyof typeof WORKLOAD_PATHS]}/${name}`;
+    const workload = await this.#dialer.client.getJSON<WorkloadObject>(path);
+    const selector = labelSelector(workload);
+    if (!selector) throw new KubesocksError('NOT_FORWARDABLE', `${kind}/${name} has no pod selector`);
+    return selector;
+  }
+}
+
+function isReadyPod(pod: PodObject): boolean {
+  return (
+    pod.status?.phase === 'Running' &&
+    !pod.metadata?.deletionTimestamp &&
+    (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True')
+  );
+}
+
+function containerPort(pod: PodObject, name: string): number | undefined {
+  for (const container of pod.spec?.containers ?? []) {
+    for (const port of container.ports ?? []) if (port.name === name && port.containerPort) return port.containerPort;
+  }
+  return undefined;
+}
+
+/** A workload's selector in labelSelector syntax. */
+export function labelSelector(workload: WorkloadObject): string {
+  const selector = workload.spec?.selector;
+  const terms = Object.entries(selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
+  for (const expression of selector?.matchExpressions ?? []) {
+    const values = (expression.values ?? []).join(',');
+    if (expression.operator === 'In') terms.push(`${expression.key} in (${values})`);
+    else if (expression.operator === 'NotIn') terms.push(`${expression.key} notin (${values})`);
+    else if (expression.operator === 'Exists') terms.push(expression.key);
+    else if (expression.operator === 'DoesNotExist') terms.push(`!${expression.key}`);
+  }
+  return terms.join(',');
+}
