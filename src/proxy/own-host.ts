@@ -8,7 +8,8 @@
  * https://en.wikipedia.org/wiki/DNS_rebinding
  */
 import { isIP } from 'node:net';
-import { isLoopbackHost, parseAuthority, unmapIPv4 } from './address.js';
+import { parseAuthority, unmapIPv4 } from '../net/address.js';
+import { isLoopbackHost } from '../net/loopback.js';
 
 /**
  * True when `hostHeader` (as sent: `host`, `host:port`, `[v6]:port`) names a
