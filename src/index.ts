@@ -12,5 +12,5 @@ export { KubeSocket } from './dialer/kube-socket.js';
 export type { DialTarget, PodTarget, ServiceTarget, HostTarget } from './dialer/dial-target.js';
 export { KubesocksError, ERROR_CODES, isKubesocksError, type ErrorCode } from './errors.js';
 export { createProxyServer, type ProxyServer } from './proxy/server.js';
-export type { Connector, Connected, ProxyTarget, PacInfo } from './proxy/types.js';
+export type { Connector, Connected, ProxyTarget, PacInfo } from './net/connector.js';
 export type { TunnelPoolOptions, PoolStats } from './tunnel/pool.js';

@@ -10,7 +10,7 @@ import { LRUCache } from 'lru-cache';
 import { untilAborted } from '../net/abort.js';
 import { KubesocksError, asKubesocksError, type ErrorCode } from '../errors.js';
 import { KubeClient, type KubeClientOptions } from '../kube/config.js';
-import type { Connector } from '../proxy/types.js';
+import type { Connector } from '../net/connector.js';
 import { Resolver, type Endpoint } from '../resolve/resolver.js';
 import { TunnelPool, type PoolStats, type TunnelPoolOptions } from '../tunnel/pool.js';
 import { dialDirect } from './direct.js';

@@ -10,7 +10,7 @@ import { debuglog } from 'node:util';
 import { asKubesocksError, KubesocksError, type ErrorCode } from '../errors.js';
 import { formatHostPort, unmapIPv4 } from '../net/address.js';
 import type { CredentialChecker } from './auth.js';
-import type { Connected, Connector, ProxyTarget } from './types.js';
+import type { Connected, Connector, ProxyTarget } from '../net/connector.js';
 
 const debug = debuglog('kubesocks:proxy');
 

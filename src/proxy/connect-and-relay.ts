@@ -8,7 +8,7 @@ import { asKubesocksError, type KubesocksError } from '../errors.js';
 import { formatTarget } from '../net/address.js';
 import type { ClientConnection } from './client-connection.js';
 import { relay } from '../net/relay.js';
-import type { ProxyTarget } from './types.js';
+import type { ProxyTarget } from '../net/connector.js';
 
 const debug = debuglog('kubesocks:proxy');
 

@@ -5,7 +5,7 @@
  * to do next. They never touch a socket, so they can be tested byte by byte.
  */
 import type { KubesocksError } from '../errors.js';
-import type { ProxyTarget } from './types.js';
+import type { ProxyTarget } from '../net/connector.js';
 
 export type HandshakeOutcome =
   /** The message so far is incomplete: feed more bytes. */

@@ -29,7 +29,7 @@ import { isOwnHost } from './own-host.js';
 import { PAC_CONTENT_TYPE, renderPac } from './pac.js';
 import { failureReply } from './replies.js';
 import { openTunnel, type TunnelReplies } from './connect-and-relay.js';
-import type { ProxyTarget } from './types.js';
+import type { ProxyTarget } from '../net/connector.js';
 
 const debug = debuglog('kubesocks:proxy');
 

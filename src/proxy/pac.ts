@@ -8,7 +8,7 @@
  * Every value from the cluster is embedded with JSON.stringify, and only
  * names that look like DNS names are embedded at all.
  */
-import type { PacInfo } from './types.js';
+import type { PacInfo } from '../net/connector.js';
 
 export const PAC_CONTENT_TYPE = 'application/x-ns-proxy-autoconfig';
 

@@ -16,7 +16,7 @@ import { HttpFront } from './http.js';
 import { Socks4Handshake } from './socks4.js';
 import { Socks5Handshake } from './socks5.js';
 import { serveSocks } from './socks-session.js';
-import type { Connector } from './types.js';
+import type { Connector } from '../net/connector.js';
 
 const debug = debuglog('kubesocks:proxy');
 

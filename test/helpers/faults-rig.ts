@@ -16,7 +16,7 @@ import { SocksClient } from 'socks';
 import { createDialer, type Dialer, type DialerOptions } from '../../src/dialer/dialer.js';
 import { createProxyServer, type ConnectionRecord, type ProxyServer, type ProxyServerOptions } from '../../src/proxy/server.js';
 import type { KubesocksError } from '../../src/errors.js';
-import type { Connector } from '../../src/proxy/types.js';
+import type { Connector } from '../../src/net/connector.js';
 import type { SimCluster } from '../../src/sim/cluster.js';
 import type { Scenario, ScenarioPod, ScenarioPort } from '../../src/sim/types.js';
 import { startTestCluster, type TestCluster } from './sim.js';

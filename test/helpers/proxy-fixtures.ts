@@ -9,7 +9,7 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubesocksError, type ErrorCode } from '../../src/errors.js';
 import { createProxyServer, type ConnectionRecord, type ProxyServer, type ProxyServerOptions } from '../../src/proxy/server.js';
-import type { Connected, Connector, PacInfo, ProxyTarget } from '../../src/proxy/types.js';
+import type { Connected, Connector, PacInfo, ProxyTarget } from '../../src/net/connector.js';
 
 export async function listenLocal<T extends Server | HttpServer>(server: T, host = '127.0.0.1'): Promise<number> {
   server.listen(0, host);

@@ -12,7 +12,7 @@ import { connect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubesocksError } from '../../src/errors.js';
-import type { Connected, Connector, PacInfo, ProxyTarget } from '../../src/proxy/types.js';
+import type { Connected, Connector, PacInfo, ProxyTarget } from '../../src/net/connector.js';
 import { RawClient, socks4aConnect, socks5ConnectDomain, startProxyFixture, u16, userPass, waitFor, type ProxyFixture } from '../helpers/proxy-fixtures.js';
 import { prng } from '../helpers/prng.js';
 

@@ -1,8 +1,9 @@
 /**
- * What the proxy front needs from the rest of kubesocks. The proxy knows
- * nothing of Kubernetes: it parses handshakes, asks a Connector for a stream
- * to `host:port`, and maps the Connector's KubesocksError codes to SOCKS
- * replies and HTTP statuses.
+ * The contract between the proxy front and whatever opens streams for it
+ * (the dialer implements it). It lives below both so that neither imports
+ * the other. The proxy knows nothing of Kubernetes: it parses handshakes,
+ * asks a Connector for a stream to `host:port`, and maps the Connector's
+ * KubesocksError codes to SOCKS replies and HTTP statuses.
  */
 import type { Duplex } from 'node:stream';
 
