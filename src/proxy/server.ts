@@ -1,8 +1,6 @@
 /**
- * The proxy's one listener. It reads the first byte of each connection and
- * routes on it, as httpolyglot does: 0x05 is SOCKS5 (RFC 1928 §3, VER), 0x04
- * is SOCKS4/4a (VN), anything else is HTTP (a method name starts with a
- * letter). It owns the limits that protect the process: the handshake
+ * The proxy's one listener. Each connection goes to the front its first
+ * byte names (sniff.ts). It owns the limits that protect the process: the handshake
  * deadline, the cap on handshakes in flight and the header size cap, and
  * the refusal to serve other machines without credentials.
  */
@@ -15,6 +13,7 @@ import { ClientConnection, type ConnectionRecord, type ProxyContext, type ProxyS
 import { HttpFront } from './http.js';
 import { Socks4Handshake } from './socks4.js';
 import { Socks5Handshake } from './socks5.js';
+import { sniff, type Fronts } from './sniff.js';
 import { serveSocks } from './socks-session.js';
 import type { Connector } from '../net/connector.js';
 
@@ -61,9 +60,6 @@ export type { ConnectionRecord, ProxyStats } from './client-connection.js';
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
 export const DEFAULT_MAX_HANDSHAKES = 512;
-
-/** First bytes that select a protocol. */
-const FIRST_BYTE = { SOCKS5: 0x05, SOCKS4: 0x04 } as const;
 
 function positiveInteger(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -121,6 +117,11 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   };
 
   const httpFront = new HttpFront(ctx);
+  const fronts: Fronts = {
+    socks5: (conn, first) => serveSocks(conn, new Socks5Handshake({ checker }), first),
+    socks4: (conn, first) => serveSocks(conn, new Socks4Handshake({ requireCredentials: checker !== undefined }), first),
+    http: (conn, first) => httpFront.accept(conn, first),
+  };
 
   // allowHalfOpen: a client's FIN must only end the way to the destination (see relay.ts).
   const server: Server = createServer({ allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
@@ -143,38 +144,8 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       connections.delete(conn);
       if (connections.size === 0) for (const drained of onDrained.splice(0)) drained();
     });
-    sniff(conn);
+    sniff(conn, fronts);
   });
-
-  /**
-   * Waits for the first bytes (in paused mode, so nothing is lost) and hands
-   * the socket to the front its first byte names.
-   */
-  function sniff(conn: ClientConnection): void {
-    const { socket } = conn;
-    const onReadable = conn.guard(() => {
-      const first = socket.read() as Buffer | null;
-      if (first === null || first.length === 0) return;
-      stop();
-      const byte = first[0];
-      if (byte === FIRST_BYTE.SOCKS5) serveSocks(conn, new Socks5Handshake({ checker }), first);
-      else if (byte === FIRST_BYTE.SOCKS4) serveSocks(conn, new Socks4Handshake({ requireCredentials: checker !== undefined }), first);
-      else httpFront.accept(conn, first);
-    });
-    // Nothing sent before FIN or close: nothing to answer.
-    const onGone = (): void => {
-      stop();
-      socket.destroy();
-    };
-    const stop = (): void => {
-      socket.off('readable', onReadable);
-      socket.off('end', onGone);
-      socket.off('close', onGone);
-    };
-    socket.on('readable', onReadable);
-    socket.on('end', onGone);
-    socket.on('close', onGone);
-  }
 
   let listening = false;
   let closed: Promise<void> | undefined;

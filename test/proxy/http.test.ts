@@ -7,7 +7,7 @@ import { Agent, request, type IncomingMessage, type OutgoingHttpHeaders } from '
 import { after, before, describe, test } from 'node:test';
 import { runInNewContext } from 'node:vm';
 import { ERROR_CODES, type ErrorCode } from '../../src/errors.js';
-import { parseAbsoluteHttpUrl } from '../../src/proxy/http.js';
+import { parseAbsoluteHttpUrl } from '../../src/proxy/http-forward.js';
 import { filterHeaders } from '../../src/proxy/http-headers.js';
 import { renderPac } from '../../src/proxy/pac.js';
 import { FAILURE_REPLIES } from '../../src/proxy/replies.js';

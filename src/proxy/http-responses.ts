@@ -1,0 +1,58 @@
+/**
+ * What the HTTP front answers by itself: one-line text responses (through
+ * Node's ServerResponse or, for sockets Node no longer manages, as raw
+ * bytes), failures with their mapped status and code header, the 407
+ * challenge, and the credentials check.
+ */
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { KubesocksError } from '../errors.js';
+import { BASIC_CHALLENGE } from './auth.js';
+import type { ProxyContext } from './client-connection.js';
+import { failureReply } from './replies.js';
+
+/** Header naming the KubesocksError code on proxy-generated failure responses, for scripts. */
+export const ERROR_CODE_HEADER = 'X-Kubesocks-Error';
+
+/** Whether the request carries the proxy's credentials in one of `headers` (always, without credentials set). */
+export function authorized(ctx: ProxyContext, req: IncomingMessage, ...headers: Array<'proxy-authorization' | 'authorization'>): boolean {
+  const { checker } = ctx;
+  return !checker || headers.some((h) => checker.matchesBasic(req.headers[h]));
+}
+
+const oneLine = (text: string): string => text.replace(/[\r\n]+/g, ' ').trim();
+
+export function proxyAuthError(): KubesocksError {
+  return new KubesocksError('PROXY_AUTH', 'proxy credentials missing or wrong (HTTP)');
+}
+
+export function sendText(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = `${oneLine(message)}\n`;
+  res.writeHead(status, {
+    ...headers,
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+/** A failure as an HTTP response: the mapped status and the error's one-line message. */
+export function sendError(res: ServerResponse, err: KubesocksError): void {
+  sendText(res, failureReply(err).http, err.message, { [ERROR_CODE_HEADER]: err.code });
+}
+
+export function sendProxyAuthRequired(res: ServerResponse): void {
+  sendText(res, 407, 'proxy credentials required', { 'Proxy-Authenticate': BASIC_CHALLENGE });
+}
+
+/** A complete response written straight to a socket Node's HTTP server no longer manages. */
+export function rawResponse(status: number, message: string, headers: Record<string, string> = {}): string {
+  const body = `${oneLine(message)}\n`;
+  const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`];
+  for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${oneLine(value)}`);
+  lines.push('Content-Type: text/plain; charset=utf-8', `Content-Length: ${Buffer.byteLength(body)}`, 'Connection: close');
+  return `${lines.join('\r\n')}\r\n\r\n${body}`;
+}

@@ -1,0 +1,87 @@
+/**
+ * The proxy's own pages, served on the proxy port: `/healthz` and
+ * `/proxy.pac`, for origin-form requests whose Host names the proxy and for
+ * absolute-form requests that name the proxy's own address.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { asKubesocksError } from '../errors.js';
+import { formatHostPort, unmapIPv4 } from '../net/address.js';
+import type { ProxyTarget } from '../net/connector.js';
+import { isLoopbackHost } from '../net/loopback.js';
+import { BASIC_CHALLENGE } from './auth.js';
+import type { ClientConnection, ProxyContext } from './client-connection.js';
+import { authorized, proxyAuthError, sendError, sendProxyAuthRequired, sendText } from './http-responses.js';
+import { isOwnHost } from './own-host.js';
+import { PAC_CONTENT_TYPE, renderPac } from './pac.js';
+
+/** An absolute-form URL naming this proxy's own address is a request to the proxy, not through it. */
+export function isSelf(conn: ClientConnection, target: ProxyTarget): boolean {
+  const local = unmapIPv4(conn.socket.localAddress ?? '');
+  if (target.port !== conn.socket.localPort) return false;
+  const host = unmapIPv4(target.host.toLowerCase());
+  return host === local || (isLoopbackHost(host) && isLoopbackHost(local));
+}
+
+/** /healthz and /proxy.pac. */
+export interface OwnPageRequest {
+  /** The request target's path and query. */
+  path: string;
+  /** The client addressed the proxy as a proxy (absolute-form), not as a web server. */
+  asProxy: boolean;
+  startedAt: number;
+}
+
+export function serveOwnPage(ctx: ProxyContext, conn: ClientConnection, req: IncomingMessage, res: ServerResponse, page: OwnPageRequest): void {
+  const { path, asProxy, startedAt } = page;
+  const pathname = path.replace(/[?#].*$/, '');
+  // Absolute-form requests were matched to our own address already; an
+  // origin-form request proves it is for us only by its Host (DNS rebinding).
+  if (!asProxy && !isOwnHost(req.headers.host, [conn.socket.localAddress])) {
+    sendText(res, 403, `forbidden: kubesocks serves its own pages only to requests addressed to it (Host 127.0.0.1, localhost or the listen address), e.g. http://127.0.0.1:${conn.socket.localPort ?? ''}${pathname}`);
+    return;
+  }
+  if (pathname !== '/healthz' && pathname !== '/proxy.pac') {
+    sendText(res, 404, 'not found: this is kubesocks, a SOCKS5/HTTP proxy; it serves /proxy.pac and /healthz itself');
+    return;
+  }
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    sendText(res, 405, `${req.method ?? ''} is not allowed on ${pathname}`, { Allow: 'GET, HEAD' });
+    return;
+  }
+  if (pathname === '/healthz') {
+    sendText(res, 200, 'ok');
+    return;
+  }
+  // The PAC names the cluster's namespaces: when credentials are set, it needs them too.
+  if (!authorized(ctx, req, 'proxy-authorization', 'authorization')) {
+    conn.report({ protocol: 'http', target: pathname, via: 'proxy', startedAt, error: proxyAuthError() });
+    if (asProxy) sendProxyAuthRequired(res);
+    else sendText(res, 401, 'credentials required', { 'WWW-Authenticate': BASIC_CHALLENGE });
+    return;
+  }
+  const proxyAddress = formatHostPort(unmapIPv4(conn.socket.localAddress ?? '127.0.0.1'), conn.socket.localPort ?? 0);
+  Promise.resolve()
+    .then(() => ctx.connector.pacInfo())
+    .then(
+      (info) => {
+        const pac = renderPac({ ...info, proxyAddress });
+        res.writeHead(200, {
+          'Content-Type': PAC_CONTENT_TYPE,
+          'Content-Length': Buffer.byteLength(pac),
+          // Namespaces come and go: browsers should fetch it again.
+          'Cache-Control': 'no-store',
+        });
+        res.end(pac);
+        conn.report({ protocol: 'http', target: pathname, via: 'proxy', bytesDown: Buffer.byteLength(pac), startedAt });
+      },
+      (err: unknown) => {
+        const error = asKubesocksError(err, 'CONNECTION_LOST');
+        conn.report({ protocol: 'http', target: pathname, via: 'proxy', startedAt, error });
+        sendError(res, error);
+      },
+    )
+    .catch((err: unknown) => {
+      ctx.reportError(asKubesocksError(err, 'PROTOCOL_ERROR'));
+      res.destroy();
+    });
+}
