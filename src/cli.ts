@@ -10,10 +10,20 @@ Usage:
   kubesocks [serve] [flags]                 the SOCKS5/SOCKS4a/HTTP proxy (default command)
   kubesocks demo [flags]                    the proxy against a simulated cluster, no cluster needed
   kubesocks forward TYPE/NAME [LOCAL:]REMOTE…   like kubectl port-forward, without its failures
+  kubesocks exec -- COMMAND [ARGS…]         run a program through a running proxy (proxychains4 when installed)
+  kubesocks env                             print export lines: eval "$(kubesocks env)"
+  kubesocks --version                       the version
 
 Run "kubesocks COMMAND --help" for a command's flags.
 
 ${SERVE_HELP}`;
+
+/** The package's version, from the package.json beside dist/ (or src/ under tsx). */
+async function version(): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
 
 async function main(argv: string[]): Promise<void> {
   const [first, ...rest] = argv;
@@ -23,15 +33,24 @@ async function main(argv: string[]): Promise<void> {
       return (await import('./cli/demo.js')).demo(rest);
     case 'forward':
       return (await import('./cli/forward.js')).forward(rest);
+    case 'exec':
+      return (await import('./cli/exec.js')).exec(rest);
+    case 'env':
+      return (await import('./cli/exec.js')).env(rest);
     case 'serve':
       return serve(rest);
+    case 'version':
+    case '--version':
+    case '-V':
+      process.stdout.write(`kubesocks ${await version()}\n`);
+      return;
     case 'help':
     case '--help':
     case '-h':
       process.stdout.write(HELP);
       return;
     default:
-      if (first !== undefined && !first.startsWith('-')) throw new UsageError(`unknown command "${first}" (try: kubesocks --help)`);
+      if (first !== undefined && !first.startsWith('-')) throw new UsageError(`unknown command "${first}" (see kubesocks --help)`);
       return serve(argv);
   }
 }

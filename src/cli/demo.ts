@@ -54,38 +54,56 @@ export async function demo(args: string[]): Promise<void> {
 
   let kubeconfig = values['write-kubeconfig'];
   let scratch: string | undefined;
-  if (!kubeconfig) {
-    scratch = await mkdtemp(join(tmpdir(), 'kubesocks-demo-'));
-    kubeconfig = join(scratch, 'kubeconfig');
-  }
-  await cluster.writeKubeconfig(kubeconfig);
-  say(`kubeconfig ${kubeconfig}${values['write-kubeconfig'] ? ` (try: kubectl --kubeconfig ${kubeconfig} get pods -n demo)` : ''}`);
+  // Whatever fails from here on, the simulator stops and the scratch
+  // directory (a kubeconfig with a token in it) is removed.
+  const cleanUp = async (): Promise<void> => {
+    await cluster.close();
+    if (scratch) await rm(scratch, { recursive: true, force: true });
+  };
+  try {
+    if (!kubeconfig) {
+      scratch = await mkdtemp(join(tmpdir(), 'kubesocks-demo-'));
+      kubeconfig = join(scratch, 'kubeconfig');
+    }
+    await cluster.writeKubeconfig(kubeconfig);
+    say(`kubeconfig ${kubeconfig}${values['write-kubeconfig'] ? ` (try: kubectl --kubeconfig ${kubeconfig} get pods -n demo)` : ''}`);
 
-  const dialer = await createDialer({ kubeconfig, clusterDomain: values['cluster-domain'], direct: parseDirect(values.direct), namespace: values.namespace });
-  await runProxy({
-    dialer,
-    listen,
-    auth,
-    verbose: values.verbose ?? false,
-    extraHints: (proxy) =>
-      scenario
-        ? []
-        : [
-            'the demo cluster answers, through the proxy, by every name form:',
-            `curl -x http://${proxy} http://web.demo/                      # service.namespace, spread over ready pods`,
-            `curl --socks5-hostname ${proxy} http://web.demo.svc.cluster.local/hello`,
-            `curl --socks4a ${proxy} http://web.demo.svc/`,
-            `curl -p -x http://${proxy} http://web-0.demo:8080/         # a pod by name, its container port`,
-            `curl --socks5-hostname ${proxy} http://10-244-0-11.demo.pod.cluster.local:8080/`,
-            `curl -x http://${proxy} http://lonely.demo:8080/             # a pod with no service`,
-            `curl -x http://${proxy} http://api.other/                    # another namespace`,
-            `echo hello | ALL_PROXY=socks5h://${proxy} curl -s --max-time 2 telnet://echo.demo:7   # echo service (ends after 2 s)`,
-            `echo hi | ALL_PROXY=socks5h://${proxy} curl -s --max-time 2 telnet://db-0.db.demo.svc.cluster.local:5432   # headless: one pod`,
-            `curl -x http://${proxy} http://web-0.demo:9090/               # a pod port nothing listens on: 502 with the kubelet reason`,
-          ],
-    onShutdown: async () => {
-      await cluster.close();
-      if (scratch) await rm(scratch, { recursive: true, force: true });
-    },
-  });
+    const dialer = await createDialer({ kubeconfig, clusterDomain: values['cluster-domain'], direct: parseDirect(values.direct), namespace: values.namespace });
+    await runProxy({
+      dialer,
+      listen,
+      auth,
+      verbose: values.verbose ?? false,
+      hints: scenario ? undefined : demoHints,
+      onShutdown: cleanUp,
+    }).catch(async (error: unknown) => {
+      await dialer.close();
+      throw error;
+    });
+  } catch (error) {
+    await cleanUp();
+    throw error;
+  }
+}
+
+/** Lines that work when pasted, one per name form the built-in scenario has. */
+function demoHints(proxy: string): string[] {
+  return [
+    `export ALL_PROXY=socks5h://${proxy}`,
+    'the demo cluster answers, through the proxy, by every name form:',
+    `curl -x http://${proxy} http://web.demo/                      # service.namespace, spread over ready pods`,
+    `curl -x http://${proxy} http://web/                           # a single label: a service in the namespace "demo"`,
+    `curl --socks5-hostname ${proxy} http://web.demo.svc.cluster.local/hello`,
+    `curl --socks4a ${proxy} http://web.demo.svc/`,
+    `curl -p -x http://${proxy} http://web-0.demo:8080/         # a pod by name, its container port (HTTP CONNECT)`,
+    `curl --socks5-hostname ${proxy} http://10-244-0-11.demo.pod.cluster.local:8080/`,
+    `curl -x http://${proxy} http://10.96.100.10/                  # a service's ClusterIP`,
+    `curl -x http://${proxy} http://10.244.0.12:8080/             # a pod IP, its container port`,
+    `curl -x http://${proxy} http://lonely.demo:8080/             # a pod with no service`,
+    `curl -x http://${proxy} http://api.other/                    # another namespace`,
+    `echo hello | ALL_PROXY=socks5h://${proxy} curl -s --max-time 2 telnet://echo.demo:7   # echo service (ends after 2 s)`,
+    `echo hi | ALL_PROXY=socks5h://${proxy} curl -s --max-time 2 telnet://db-0.db.demo.svc.cluster.local:5432   # headless: one pod`,
+    `curl -x http://${proxy} http://web-0.demo:9090/               # a pod port nothing listens on: 502 with the kubelet reason`,
+    `browser PAC file: http://${proxy}/proxy.pac`,
+  ];
 }

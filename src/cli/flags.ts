@@ -15,8 +15,22 @@ export function parseFlags<T extends FlagOptions>(args: string[], options: T): P
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (error) {
-    throw new UsageError((error as Error).message.replace(/^TypeError \[[A-Z_]+\]: /, ''));
+    throw new UsageError(usageMessage((error as Error).message));
   }
+}
+
+/**
+ * parseArgs' messages, in our words: the flag, what is wrong, where to look
+ * (its own text suggests "-- \"--x\"", which is no help here).
+ */
+function usageMessage(message: string): string {
+  const unknown = /Unknown option '([^']+)'/.exec(message);
+  if (unknown) return `unknown flag ${unknown[1]} (see kubesocks --help)`;
+  const missing = /Option '(?:-\w, )?(--[\w-]+)[^']*' argument missing/.exec(message);
+  if (missing) return `${missing[1]} needs a value (see kubesocks --help)`;
+  const noValue = /Option '(?:-\w, )?(--[\w-]+)' does not take an argument/.exec(message);
+  if (noValue) return `${noValue[1]} takes no value (see kubesocks --help)`;
+  return `${message.replace(/^TypeError \[[A-Z_]+\]: /, '')} (see kubesocks --help)`;
 }
 
 /** `user:pass` from --auth or KUBESOCKS_AUTH. */

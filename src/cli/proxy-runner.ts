@@ -13,8 +13,8 @@ export interface RunProxyOptions {
   listen: ListenAddress;
   auth: { username: string; password: string } | undefined;
   verbose: boolean;
-  /** Lines printed once the proxy is ready, after the hints. */
-  extraHints?: (proxy: string) => string[];
+  /** Lines printed once the proxy is ready, instead of the generic hints (which name SERVICE.NAMESPACE). */
+  hints?: (proxy: string) => string[];
   /** Called on shutdown, after the proxy closed (e.g. stop the simulator). */
   onShutdown?: () => Promise<void>;
 }
@@ -33,6 +33,16 @@ export function formatRecord(record: ConnectionRecord): string {
   return `${record.client} ${record.protocol} ${target}${route} (${traffic})`;
 }
 
+/** A listen failure as one line that says what to do. */
+export function explainListenError(error: unknown, address: string): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE')
+    return `${address} is already in use (another kubesocks?): choose another port with --listen 127.0.0.1:PORT, or --listen 127.0.0.1:0 for any free one`;
+  if (code === 'EACCES') return `not allowed to listen on ${address} (ports below 1024 need privileges): choose a port above 1023 with --listen`;
+  if (code === 'EADDRNOTAVAIL') return `cannot listen on ${address}: that address is not one of this machine's; use --listen 127.0.0.1:PORT`;
+  return (error as Error).message;
+}
+
 export async function runProxy(options: RunProxyOptions): Promise<ProxyServer> {
   const { dialer, listen, auth, verbose } = options;
   const server = createProxyServer({
@@ -42,7 +52,9 @@ export async function runProxy(options: RunProxyOptions): Promise<ProxyServer> {
       if (verbose || record.error) say(formatRecord(record));
     },
   });
-  const bound = await server.listen(listen.host, listen.port);
+  const bound = await server.listen(listen.host, listen.port).catch((error: unknown) => {
+    throw (error as NodeJS.ErrnoException).code?.startsWith('E') ? new Error(explainListenError(error, formatAddress(listen))) : error;
+  });
   const address = formatAddress(bound);
   const cluster = `context ${dialer.client.contextName}, cluster ${dialer.client.clusterServer}, namespace ${dialer.client.namespace}`;
   say(`listening on ${address} (${cluster})`);
@@ -53,7 +65,7 @@ export async function runProxy(options: RunProxyOptions): Promise<ProxyServer> {
     `curl --socks5-hostname ${creds}${address} http://SERVICE.NAMESPACE.svc.${dialer.clusterDomain}/`,
     `browser PAC file: http://${address}/proxy.pac`,
   ];
-  for (const hint of [...hints, ...(options.extraHints?.(address) ?? [])]) say(`  ${hint}`);
+  for (const hint of options.hints?.(address) ?? hints) say(`  ${hint}`);
 
   let stopping = false;
   const stop = (signal: string): void => {

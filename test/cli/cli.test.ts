@@ -1,6 +1,10 @@
 /** The command line: help, usage errors and refusals, each one clear line and the right exit code. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 
 function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
@@ -45,7 +49,11 @@ test('--listen uses the one loopback rule: any loopback spelling passes, *.local
 test('usage errors and a missing kubeconfig: one line each', () => {
   const cases: Array<[string[], number, RegExp]> = [
     [['frob'], 2, /unknown command "frob"/],
-    [['--bogus'], 2, /Unknown option '--bogus'/],
+    [['--bogus'], 2, /^kubesocks: unknown flag --bogus \(see kubesocks --help\)$/m],
+    [['--listen'], 2, /^kubesocks: --listen needs a value \(see kubesocks --help\)$/m],
+    [['demo', '--verbose=yes'], 2, /^kubesocks: --verbose takes no value \(see kubesocks --help\)$/m],
+    [['exec', '--frob', '--', 'true'], 2, /^kubesocks: unknown flag --frob \(see kubesocks exec --help\)$/m],
+    [['exec'], 2, /exec needs a command: kubesocks exec -- COMMAND/],
     [['--listen', 'nope:99999'], 2, /--listen: expected HOST:PORT/],
     [['--auth', 'nocolon'], 2, /--auth: expected USER:PASSWORD/],
     [['--direct', 'maybe', '--kubeconfig', '/nonexistent'], 2, /--direct: expected "allow" or "deny"/],
@@ -58,5 +66,42 @@ test('usage errors and a missing kubeconfig: one line each', () => {
     assert.equal(code, expectedCode, `${args.join(' ')}: ${stderr}`);
     assert.match(stderr, message);
     assert.equal(stderr.trim().split('\n').length, 1, `${args.join(' ')} printed more than one line: ${stderr}`);
+  }
+});
+
+test('--version prints the package version', () => {
+  const { code, stdout } = cli(['--version']);
+  assert.equal(code, 0);
+  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  assert.equal(stdout, `kubesocks ${version}\n`);
+});
+
+test('a port in use: one line that says what to do', async () => {
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const { port } = blocker.address() as AddressInfo;
+  try {
+    const { code, stderr } = cli(['demo', '--listen', `127.0.0.1:${port}`]);
+    assert.equal(code, 1);
+    const lines = stderr.trim().split('\n');
+    assert.match(lines.at(-1) ?? '', new RegExp(`^kubesocks: 127\\.0\\.0\\.1:${port} is already in use .*--listen 127\\.0\\.0\\.1:0`));
+  } finally {
+    blocker.close();
+  }
+});
+
+test('the demo removes its temporary directory (kubeconfig with a token) when it fails to start', async () => {
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const { port } = blocker.address() as AddressInfo;
+  const scratch = mkdtempSync(join(tmpdir(), 'kubesocks-cli-test-'));
+  try {
+    const { code, stderr } = cli(['demo', '--listen', `127.0.0.1:${port}`], { TMPDIR: scratch });
+    assert.equal(code, 1, stderr);
+    assert.match(stderr, /kubeconfig .*kubesocks-demo-/, 'the demo got as far as writing its kubeconfig');
+    assert.deepEqual(readdirSync(scratch).filter((name) => name.startsWith('kubesocks-')), [], 'nothing of ours left behind');
+  } finally {
+    blocker.close();
+    rmSync(scratch, { recursive: true, force: true });
   }
 });

@@ -19,13 +19,10 @@ const curlBin = findBinary('curl');
 const bash = findBinary('/bin/bash', 'bash');
 const HINT_TIMEOUT_MS = 8000;
 
-/** Placeholders in the generic hints, filled in as a newcomer would for the demo. */
-const PLACEHOLDERS: Record<string, string> = { SERVICE: 'web', NAMESPACE: 'demo' };
-
 interface Hint {
   /** The line as printed (without the `kubesocks:` prefix). */
   line: string;
-  /** The shell command: the line without its trailing `(explanation)` or `# explanation`, placeholders filled. */
+  /** The shell command: the line without its trailing `(explanation)` or `# explanation`. */
   command: string;
   /** The explanation, if any. */
   label: string;
@@ -39,7 +36,7 @@ function curlHints(lines: readonly string[]): Hint[] {
     .map((line) => {
       // `command   (explanation)` or `command   # explanation`
       const m = /^(.*?\S)\s{2,}\((.*)\)$/.exec(line) ?? /^(.*?\S)\s+#\s*(.*)$/.exec(line);
-      const command = (m?.[1] ?? line).replace(/\b[A-Z]{4,}\b/g, (w) => PLACEHOLDERS[w] ?? w);
+      const command = m?.[1] ?? line;
       return { line, command, label: m?.[2] ?? '' };
     });
 }
@@ -90,6 +87,8 @@ describe('a newcomer runs the hints `kubesocks demo` prints', { skip: (!curlBin 
   test('the demo prints curl hints carrying the real proxy port, one of them for a refused port', () => {
     assert.ok(hints.length >= 5, `expected several curl hints, got:\n${demo.lines.join('\n')}`);
     for (const h of hints) assert.ok(h.command.includes(demo.proxy), `a hint without the real address ${demo.proxy}: ${h.line}`);
+    const placeholders = demo.lines.filter((l) => /\b(SERVICE|NAMESPACE|POD|PORT)\b/.test(l));
+    assert.deepEqual(placeholders, [], 'demo hints must work when pasted: no placeholders');
     assert.equal(hints.filter(isRefusedHint).length, 1, `one hint labelled as a refused port:\n${hints.map((h) => h.line).join('\n')}`);
   });
 
