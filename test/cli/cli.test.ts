@@ -72,7 +72,7 @@ test('usage errors and a missing kubeconfig: one line each', () => {
 test('--version prints the package version', () => {
   const { code, stdout } = cli(['--version']);
   assert.equal(code, 0);
-  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   assert.equal(stdout, `kubesocks ${version}\n`);
 });
 
