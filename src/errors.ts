@@ -78,3 +78,13 @@ export function asKubesocksError(err: unknown, fallback: ErrorCode = 'CONNECTION
   if (code === 'ETIMEDOUT') return new KubesocksError('TIMEOUT', message, { cause: err });
   return new KubesocksError(fallback, message, { cause: err });
 }
+
+/**
+ * The first non-empty line of an error's message (or of any text), trimmed
+ * and capped at 300 characters: how a multi-line message from a library or
+ * a plugin's stderr goes into a one-line KubesocksError message.
+ */
+export function firstLine(value: unknown): string {
+  const text = value instanceof Error ? value.message : String(value);
+  return (text.split('\n').find((line) => line.trim() !== '') ?? '').trim().slice(0, 300);
+}

@@ -33,7 +33,7 @@ import type * as https from 'node:https';
 import type * as http from 'node:http';
 import { debuglog } from 'node:util';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { KubesocksError } from '../errors.js';
+import { firstLine, KubesocksError } from '../errors.js';
 
 const debug = debuglog('kubesocks:kube');
 
@@ -175,10 +175,6 @@ function credentialError(kc: KubeConfig, contextName: string, err: unknown): Kub
     return new KubesocksError('CONFIG', `context "${contextName}": cannot read a credential file: ${firstLine(text)}`);
   }
   return new KubesocksError('CONFIG', `context "${contextName}": cannot get credentials: ${firstLine(text)}`);
-}
-
-function firstLine(s: string): string {
-  return (s.split('\n').find((l) => l.trim() !== '') ?? '').trim().slice(0, 300);
 }
 
 function lastLine(s: string): string {

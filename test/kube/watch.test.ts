@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { KubeClient } from '../../src/kube/config.js';
+import { KubeClient } from '../../src/kube/client.js';
 import { ListWatch } from '../../src/kube/watch.js';
 import { KubesocksError } from '../../src/errors.js';
 import { simCerts } from '../../src/sim/certs.js';

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { KubeClient } from '../../src/kube/config.js';
+import { KubeClient } from '../../src/kube/client.js';
 import { NamespaceCache, NamespaceCaches } from '../../src/resolve/cache.js';
 import { Resolver } from '../../src/resolve/resolver.js';
 import type { Scenario } from '../../src/sim/types.js';

@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { KubeClient } from '../../src/kube/config.js';
+import { KubeClient } from '../../src/kube/client.js';
 import { Resolver, type Resolution, type ResolverOptions } from '../../src/resolve/resolver.js';
 import { KubesocksError } from '../../src/errors.js';
 import { startTestCluster, type TestCluster } from '../helpers/sim.js';

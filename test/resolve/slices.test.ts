@@ -10,7 +10,7 @@ import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { KubeClient } from '../../src/kube/config.js';
+import { KubeClient } from '../../src/kube/client.js';
 import { Resolver } from '../../src/resolve/resolver.js';
 import { KubesocksError } from '../../src/errors.js';
 import { simCerts } from '../../src/sim/certs.js';

@@ -10,7 +10,7 @@ import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { KubeClient } from '../../src/kube/config.js';
+import { KubeClient } from '../../src/kube/client.js';
 import {
   SOURCE_BLOCK_SIZE,
   expectedSourceDigest,

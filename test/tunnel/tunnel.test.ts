@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { KubesocksError } from '../../src/errors.js';
-import { KubeClient } from '../../src/kube/config.js';
+import { KubeClient } from '../../src/kube/client.js';
 import { TunnelPool } from '../../src/tunnel/pool.js';
 import { podsBehindService, startTestCluster, type TestCluster } from '../helpers/sim.js';
 import { exchange } from '../helpers/streams.js';

@@ -1,20 +1,17 @@
 /**
- * The kubeconfig: which files, which context, which namespace, and the
- * request options (TLS + auth) for talking to that context's API server.
- * Parsing and auth are @kubernetes/client-node's; file merging and context
- * choice follow kubectl, which differs from client-node's `loadFromDefault`
- * in ways users notice (see mergeConfigs).
+ * The kubeconfig: which files, which context, which namespace. Parsing and
+ * auth are @kubernetes/client-node's; file merging and context choice follow
+ * kubectl, which differs from client-node's `loadFromDefault` in ways users
+ * notice (see mergeConfigs). The client that talks to the chosen context's
+ * API server is client.ts.
  */
 import * as fs from 'node:fs';
-import * as https from 'node:https';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import yaml from 'js-yaml';
 import type { KubeConfig, Cluster, Context, User } from '@kubernetes/client-node';
-import { KubesocksError } from '../errors.js';
-import { CredentialCache } from './credentials.js';
-import { getJSON, type RequestSource } from './api.js';
+import { firstLine, KubesocksError } from '../errors.js';
 
 export interface KubeClientOptions {
   /**
@@ -282,146 +279,4 @@ function withTokenFiles(file: string): string {
     }
   }
   return changed ? yaml.dump(doc) : text;
-}
-
-function firstLine(err: unknown): string {
-  const text = err instanceof Error ? err.message : String(err);
-  return (text.split('\n')[0] ?? '').trim();
-}
-
-export class KubeClient implements RequestSource {
-  /** The context in use. */
-  readonly contextName: string;
-  /** The cluster's server URL as written in the kubeconfig (trailing slash removed). */
-  readonly clusterServer: string;
-  /** Namespace for short names: `-n`, else the context's, else `default`. */
-  readonly namespace: string;
-  /** The kubeconfig user name of the context ('' when anonymous). */
-  readonly userName: string;
-  /** Where the configuration came from (files joined by path.delimiter, or `in-cluster`). */
-  readonly source: string;
-  /**
-   * Keep-alive agent for getJSON and watches. The upgrade requests of the
-   * tunnel do not need it (an upgraded socket leaves any agent).
-   */
-  readonly agent: https.Agent;
-
-  private readonly server: URL;
-  private readonly credentials: CredentialCache;
-
-  private constructor(loaded: LoadedKubeConfig, reload: () => Promise<LoadedKubeConfig>, ttlMs: number | undefined) {
-    this.contextName = loaded.contextName;
-    this.clusterServer = loaded.cluster.server;
-    this.namespace = loaded.namespace;
-    this.userName = loaded.kc.getContextObject(loaded.contextName)?.user ?? '';
-    this.source = loaded.source;
-    this.server = new URL(loaded.cluster.server);
-    this.agent = new https.Agent({ keepAlive: true });
-    this.credentials = new CredentialCache(
-      {
-        contextName: loaded.contextName,
-        current: () => loaded.kc,
-        reload: async () => {
-          try {
-            const again = await reload();
-            // A kubeconfig edited to point the context at another server would
-            // change what this client talks to: keep the old configuration
-            // (with fresh authenticators) in that case.
-            return again.cluster.server === this.clusterServer ? again.kc : null;
-          } catch {
-            return null;
-          }
-        },
-        fresh: (kc) => {
-          // A new KubeConfig gets new authenticators, i.e. empty ExecAuth and
-          // FileAuth caches.
-          const Ctor = kc.constructor as new () => KubeConfig;
-          const fresh = new Ctor();
-          fresh.loadFromOptions({
-            clusters: kc.getClusters(),
-            users: kc.getUsers(),
-            contexts: kc.getContexts(),
-            currentContext: kc.getCurrentContext(),
-          });
-          return fresh;
-        },
-      },
-      ttlMs,
-    );
-  }
-
-  /**
-   * Loads the kubeconfig (see KubeClientOptions). Rejects with a
-   * KubesocksError CONFIG whose message is one line saying what to fix.
-   */
-  static async load(opts: KubeClientOptions = {}, where: LoadEnvironment = {}): Promise<KubeClient> {
-    const loaded = await loadKubeConfig(opts, where);
-    return new KubeClient(loaded, () => loadKubeConfig(opts, where), where.credentialTtlMs);
-  }
-
-  /** For the startup line: `context NAME, cluster https://…`. */
-  describe(): string {
-    return `context ${this.contextName}, cluster ${this.clusterServer}`;
-  }
-
-  toString(): string {
-    return this.describe();
-  }
-
-  /**
-   * Options for `https.request` to `path` (appended to any path prefix of
-   * the cluster's server URL): hostname, port, path, method, ca/cert/key,
-   * servername (tls-server-name), rejectUnauthorized
-   * (insecure-skip-tls-verify), headers with Authorization and impersonation
-   * merged with `headers`, and `agent` only when the cluster has a proxy-url.
-   */
-  async requestOptions(method: string, path: string, headers: Record<string, string> = {}): Promise<https.RequestOptions> {
-    const m = await this.credentials.get();
-    const opts: https.RequestOptions = {
-      protocol: 'https:',
-      // URL keeps IPv6 brackets in hostname; the socket layer wants them off.
-      hostname: this.server.hostname.replace(/^\[(.*)\]$/, '$1'),
-      port: this.server.port ? Number(this.server.port) : 443,
-      path: joinPath(this.server.pathname, path),
-      method,
-      headers: { ...m.headers, ...headers },
-    };
-    if (m.ca !== undefined) opts.ca = m.ca;
-    if (m.cert !== undefined) opts.cert = m.cert;
-    if (m.key !== undefined) opts.key = m.key;
-    if (m.servername !== undefined) opts.servername = m.servername;
-    if (m.rejectUnauthorized !== undefined) opts.rejectUnauthorized = m.rejectUnauthorized;
-    if (m.auth !== undefined) opts.auth = m.auth;
-    if (m.agent !== undefined) opts.agent = m.agent;
-    return opts;
-  }
-
-  /**
-   * Forget cached credentials (after a 401): the next requestOptions()
-   * re-reads the kubeconfig and token files and re-runs the exec plugin.
-   */
-  invalidateCredentials(): void {
-    this.credentials.invalidate();
-  }
-
-  /**
-   * GET JSON, refreshing credentials once on a 401. Non-2xx answers reject
-   * with a KubesocksError (404 NOT_FOUND, 403 FORBIDDEN, 401 UNAUTHORIZED,
-   * others API_UNREACHABLE) carrying the API server's Status message; network
-   * failures reject with API_UNREACHABLE (TLS verification failures CONFIG).
-   */
-  getJSON<T>(path: string, signal?: AbortSignal): Promise<T> {
-    return getJSON<T>(this, path, signal);
-  }
-
-  /** Closes idle keep-alive connections. Requests in flight are not touched. */
-  close(): void {
-    this.agent.destroy();
-  }
-}
-
-/** `https://h/prefix` + `/api/v1/x` → `/prefix/api/v1/x`. */
-function joinPath(prefix: string, p: string): string {
-  const base = prefix.replace(/\/+$/, '');
-  return base + (p.startsWith('/') ? p : `/${p}`);
 }

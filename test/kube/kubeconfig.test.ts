@@ -3,7 +3,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { KubeClient, loadKubeConfig } from '../../src/kube/config.js';
+import { KubeClient } from '../../src/kube/client.js';
+import { loadKubeConfig } from '../../src/kube/kubeconfig.js';
 import { KubesocksError } from '../../src/errors.js';
 
 function tmpdir(t: { after(fn: () => void): void }): string {
