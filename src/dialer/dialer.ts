@@ -17,6 +17,7 @@ import { TunnelPool, type PoolStats, type TunnelPoolOptions } from '../tunnel/po
 import { dialDirect } from './direct.js';
 import { KubeSocket, type Attempt, type AttemptOpener } from './kube-socket.js';
 import { parseTarget, type DialTarget, type ParsedTarget } from './dial-target.js';
+import { CONNECT_TIMEOUT_MS } from '../net/timeouts.js';
 
 const debug = debuglog('kubesocks:dialer');
 
@@ -69,7 +70,7 @@ export class Dialer {
     this.pool = pool;
     this.clusterDomain = options.clusterDomain ?? 'cluster.local';
     this.#direct = options.direct ?? 'allow';
-    this.#connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
     this.#maxFailovers = options.maxFailovers ?? 2;
   }
 

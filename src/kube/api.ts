@@ -1,14 +1,12 @@
 /**
- * Requests to the API server: one credential refresh on 401, Status bodies
- * turned into KubesocksErrors whose message is the server's own text (that is
- * what kubectl prints, and what tells a user which RBAC rule is missing).
+ * Requests to the API server: GET JSON, paged lists, and the request under
+ * watches; what the answers mean (Status, 401 refresh, codes) is responses.ts.
  */
 import * as https from 'node:https';
 import type * as http from 'node:http';
-import { debuglog } from 'node:util';
-import { KubesocksError, type ErrorCode } from '../errors.js';
-
-const debug = debuglog('kubesocks:kube');
+import { KubesocksError } from '../errors.js';
+import { abortError, codeForStatus, KubeApiError, MAX_ERROR_BODY, parseStatus, readBody, withCredentialRefresh } from './responses.js';
+import { API_GET_TIMEOUT_MS, API_RESPONSE_HEAD_TIMEOUT_MS } from '../net/timeouts.js';
 
 /** What the request helpers need from a KubeClient (kept narrow so config.ts can import this file). */
 export interface RequestSource {
@@ -21,67 +19,53 @@ export interface RequestSource {
   invalidateCredentials(): void;
 }
 
-/** A non-2xx answer from the API server. `status` is the HTTP status; `reason` the Status reason, if any. */
-export class KubeApiError extends KubesocksError {
-  readonly status: number;
-  readonly reason: string | undefined;
-
-  constructor(code: ErrorCode, message: string, status: number, reason?: string) {
-    super(code, message);
-    this.status = status;
-    this.reason = reason;
-  }
-}
-
-/** A Kubernetes `Status` object (the body of every API error). */
-export interface KubeStatus {
-  kind?: string;
-  status?: string;
-  message?: string;
-  reason?: string;
-  code?: number;
-}
-
 export interface RequestOpts {
   signal?: AbortSignal | undefined;
   headers?: Record<string, string>;
-  /** Deadline for the response head. Default 30 s. */
+  /** Deadline for the response head. Default API_RESPONSE_HEAD_TIMEOUT_MS (30 s). */
   headersTimeoutMs?: number;
 }
-
-const MAX_ERROR_BODY = 64 * 1024;
 
 /**
  * Sends a request and resolves with a 2xx response (body unread). On a 401
  * the credentials are refreshed and the request sent once more; a second 401
  * becomes UNAUTHORIZED. Other non-2xx answers reject with a KubeApiError.
  */
-export async function request(src: RequestSource, method: string, path: string, opts: RequestOpts = {}): Promise<http.IncomingMessage> {
-  let refreshed = false;
-  let resent = false;
-  for (;;) {
-    let res: http.IncomingMessage;
-    try {
-      res = await sendOnce(src, method, path, opts);
-    } catch (err) {
-      // A keep-alive socket the server closed meanwhile (e.g. it restarted):
-      // the request never reached it, so sending it again is safe for GETs.
-      if (!resent && method === 'GET' && (err as { reusedSocket?: boolean }).reusedSocket) {
-        resent = true;
-        continue;
-      }
-      throw err;
-    }
+export function request(src: RequestSource, method: string, path: string, opts: RequestOpts = {}): Promise<http.IncomingMessage> {
+  return withCredentialRefresh(src, `${method} ${path}`, async () => {
+    const res = await sendResendingOnce(src, method, path, opts);
     const status = res.statusCode ?? 0;
     if (status >= 200 && status < 300) return res;
     const body = await readBody(res, MAX_ERROR_BODY, opts.signal).catch(() => '');
-    if (status === 401 && !refreshed) {
-      debug('401 from %s %s: refreshing credentials once', method, path);
-      refreshed = true;
-      src.invalidateCredentials();
-      continue;
+    throw statusError(src, status, body, { method, path });
+  });
+}
+
+/**
+ * A keep-alive socket the server closed meanwhile (e.g. it restarted) fails
+ * a request that never reached the server: sending it again is safe for GETs.
+ */
+async function sendResendingOnce(src: RequestSource, method: string, path: string, opts: RequestOpts): Promise<http.IncomingMessage> {
+  for (let resent = false; ; resent = true) {
+    try {
+      return await sendOnce(src, method, path, opts);
+    } catch (err) {
+      if (!(err instanceof SendFailure)) throw err;
+      if (resent || method !== 'GET' || !err.reusedSocket) throw err.error;
     }
-    throw statusError(src, status, body, method, path);
+  }
+}
+
+/** Why sendOnce failed before any answer, and whether it was on a kept-alive socket. */
+class SendFailure extends Error {
+  readonly error: KubesocksError;
+  readonly reusedSocket: boolean;
+
+  constructor(error: KubesocksError, reusedSocket: boolean) {
+    super(error.message, { cause: error });
+    this.name = 'SendFailure';
+    this.error = error;
+    this.reusedSocket = reusedSocket;
   }
 }
 
@@ -99,7 +83,7 @@ function sendOnce(src: RequestSource, method: string, path: string, opts: Reques
         let settled = false;
         const timer = setTimeout(() => {
           req.destroy(new KubesocksError('TIMEOUT', `the API server ${src.clusterServer} did not answer ${method} ${path} in time`));
-        }, opts.headersTimeoutMs ?? 30_000);
+        }, opts.headersTimeoutMs ?? API_RESPONSE_HEAD_TIMEOUT_MS);
         const onAbort = (): void => {
           req.destroy(abortError(signal));
         };
@@ -126,19 +110,23 @@ function sendOnce(src: RequestSource, method: string, path: string, opts: Reques
         req.on('error', (err) => {
           if (settled) return;
           done();
-          const mapped = err instanceof KubesocksError ? err : networkError(src, err);
-          if (req.reusedSocket && !(err instanceof KubesocksError)) {
-            (mapped as { reusedSocket?: boolean }).reusedSocket = true;
-          }
-          reject(mapped);
+          if (err instanceof KubesocksError) reject(err);
+          else reject(new SendFailure(networkError(src, err), req.reusedSocket));
         });
         req.end();
       }),
   );
 }
 
-/** GET a path and parse its JSON body (see request()). `timeoutMs` bounds the whole exchange (default 60 s). */
-export async function getJSON<T>(src: RequestSource, path: string, signal?: AbortSignal, timeoutMs = 60_000): Promise<T> {
+/** GET a path and parse its JSON body (see request()). */
+export interface GetOptions {
+  signal?: AbortSignal | undefined;
+  /** Bounds the whole exchange, body included. Default API_GET_TIMEOUT_MS (60 s). */
+  timeoutMs?: number | undefined;
+}
+
+export async function getJSON<T>(src: RequestSource, path: string, options: GetOptions = {}): Promise<T> {
+  const { signal, timeoutMs = API_GET_TIMEOUT_MS } = options;
   const deadline = AbortSignal.timeout(timeoutMs);
   const combined = signal ? AbortSignal.any([signal, deadline]) : deadline;
   try {
@@ -159,74 +147,27 @@ export async function getJSON<T>(src: RequestSource, path: string, signal?: Abor
   }
 }
 
-/** Reads a body as UTF-8, up to `limit` characters (the rest is drained). */
-export function readBody(res: http.IncomingMessage, limit: number, signal?: AbortSignal): Promise<string> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      res.destroy();
-      reject(abortError(signal));
-      return;
-    }
-    const chunks: string[] = [];
-    let size = 0;
-    res.setEncoding('utf8');
-    res.on('data', (chunk: string) => {
-      if (size < limit) {
-        chunks.push(chunk);
-        size += chunk.length;
-      }
-    });
-    res.on('end', () => {
-      resolve(chunks.join(''));
-    });
-    res.on('error', (err) => {
-      reject(err instanceof KubesocksError ? err : signal?.aborted ? abortError(signal) : new KubesocksError('API_UNREACHABLE', `the connection to the API server broke: ${err.message}`, { cause: err }));
-    });
-    res.on('close', () => {
-      if (!res.complete) {
-        reject(signal?.aborted ? abortError(signal) : new KubesocksError('API_UNREACHABLE', 'the API server closed the connection mid-answer'));
-      }
-    });
-  });
-}
-
-/** The Status message of a body, or null if it is not a Status. */
-export function parseStatus(body: string): KubeStatus | null {
-  try {
-    const parsed = JSON.parse(body) as unknown;
-    if (parsed && typeof parsed === 'object' && (parsed as KubeStatus).kind === 'Status') return parsed as KubeStatus;
-  } catch {
-    // Not JSON: a proxy's HTML page, or nothing.
-  }
-  return null;
-}
-
-/** Maps an HTTP status and body to a KubeApiError with the server's message. */
-export function statusError(src: RequestSource, status: number, body: string, method: string, path: string): KubeApiError {
-  const st = parseStatus(body);
-  const message = st?.message || `${method} ${path}: HTTP ${status}`;
-  const reason = st?.reason;
-  switch (status) {
-    case 401:
+/** Maps an API answer (status and body) to a KubeApiError with the server's message. */
+export function statusError(src: RequestSource, status: number, body: string, request: { method: string; path: string; fromWatchEvent?: boolean }): KubeApiError {
+  const { method, path } = request;
+  const kubeStatus = parseStatus(body);
+  const message = kubeStatus?.message || `${method} ${path}: HTTP ${status}`;
+  const code = codeForStatus(status, message, 'api');
+  const options = { status, kubeStatus, fromWatchEvent: request.fromWatchEvent ?? false };
+  switch (code) {
+    case 'UNAUTHORIZED':
       return new KubeApiError(
-        'UNAUTHORIZED',
+        code,
         `the API server rejected the credentials of context "${src.contextName}"` +
           (src.userName ? ` (user "${src.userName}")` : '') +
           ` even after refreshing them (${message}): log in again or fix the kubeconfig`,
-        status,
-        reason,
+        options,
       );
-    case 403:
-      return new KubeApiError('FORBIDDEN', message, status, reason);
-    case 404:
-      return new KubeApiError('NOT_FOUND', message, status, reason);
+    case 'FORBIDDEN':
+    case 'NOT_FOUND':
+      return new KubeApiError(code, message, options);
     default:
-      return new KubeApiError(
-        'API_UNREACHABLE',
-        `the API server ${src.clusterServer} answered ${method} ${path} with HTTP ${status}: ${message}`,
-        status,
-        reason,
-      );
+      return new KubeApiError(code, `the API server ${src.clusterServer} answered ${method} ${path} with HTTP ${status}: ${message}`, options);
   }
 }
 
@@ -266,16 +207,6 @@ export function networkError(src: RequestSource, err: unknown): KubesocksError {
   );
 }
 
-/** The error for an aborted request: the signal's reason if it is a KubesocksError, else TIMEOUT/CLOSED. */
-export function abortError(signal: AbortSignal | undefined): KubesocksError {
-  const reason: unknown = signal?.reason;
-  if (reason instanceof KubesocksError) return reason;
-  if (reason instanceof Error && reason.name === 'TimeoutError') {
-    return new KubesocksError('TIMEOUT', 'the request to the API server timed out', { cause: reason });
-  }
-  return new KubesocksError('CLOSED', 'the request was abandoned', { cause: reason });
-}
-
 export interface ListOpts {
   signal?: AbortSignal | undefined;
   /** `limit` per page. Default 500 (client-go's pager). */
@@ -305,8 +236,7 @@ export async function listAll<T>(
     const page = await getJSON<{ metadata?: { resourceVersion?: string; continue?: string }; items?: unknown[] }>(
       src,
       `${path}${sep}${q.toString()}`,
-      opts.signal,
-      opts.timeoutMs ?? 60_000,
+      { signal: opts.signal, timeoutMs: opts.timeoutMs ?? API_GET_TIMEOUT_MS },
     );
     for (const raw of page.items ?? []) {
       const p = project(raw);

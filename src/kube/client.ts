@@ -5,7 +5,7 @@
  */
 import * as https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { getJSON, type RequestSource } from './api.js';
+import { getJSON, type GetOptions, type RequestSource } from './api.js';
 import { CredentialCache } from './credentials.js';
 import { loadKubeConfig, type KubeClientOptions, type LoadedKubeConfig, type LoadEnvironment } from './kubeconfig.js';
 
@@ -130,8 +130,8 @@ export class KubeClient implements RequestSource {
    * others API_UNREACHABLE) carrying the API server's Status message; network
    * failures reject with API_UNREACHABLE (TLS verification failures CONFIG).
    */
-  getJSON<T>(path: string, signal?: AbortSignal): Promise<T> {
-    return getJSON<T>(this, path, signal);
+  getJSON<T>(path: string, options: GetOptions = {}): Promise<T> {
+    return getJSON<T>(this, path, options);
   }
 
   /** Closes idle keep-alive connections. Requests in flight are not touched. */

@@ -34,6 +34,7 @@ import type * as http from 'node:http';
 import { debuglog } from 'node:util';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { firstLine, KubesocksError } from '../errors.js';
+import { CREDENTIAL_TTL_MS } from '../net/timeouts.js';
 
 const debug = debuglog('kubesocks:kube');
 
@@ -75,7 +76,7 @@ export class CredentialCache {
 
   constructor(
     private readonly source: CredentialSource,
-    private readonly ttlMs = 60_000,
+    private readonly ttlMs = CREDENTIAL_TTL_MS,
   ) {
     this.kc = source.current();
   }

@@ -23,7 +23,9 @@ import { EventEmitter } from 'node:events';
 import type * as http from 'node:http';
 import { debuglog } from 'node:util';
 import { KubesocksError } from '../errors.js';
-import { KubeApiError, listAll, request, statusError, type KubeStatus, type RequestSource } from './api.js';
+import { listAll, request, statusError, type RequestSource } from './api.js';
+import { KubeApiError, type KubeStatus } from './responses.js';
+import { API_GET_TIMEOUT_MS, WATCH_MAX_BACKOFF_MS } from '../net/timeouts.js';
 
 const debug = debuglog('kubesocks:kube');
 
@@ -87,7 +89,7 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
     // a burst of them (a browser opening 20 resources) is not a leak.
     this.setMaxListeners(0);
     this.backoffMs = opts.backoffMs ?? 500;
-    this.maxBackoffMs = opts.maxBackoffMs ?? 30_000;
+    this.maxBackoffMs = opts.maxBackoffMs ?? WATCH_MAX_BACKOFF_MS;
     this.project = opts.project ?? ((raw) => raw as T);
   }
 
@@ -185,7 +187,7 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
         }
         this.lastError = e;
         // A watch ERROR event (not 410) means the stream state is unknown: relist.
-        if (e instanceof KubeApiError && (e as WatchEventError).fromEvent) relist = true;
+        if (e instanceof KubeApiError && e.fromWatchEvent) relist = true;
         failures++;
         // A watch that was working and got cut is retried at once (a stream
         // closing is routine); only failing again backs off.
@@ -230,7 +232,7 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
     const listed = await listAll(this.client, this.query({}), this.project, {
       signal: ac.signal,
       pageSize: this.opts.pageSize ?? 500,
-      timeoutMs: this.opts.listTimeoutMs ?? 60_000,
+      timeoutMs: this.opts.listTimeoutMs ?? API_GET_TIMEOUT_MS,
     });
     for (const obj of listed.items) {
       const name = obj.metadata?.name;
@@ -340,9 +342,7 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
     if (ev.type === 'ERROR') {
       const status = obj ?? {};
       const code = status.code ?? 500;
-      const e = statusError(this.client, code, JSON.stringify({ kind: 'Status', ...status }), 'WATCH', this.path) as WatchEventError;
-      e.fromEvent = true;
-      return e;
+      return statusError(this.client, code, JSON.stringify({ kind: 'Status', ...status }), { method: 'WATCH', path: this.path, fromWatchEvent: true });
     }
     const rv = obj?.metadata?.resourceVersion;
     if (ev.type === 'BOOKMARK') {
@@ -372,4 +372,3 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
   }
 }
 
-type WatchEventError = KubeApiError & { fromEvent?: boolean };

@@ -16,6 +16,7 @@ import { Socks5Handshake } from './socks5.js';
 import { sniff, type Fronts } from './sniff.js';
 import { serveSocks } from './socks-session.js';
 import type { Connector } from '../net/connector.js';
+import { HANDSHAKE_TIMEOUT_MS } from '../net/timeouts.js';
 
 const debug = debuglog('kubesocks:proxy');
 
@@ -57,7 +58,7 @@ export interface ProxyServer {
 
 export type { ConnectionRecord, ProxyStats } from './client-connection.js';
 
-export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = HANDSHAKE_TIMEOUT_MS;
 export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
 export const DEFAULT_MAX_HANDSHAKES = 512;
 

@@ -14,7 +14,8 @@
 import { debuglog } from 'node:util';
 import { LRUCache } from 'lru-cache';
 import { KubesocksError } from '../errors.js';
-import { abortError, getJSON, type RequestSource } from '../kube/api.js';
+import { getJSON, type RequestSource } from '../kube/api.js';
+import { abortError } from '../kube/responses.js';
 import { ListWatch } from '../kube/watch.js';
 import { untilAborted } from '../net/abort.js';
 import {
@@ -26,6 +27,7 @@ import {
   type ServiceInfo,
   type SliceInfo,
 } from './projections.js';
+import { API_LOOKUP_TIMEOUT_MS, CACHE_SYNC_TIMEOUT_MS, WATCH_MAX_BACKOFF_MS } from '../net/timeouts.js';
 
 const debug = debuglog('kubesocks:resolve');
 
@@ -77,10 +79,10 @@ export class NamespaceCache {
     private readonly client: RequestSource,
     opts: CacheOptions = {},
   ) {
-    this.syncTimeoutMs = opts.syncTimeoutMs ?? 15_000;
+    this.syncTimeoutMs = opts.syncTimeoutMs ?? CACHE_SYNC_TIMEOUT_MS;
     this.gets = new LRUCache<string, Promise<unknown>>({ max: 2_000, ttl: Math.max(1, opts.getFallbackTtlMs ?? 5_000) });
     const ns = encodeURIComponent(namespace);
-    const lw = { backoffMs: opts.backoffMs ?? 500, maxBackoffMs: opts.maxBackoffMs ?? 30_000 };
+    const lw = { backoffMs: opts.backoffMs ?? 500, maxBackoffMs: opts.maxBackoffMs ?? WATCH_MAX_BACKOFF_MS };
     this.services = new ListWatch<ServiceInfo>(client, `/api/v1/namespaces/${ns}/services`, { ...lw, project: projectService });
     this.slices = new ListWatch<SliceInfo>(client, `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`, {
       ...lw,
@@ -221,7 +223,7 @@ export class NamespaceCache {
   /** GET a single object; null on 404. */
   private async getOrNull<T>(path: string, project: (raw: unknown) => T | null): Promise<T | null> {
     try {
-      return project(await getJSON<unknown>(this.client, path, undefined, 30_000));
+      return project(await getJSON<unknown>(this.client, path, { timeoutMs: API_LOOKUP_TIMEOUT_MS }));
     } catch (err) {
       if (err instanceof KubesocksError && err.code === 'NOT_FOUND') return null;
       throw err;
@@ -262,8 +264,7 @@ export class NamespaceCache {
         const list = await getJSON<{ items?: unknown[] }>(
           this.client,
           `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices?labelSelector=${selector}`,
-          undefined,
-          30_000,
+          { timeoutMs: API_LOOKUP_TIMEOUT_MS },
         );
         return (list.items ?? []).map(projectSlice).filter((s): s is SliceInfo => s !== null && s.service === service);
       } catch (err) {
@@ -273,7 +274,7 @@ export class NamespaceCache {
     }
     // Last resort: the v1 Endpoints object, which has the service's name and so needs only `get`.
     try {
-      const ep = await getJSON<unknown>(this.client, `/api/v1/namespaces/${ns}/endpoints/${encodeURIComponent(service)}`, undefined, 30_000);
+      const ep = await getJSON<unknown>(this.client, `/api/v1/namespaces/${ns}/endpoints/${encodeURIComponent(service)}`, { timeoutMs: API_LOOKUP_TIMEOUT_MS });
       return sliceFromEndpoints(ep, service);
     } catch (err) {
       if (err instanceof KubesocksError && (err.code === 'NOT_FOUND' || err.code === 'FORBIDDEN')) {

@@ -14,9 +14,11 @@
  */
 import { LRUCache } from 'lru-cache';
 import { KubesocksError } from '../errors.js';
-import { abortError, listAll, type RequestSource } from '../kube/api.js';
+import { listAll, type RequestSource } from '../kube/api.js';
+import { abortError } from '../kube/responses.js';
 import { canonicalIP } from './names.js';
 import { untilAborted } from '../net/abort.js';
+import { API_LOOKUP_TIMEOUT_MS } from '../net/timeouts.js';
 
 export interface IPOwner {
   kind: 'service' | 'pod';
@@ -91,7 +93,7 @@ export class ClusterIPLookup {
 
   private async query(kind: 'service' | 'pod', path: string): Promise<Found[] | typeof FORBIDDEN> {
     try {
-      return (await listAll(this.client, path, projectOwner(kind), { timeoutMs: 30_000 })).items;
+      return (await listAll(this.client, path, projectOwner(kind), { timeoutMs: API_LOOKUP_TIMEOUT_MS })).items;
     } catch (err) {
       if (err instanceof KubesocksError && err.code === 'FORBIDDEN') return FORBIDDEN;
       throw err;

@@ -12,8 +12,10 @@
  */
 import { LRUCache } from 'lru-cache';
 import { KubesocksError } from '../errors.js';
-import { abortError, getJSON, listAll, type RequestSource } from '../kube/api.js';
+import { getJSON, listAll, type RequestSource } from '../kube/api.js';
+import { abortError } from '../kube/responses.js';
 import { untilAborted } from '../net/abort.js';
+import { API_LOOKUP_TIMEOUT_MS } from '../net/timeouts.js';
 
 export interface NamespaceDirectoryOptions {
   /** Default 30 s. */
@@ -92,7 +94,7 @@ export class NamespaceDirectory {
     // the right to list, these GETs are all there is.
     let p = this.perName.get(ns);
     if (!p) {
-      p = getJSON<unknown>(this.client, `/api/v1/namespaces/${encodeURIComponent(ns)}`, undefined, 30_000).then(
+      p = getJSON<unknown>(this.client, `/api/v1/namespaces/${encodeURIComponent(ns)}`, { timeoutMs: API_LOOKUP_TIMEOUT_MS }).then(
         () => true,
         (err: unknown) => {
           if (err instanceof KubesocksError) {

@@ -21,6 +21,7 @@ import { ClusterIPLookup } from './cluster-ips.js';
 import { DEFAULT_CLUSTER_DOMAIN, isClusterForm, normalizeHost, parseName, type ParsedName } from './names.js';
 import { NamespaceDirectory } from './namespaces.js';
 import type { EndpointInfo, PodInfo, PortInfo, ServiceInfo, SliceInfo } from './projections.js';
+import { CACHE_SYNC_TIMEOUT_MS } from '../net/timeouts.js';
 
 const debug = debuglog('kubesocks:resolve');
 
@@ -111,7 +112,7 @@ export class Resolver {
     const cacheOpts = {
       maxNamespaces: opts.maxNamespaces ?? 64,
       getFallbackTtlMs: opts.getFallbackTtlMs ?? 5_000,
-      syncTimeoutMs: opts.syncTimeoutMs ?? 15_000,
+      syncTimeoutMs: opts.syncTimeoutMs ?? CACHE_SYNC_TIMEOUT_MS,
       ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}),
       ...(opts.maxBackoffMs !== undefined ? { maxBackoffMs: opts.maxBackoffMs } : {}),
     };

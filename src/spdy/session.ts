@@ -27,6 +27,7 @@ import {
 import { HeaderCompressor, HeaderDecompressor } from './header-block.js';
 import { FLAG_FIN, FrameType, MAX_STREAM_ID, RstCode, type SpdyHeaders } from './protocol.js';
 import { SpdyStream, type StreamOwner } from './stream.js';
+import { PING_TIMEOUT_MS } from '../net/timeouts.js';
 
 const debug = debuglog('kubesocks:spdy');
 
@@ -95,7 +96,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
     this.#maxDataFrame = options.maxDataFrameBytes ?? DEFAULT_MAX_DATA_FRAME;
     this.#writeBufferBytes = options.writeBufferBytes ?? DEFAULT_WRITE_BUFFER;
     this.#streamHwm = options.streamHighWaterMark ?? DEFAULT_STREAM_HWM;
-    this.#pingTimeoutMs = options.pingTimeoutMs ?? 15_000;
+    this.#pingTimeoutMs = options.pingTimeoutMs ?? PING_TIMEOUT_MS;
     // Client-initiated ids are odd, server-initiated even (draft 3.1, 2.3.2);
     // PING ids follow the same parity rule (2.6.5).
     this.#nextStreamId = options.role === 'client' ? 1 : 2;

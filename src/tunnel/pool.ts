@@ -12,6 +12,7 @@ import { KubesocksError } from '../errors.js';
 import { PodConnection } from './pod-connection.js';
 import { DEFAULT_CONFIRM_MS, type PortForwardStream } from './pair.js';
 import { upgradeToPortForward, type UpgradeCredentials } from './upgrade.js';
+import { PING_INTERVAL_MS, PING_TIMEOUT_MS, POOL_HOUSEKEEPING_MAX_INTERVAL_MS, POOL_IDLE_TIMEOUT_MS, POOL_SURPLUS_IDLE_TIMEOUT_MS, UPGRADE_TIMEOUT_MS } from '../net/timeouts.js';
 
 const debug = debuglog('kubesocks:tunnel');
 
@@ -63,15 +64,15 @@ export class TunnelPool {
     this.#options = {
       maxPairsPerConnection: options.maxPairsPerConnection ?? 100,
       maxConnectionsPerPod: options.maxConnectionsPerPod ?? 8,
-      idleTimeoutMs: options.idleTimeoutMs ?? 5 * 60_000,
-      surplusIdleTimeoutMs: Math.min(options.surplusIdleTimeoutMs ?? 10_000, options.idleTimeoutMs ?? Infinity),
-      pingIntervalMs: options.pingIntervalMs ?? 5_000,
-      pingTimeoutMs: options.pingTimeoutMs ?? 15_000,
+      idleTimeoutMs: options.idleTimeoutMs ?? POOL_IDLE_TIMEOUT_MS,
+      surplusIdleTimeoutMs: Math.min(options.surplusIdleTimeoutMs ?? POOL_SURPLUS_IDLE_TIMEOUT_MS, options.idleTimeoutMs ?? Infinity),
+      pingIntervalMs: options.pingIntervalMs ?? PING_INTERVAL_MS,
+      pingTimeoutMs: options.pingTimeoutMs ?? PING_TIMEOUT_MS,
       confirmMs: options.confirmMs ?? DEFAULT_CONFIRM_MS,
-      upgradeTimeoutMs: options.upgradeTimeoutMs ?? 30_000,
+      upgradeTimeoutMs: options.upgradeTimeoutMs ?? UPGRADE_TIMEOUT_MS,
     };
     const shortest = Math.min(this.#options.idleTimeoutMs, this.#options.surplusIdleTimeoutMs);
-    this.#idleTimer = setInterval(() => this.#closeIdle(), Math.max(100, Math.min(shortest / 2, 30_000)));
+    this.#idleTimer = setInterval(() => this.#closeIdle(), Math.max(100, Math.min(shortest / 2, POOL_HOUSEKEEPING_MAX_INTERVAL_MS)));
     this.#idleTimer.unref();
   }
 

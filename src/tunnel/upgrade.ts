@@ -9,12 +9,14 @@
  *
  * Success is 101 with the same three headers (client-go checks all three,
  * case-insensitively). Anything else carries a Status body whose message is
- * what the user needs to see.
+ * what the user needs to see (read and mapped to a code by kube/responses.ts).
  */
 import * as https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { KubesocksError, type ErrorCode } from '../errors.js';
+import { KubesocksError } from '../errors.js';
+import { codeForStatus, MAX_ERROR_BODY, readBody, statusMessage, withCredentialRefresh } from '../kube/responses.js';
+import { UPGRADE_TIMEOUT_MS } from '../net/timeouts.js';
 
 export const PORT_FORWARD_PROTOCOL = 'portforward.k8s.io';
 
@@ -33,18 +35,8 @@ export interface UpgradeOptions {
   signal?: AbortSignal;
 }
 
-const MAX_ERROR_BODY = 64 * 1024;
-
-export async function upgradeToPortForward(credentials: UpgradeCredentials, options: UpgradeOptions): Promise<Duplex> {
-  try {
-    return await attempt(credentials, options);
-  } catch (error) {
-    // One refresh on 401 (an exec token may have expired), as client-go's
-    // credential plugins do; then the error stands.
-    if (!(error instanceof KubesocksError) || error.code !== 'UNAUTHORIZED') throw error;
-    credentials.invalidateCredentials();
-    return attempt(credentials, options);
-  }
+export function upgradeToPortForward(credentials: UpgradeCredentials, options: UpgradeOptions): Promise<Duplex> {
+  return withCredentialRefresh(credentials, `port-forward ${options.namespace}/${options.pod}`, () => attempt(credentials, options));
 }
 
 function attempt(credentials: UpgradeCredentials, options: UpgradeOptions): Promise<Duplex> {
@@ -77,7 +69,7 @@ function attempt(credentials: UpgradeCredentials, options: UpgradeOptions): Prom
             request.destroy();
             settle(new KubesocksError('CLOSED', `port-forward to ${target} abandoned: the client went away`));
           };
-          const timeoutMs = options.timeoutMs ?? 30_000;
+          const timeoutMs = options.timeoutMs ?? UPGRADE_TIMEOUT_MS;
           const timer = setTimeout(() => {
             request.destroy();
             settle(new KubesocksError('TIMEOUT', `port-forward upgrade for pod ${target} got no answer from the API server in ${timeoutMs / 1000} s`));
@@ -98,7 +90,7 @@ function attempt(credentials: UpgradeCredentials, options: UpgradeOptions): Prom
             settle(null, socket);
           });
           request.once('response', (response) => {
-            readBody(response).then(
+            readBody(response, MAX_ERROR_BODY).then(
               (body) => settle(errorFromResponse(response.statusCode ?? 0, body, target, credentials.contextName)),
               () => settle(errorFromResponse(response.statusCode ?? 0, '', target, credentials.contextName)),
             );
@@ -128,47 +120,14 @@ function checkUpgradeResponse(response: IncomingMessage): string | null {
   return null;
 }
 
-function readBody(response: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    response.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= MAX_ERROR_BODY) chunks.push(chunk);
-    });
-    response.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    response.once('error', reject);
-  });
-}
-
-/** The Status message if the body is one, else the body's first line. */
-export function statusMessage(body: string): string {
-  try {
-    const parsed = JSON.parse(body) as { kind?: string; message?: unknown };
-    if (parsed.kind === 'Status' && typeof parsed.message === 'string') return parsed.message;
-  } catch {
-    // not JSON: fall through
-  }
-  return body.split('\n')[0]?.trim() ?? '';
-}
-
 function errorFromResponse(status: number, body: string, target: string, context: string): KubesocksError {
   const message = statusMessage(body) || `HTTP ${status}`;
-  let code: ErrorCode = 'UPGRADE_FAILED';
+  const code = codeForStatus(status, message, 'portforward');
   let hint = '';
-  if (status === 401) {
-    code = 'UNAUTHORIZED';
+  if (code === 'UNAUTHORIZED') {
     hint = ` — the credentials of context "${context}" were rejected; log in again (e.g. refresh your cloud CLI login) and retry`;
-  } else if (status === 403) {
-    code = 'FORBIDDEN';
+  } else if (code === 'FORBIDDEN') {
     hint = ' — port-forward needs RBAC "create" on pods/portforward';
-  } else if (status === 404) {
-    code = 'POD_GONE';
-  } else if ((status === 400 && /not running|host assigned|pending/i.test(message)) || (status === 500 && /pod not found/i.test(message))) {
-    // 500 `pod not found ("NAME_NS")` is the kubelet's answer for a pod it has no sandbox for.
-    code = 'POD_NOT_RUNNING';
-  } else if (status === 429 || status >= 500) {
-    code = 'API_UNREACHABLE';
   }
   return new KubesocksError(code, `port-forward to pod ${target} failed: ${message}${hint}`);
 }

@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { KubeClient } from '../../src/kube/client.js';
-import { KubeApiError } from '../../src/kube/api.js';
+import { KubeApiError } from '../../src/kube/responses.js';
 import { KubesocksError } from '../../src/errors.js';
 import { simCerts } from '../../src/sim/certs.js';
 
@@ -139,9 +139,9 @@ test('getJSON: Status messages verbatim; 403/404/500, bad JSON, timeouts, abort,
 
   const ac = new AbortController();
   setTimeout(() => ac.abort(), 50);
-  const aborted = await rejection(client.getJSON('/api/v1/namespaces/slow', ac.signal));
+  const aborted = await rejection(client.getJSON('/api/v1/namespaces/slow', { signal: ac.signal }));
   assert.equal(aborted.code, 'CLOSED');
-  const timedOut = await rejection(client.getJSON('/api/v1/namespaces/slow', AbortSignal.timeout(50)));
+  const timedOut = await rejection(client.getJSON('/api/v1/namespaces/slow', { signal: AbortSignal.timeout(50) }));
   assert.equal(timedOut.code, 'TIMEOUT');
 
   // Nothing listens there.
