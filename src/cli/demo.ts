@@ -10,7 +10,7 @@ import { createDialer } from '../dialer/dialer.js';
 import { SimCluster } from '../sim/cluster.js';
 import { loadScenario } from '../sim/scenario.js';
 import { parseAuth, parseFlags } from './flags.js';
-import { parseListen, requireAuthOffLoopback } from './listen-address.js';
+import { defaultListen, parseListen, requireAuthOffLoopback } from './listen-address.js';
 import { PROXY_FLAGS, parseDirect } from './serve.js';
 import { runProxy, say } from './proxy-runner.js';
 
@@ -19,7 +19,8 @@ export const DEMO_HELP = `Usage: kubesocks demo [flags]
 Starts a simulated cluster in this process and the proxy against it.
 
 Flags:
-  --listen HOST:PORT        where the proxy listens (default 127.0.0.1:1080; port 0 picks one)
+  --listen HOST:PORT        where the proxy listens (default $KUBESOCKS_LISTEN, else 127.0.0.1:1080;
+                            port 0 picks one)
   --scenario FILE           the simulated cluster's pods and services (JSON; default: built-in demo)
   --write-kubeconfig FILE   write a kubeconfig for the simulated cluster (kubectl can use it)
   --api-port PORT           the simulated API server's port (default: any free port)
@@ -40,7 +41,7 @@ export async function demo(args: string[]): Promise<void> {
     process.stdout.write(DEMO_HELP);
     return;
   }
-  const listen = parseListen(values.listen ?? '127.0.0.1:1080');
+  const listen = parseListen(values.listen ?? defaultListen());
   const auth = parseAuth(values.auth ?? process.env.KUBESOCKS_AUTH);
   requireAuthOffLoopback(listen, auth);
   const scenario = values.scenario ? await loadScenario(values.scenario) : undefined;

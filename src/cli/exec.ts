@@ -13,7 +13,7 @@ import { request } from 'node:http';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { UsageError, parseAuth } from './flags.js';
-import { formatAddress, parseListen, type ListenAddress } from './listen-address.js';
+import { defaultListen, formatAddress, parseListen, type ListenAddress } from './listen-address.js';
 import { exportLines, proxyVariables, proxychainsConfig, type ProxyEndpoint } from './proxy-env.js';
 
 export const ENV_HELP = `Usage: kubesocks env [--listen HOST:PORT]
@@ -24,7 +24,7 @@ sets ALL_PROXY (socks5h), HTTP_PROXY, HTTPS_PROXY, both cases, and NO_PROXY
 for loopback. With KUBESOCKS_AUTH=USER:PASS the URLs carry the credentials.
 
 Flags:
-  --listen HOST:PORT   the proxy's address (default 127.0.0.1:1080)
+  --listen HOST:PORT   the proxy's address (default $KUBESOCKS_LISTEN, else 127.0.0.1:1080)
   -h, --help           this help
 `;
 
@@ -41,13 +41,12 @@ HTTP clients, git over https) go through the proxy; install it
 "kubesocks forward" for the others.
 
 Flags:
-  --listen HOST:PORT   the proxy's address (default 127.0.0.1:1080)
+  --listen HOST:PORT   the proxy's address (default $KUBESOCKS_LISTEN, else 127.0.0.1:1080)
   --no-proxychains     set the variables only, even when proxychains4 is installed
   -h, --help           this help
 Credentials for a proxy started with --auth: KUBESOCKS_AUTH=USER:PASS.
 `;
 
-const DEFAULT_PROXY = '127.0.0.1:1080';
 const PROXY_CHECK_TIMEOUT_MS = 2000;
 
 interface ExecArgs {
@@ -63,7 +62,7 @@ interface ExecArgs {
  * must not be read as ours.
  */
 function parseExecArgs(args: string[], allowCommand: boolean): ExecArgs {
-  const parsed: ExecArgs = { listen: parseListen(DEFAULT_PROXY), proxychains: true, help: false, command: [] };
+  const parsed: ExecArgs = { listen: parseListen(defaultListen()), proxychains: true, help: false, command: [] };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === '--') {

@@ -68,7 +68,7 @@ export async function forward(args: string[]): Promise<void> {
     info: (line) => process.stdout.write(`${line}\n`),
     error: (line) => say(line),
   });
-  await forwarder.start();
+  // Before start(): its "Forwarding from" lines tell a script it may send a signal.
   const stop = (): void => {
     void Promise.race([forwarder.close(), new Promise((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS))])
       .then(() => dialer.close())
@@ -76,4 +76,5 @@ export async function forward(args: string[]): Promise<void> {
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  await forwarder.start();
 }

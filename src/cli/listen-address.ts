@@ -5,6 +5,15 @@ import { UsageError } from './flags.js';
 
 export type ListenAddress = HostPort;
 
+/**
+ * The proxy's address when --listen is not given: $KUBESOCKS_LISTEN, else
+ * 127.0.0.1:1080. One variable moves `serve`, `demo`, `env` and `exec`
+ * together (and lets the README's commands run as written in its test).
+ */
+export function defaultListen(): string {
+  return process.env.KUBESOCKS_LISTEN || '127.0.0.1:1080';
+}
+
 export function parseListen(value: string): ListenAddress {
   // A bare PORT listens on 127.0.0.1.
   const split = /^\d+$/.test(value) ? { host: '127.0.0.1', port: value } : splitHostPort(value);

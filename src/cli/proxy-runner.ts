@@ -52,21 +52,8 @@ export async function runProxy(options: RunProxyOptions): Promise<ProxyServer> {
       if (verbose || record.error) say(formatRecord(record));
     },
   });
-  const bound = await server.listen(listen.host, listen.port).catch((error: unknown) => {
-    throw (error as NodeJS.ErrnoException).code?.startsWith('E') ? new Error(explainListenError(error, formatAddress(listen))) : error;
-  });
-  const address = formatAddress(bound);
-  const cluster = `context ${dialer.client.contextName}, cluster ${dialer.client.clusterServer}, namespace ${dialer.client.namespace}`;
-  say(`listening on ${address} (${cluster})`);
-  const creds = auth ? `${encodeURIComponent(auth.username)}:****@` : '';
-  const hints = [
-    `export ALL_PROXY=socks5h://${creds}${address}`,
-    `curl -x http://${creds}${address} http://SERVICE.NAMESPACE/`,
-    `curl --socks5-hostname ${creds}${address} http://SERVICE.NAMESPACE.svc.${dialer.clusterDomain}/`,
-    `browser PAC file: http://${address}/proxy.pac`,
-  ];
-  for (const hint of options.hints?.(address) ?? hints) say(`  ${hint}`);
-
+  // Before the ready line: a script that sees it may signal at once, and an
+  // unhandled SIGTERM would kill the process without closing anything.
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) {
@@ -88,5 +75,20 @@ export async function runProxy(options: RunProxyOptions): Promise<ProxyServer> {
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
+  const bound = await server.listen(listen.host, listen.port).catch((error: unknown) => {
+    throw (error as NodeJS.ErrnoException).code?.startsWith('E') ? new Error(explainListenError(error, formatAddress(listen))) : error;
+  });
+  const address = formatAddress(bound);
+  const cluster = `context ${dialer.client.contextName}, cluster ${dialer.client.clusterServer}, namespace ${dialer.client.namespace}`;
+  say(`listening on ${address} (${cluster})`);
+  const creds = auth ? `${encodeURIComponent(auth.username)}:****@` : '';
+  const hints = [
+    `export ALL_PROXY=socks5h://${creds}${address}`,
+    `curl -x http://${creds}${address} http://SERVICE.NAMESPACE/`,
+    `curl --socks5-hostname ${creds}${address} http://SERVICE.NAMESPACE.svc.${dialer.clusterDomain}/`,
+    `browser PAC file: http://${address}/proxy.pac`,
+  ];
+  for (const hint of options.hints?.(address) ?? hints) say(`  ${hint}`);
+
   return server;
 }

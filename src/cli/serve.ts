@@ -1,7 +1,7 @@
 /** `kubesocks [serve]`: the proxy against the user's cluster. */
 import { createDialer } from '../dialer/dialer.js';
 import { UsageError, parseAuth, parseFlags } from './flags.js';
-import { parseListen, requireAuthOffLoopback } from './listen-address.js';
+import { defaultListen, parseListen, requireAuthOffLoopback } from './listen-address.js';
 import { runProxy } from './proxy-runner.js';
 
 export const SERVE_HELP = `Usage: kubesocks [serve] [flags]
@@ -10,7 +10,8 @@ One local port speaking SOCKS5, SOCKS4a and HTTP proxy that reaches cluster
 services and pods by their DNS names, through pods/portforward.
 
 Flags:
-  --listen HOST:PORT     where to listen (default 127.0.0.1:1080; port 0 picks one)
+  --listen HOST:PORT     where to listen (default $KUBESOCKS_LISTEN, else
+                         127.0.0.1:1080; port 0 picks one)
   --kubeconfig FILE      kubeconfig file(s), ':'-separated (default $KUBECONFIG, ~/.kube/config)
   --context NAME         kubeconfig context (default: current-context)
   -n, --namespace NS     namespace for short names like "web" (default: the context's)
@@ -45,7 +46,7 @@ export async function serve(args: string[]): Promise<void> {
     process.stdout.write(SERVE_HELP);
     return;
   }
-  const listen = parseListen(values.listen ?? '127.0.0.1:1080');
+  const listen = parseListen(values.listen ?? defaultListen());
   const auth = parseAuth(values.auth ?? process.env.KUBESOCKS_AUTH);
   requireAuthOffLoopback(listen, auth);
   const dialer = await createDialer({

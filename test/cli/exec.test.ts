@@ -5,70 +5,23 @@
  * simulated pod, by the pod's cluster DNS name.
  */
 import * as assert from 'node:assert/strict';
-import { chownSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startDemo, type DemoProcess } from '../helpers/e2e-demo.js';
 import { REPO_ROOT, cleanEnv, findBinary, run, type RunResult } from '../helpers/e2e-procs.js';
+import { PostgresServer, freePort, postgresUnavailable } from '../helpers/postgres.js';
 
-const PG_BIN = (() => {
-  try {
-    const versions = readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a));
-    return versions[0] ? `/usr/lib/postgresql/${versions[0]}/bin` : undefined;
-  } catch {
-    return undefined;
-  }
-})();
-const psql = findBinary('psql');
 const proxychains = findBinary('proxychains4');
-const runuser = findBinary('runuser');
 const curlBin = findBinary('curl');
-const isRoot = process.getuid?.() === 0;
 
 /** Why the PostgreSQL part cannot run here, or undefined. In CI it must run. */
-const pgSkip = !PG_BIN || !psql ? 'PostgreSQL (server and psql) is not installed' : !proxychains ? 'proxychains4 is not installed' : !isRoot || !runuser ? 'starting PostgreSQL as its own user needs root and runuser' : undefined;
+const pgSkip = postgresUnavailable ?? (!proxychains ? 'proxychains4 is not installed' : undefined);
 if (pgSkip && process.env.CI === 'true') throw new Error(`CI: ${pgSkip}; scripts/ensure-test-tools.sh installs it`);
 
 function kubesocks(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
   return run(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd: REPO_ROOT, env: cleanEnv(env), timeoutMs: 30_000 });
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** A throwaway PostgreSQL server on 127.0.0.1, run as the `postgres` user (it refuses root). */
-class PostgresServer {
-  readonly dir = mkdtempSync(join(tmpdir(), 'kubesocks-pg-'));
-  port = 0;
-
-  async start(): Promise<void> {
-    chownSync(this.dir, uidOf('postgres'), -1);
-    const asPostgres = (file: string, args: string[]) => run(runuser!, ['-u', 'postgres', '--', join(PG_BIN!, file), ...args], { timeoutMs: 60_000 });
-    const init = await asPostgres('initdb', ['-D', join(this.dir, 'data'), '-A', 'trust', '-U', 'postgres']);
-    assert.equal(init.code, 0, init.stderr);
-    this.port = await freePort();
-    const options = `-c listen_addresses=127.0.0.1 -c port=${this.port} -c unix_socket_directories=${this.dir}`;
-    const start = await asPostgres('pg_ctl', ['-D', join(this.dir, 'data'), '-o', options, '-l', join(this.dir, 'log'), '-w', 'start']);
-    assert.equal(start.code, 0, start.stderr);
-  }
-
-  async stop(): Promise<void> {
-    await run(runuser!, ['-u', 'postgres', '--', join(PG_BIN!, 'pg_ctl'), '-D', join(this.dir, 'data'), '-m', 'immediate', 'stop'], { timeoutMs: 30_000 });
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-function uidOf(user: string): number {
-  const line = new RegExp(`^${user}:[^:]*:(\\d+):`, 'm').exec(readFileSync('/etc/passwd', 'utf8'));
-  if (!line) throw new Error(`no user ${user}`);
-  return Number(line[1]);
 }
 
 test('kubesocks env prints export lines for both spellings, with NO_PROXY for loopback', async () => {
