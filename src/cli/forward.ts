@@ -54,7 +54,7 @@ export async function forward(args: string[]): Promise<void> {
     clusterDomain: values['cluster-domain'],
     direct: 'deny',
   });
-  const target = new ForwardTarget(dialer, dialer.client.namespace, resource);
+  const target = new ForwardTarget(dialer, dialer.context().namespace, resource);
   try {
     await target.waitUntilReady(runningTimeoutMs);
   } catch (error) {

@@ -79,7 +79,8 @@ export async function runProxy(options: RunProxyOptions): Promise<ProxyServer> {
     throw (error as NodeJS.ErrnoException).code?.startsWith('E') ? new Error(explainListenError(error, formatAddress(listen))) : error;
   });
   const address = formatAddress(bound);
-  const cluster = `context ${dialer.client.contextName}, cluster ${dialer.client.clusterServer}, namespace ${dialer.client.namespace}`;
+  const context = dialer.context();
+  const cluster = `context ${context.name}, cluster ${context.clusterServer}, namespace ${context.namespace}`;
   say(`listening on ${address} (${cluster})`);
   const creds = auth ? `${encodeURIComponent(auth.username)}:****@` : '';
   const hints = [

@@ -12,12 +12,14 @@ import { KubesocksError, asKubesocksError, type ErrorCode } from '../errors.js';
 import { KubeClient } from '../kube/client.js';
 import type { KubeClientOptions } from '../kube/kubeconfig.js';
 import type { Connector } from '../net/connector.js';
+import { WorkloadPods, type PodPorts, type ServicePort, type WorkloadKind } from '../resolve/workloads.js';
 import { Resolver, type Endpoint } from '../resolve/resolver.js';
 import { TunnelPool, type PoolStats, type TunnelPoolOptions } from '../tunnel/pool.js';
 import { dialDirect } from './direct.js';
 import { KubeSocket, type Attempt, type AttemptOpener } from './kube-socket.js';
 import { parseTarget, type DialTarget, type ParsedTarget } from './dial-target.js';
 import { CONNECT_TIMEOUT_MS } from '../net/timeouts.js';
+export type { PodPorts, ServicePort, WorkloadKind } from '../resolve/workloads.js';
 
 const debug = debuglog('kubesocks:dialer');
 
@@ -53,10 +55,27 @@ const TRY_NEXT_POD: ReadonlySet<ErrorCode> = new Set([
 
 const endpointKey = (ep: Endpoint): string => `${ep.namespace}/${ep.pod}:${ep.port}`;
 
+/** The kubeconfig context a dialer uses, for what the CLI prints. */
+export interface DialerContext {
+  name: string;
+  /** The API server URL as written in the kubeconfig. */
+  clusterServer: string;
+  /** Namespace for short names. */
+  namespace: string;
+}
+
+/** What `kubesocks forward` forwards to: a pod by name, or the pods of a workload. */
+export interface PodsOf {
+  namespace: string;
+  kind: 'pod' | WorkloadKind;
+  name: string;
+}
+
 export class Dialer {
-  readonly client: KubeClient;
-  readonly resolver: Resolver;
-  readonly pool: TunnelPool;
+  readonly #client: KubeClient;
+  readonly #resolver: Resolver;
+  readonly #pool: TunnelPool;
+  readonly #workloads: WorkloadPods;
   readonly clusterDomain: string;
   readonly #direct: 'allow' | 'deny';
   readonly #connectTimeoutMs: number;
@@ -65,9 +84,10 @@ export class Dialer {
   readonly #accepting = new LRUCache<string, true>({ max: 10_000, ttl: 5 * 60_000 });
 
   constructor(client: KubeClient, resolver: Resolver, pool: TunnelPool, options: DialerOptions = {}) {
-    this.client = client;
-    this.resolver = resolver;
-    this.pool = pool;
+    this.#client = client;
+    this.#resolver = resolver;
+    this.#pool = pool;
+    this.#workloads = new WorkloadPods(client);
     this.clusterDomain = options.clusterDomain ?? 'cluster.local';
     this.#direct = options.direct ?? 'allow';
     this.#connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
@@ -116,18 +136,37 @@ export class Dialer {
         const socket = await this.connect(target, { signal });
         return { stream: socket, via: socket.via };
       },
-      pacInfo: async () => ({ clusterDomain: this.clusterDomain, namespaces: await this.resolver.namespaces().catch(() => []) }),
+      pacInfo: async () => ({ clusterDomain: this.clusterDomain, namespaces: await this.#resolver.namespaces().catch(() => []) }),
     };
   }
 
+  /** The context in use. */
+  context(): DialerContext {
+    return { name: this.#client.contextName, clusterServer: this.#client.clusterServer, namespace: this.#client.namespace };
+  }
+
+  /**
+   * The pods a forward target stands for right now: a pod by name if it is
+   * running; a workload's running, ready, not terminating pods.
+   */
+  podsOf(target: PodsOf, signal?: AbortSignal): Promise<PodPorts[]> {
+    if (target.kind === 'pod') return this.#workloads.runningPod(target.namespace, target.name, signal);
+    return this.#workloads.readyPods(target.namespace, target.kind, target.name, signal);
+  }
+
+  /** A service's ports; rejects NOT_FOUND when there is no such service. */
+  servicePorts(namespace: string, service: string, signal?: AbortSignal): Promise<ServicePort[]> {
+    return this.#workloads.servicePorts(namespace, service, signal);
+  }
+
   stats(): PoolStats {
-    return this.pool.stats();
+    return this.#pool.stats();
   }
 
   async close(): Promise<void> {
-    this.pool.close();
-    this.resolver.close();
-    this.client.close();
+    this.#pool.close();
+    this.#resolver.close();
+    this.#client.close();
   }
 
   #opener(parsed: ParsedTarget, callerSignal: AbortSignal | undefined): AttemptOpener {
@@ -183,11 +222,11 @@ export class Dialer {
     signal: AbortSignal,
   ): Promise<{ kind: 'direct'; attempt: Attempt } | { kind: 'pod'; endpoint: Endpoint }> {
     if (parsed.kind === 'pod') {
-      const endpoint = { namespace: parsed.namespace ?? this.client.namespace, pod: parsed.pod, port: parsed.port };
+      const endpoint = { namespace: parsed.namespace ?? this.#client.namespace, pod: parsed.pod, port: parsed.port };
       if (tried.has(endpointKey(endpoint))) throw new KubesocksError('NO_READY_ENDPOINTS', `pod ${endpoint.namespace}/${endpoint.pod} failed`);
       return { kind: 'pod', endpoint };
     }
-    const resolution = await this.resolver.resolve(parsed.host, parsed.port, signal);
+    const resolution = await this.#resolver.resolve(parsed.host, parsed.port, signal);
     if (resolution.kind === 'external') {
       if (this.#direct === 'deny') {
         throw new KubesocksError('DIRECT_DENIED', `${resolution.host}:${resolution.port} is outside the cluster and direct connections are denied (--direct=deny)`);
@@ -204,14 +243,14 @@ export class Dialer {
 
   async #openPair(ep: Endpoint, isFailover: boolean, signal: AbortSignal): Promise<Attempt> {
     const key = endpointKey(ep);
-    const pair = await this.pool.open(ep.namespace, ep.pod, ep.port, signal);
+    const pair = await this.#pool.open(ep.namespace, ep.pod, ep.port, signal);
     // Until the KubeSocket takes the pair over, its failure is read from confirmed().
     pair.on('error', () => {});
     const attempt: Attempt = { stream: pair, via: key, endpoint: ep, retryable: true, acknowledged: () => pair.acknowledged };
     pair.confirmed().then(
       () => {
         this.#accepting.set(key, true);
-        this.resolver.report(ep, 'ok');
+        this.#resolver.report(ep, 'ok');
       },
       () => {},
     );
@@ -231,7 +270,7 @@ export class Dialer {
   #explain(parsed: ParsedTarget, error: KubesocksError): KubesocksError {
     // A pod asked for by name that the API server does not know is "not found", not "gone".
     if (parsed.kind === 'pod' && error.code === 'POD_GONE' && /not found/i.test(error.message)) {
-      return new KubesocksError('NOT_FOUND', `${error.message}; check the name with kubectl get pods -n ${parsed.namespace ?? this.client.namespace}`, { cause: error });
+      return new KubesocksError('NOT_FOUND', `${error.message}; check the name with kubectl get pods -n ${parsed.namespace ?? this.#client.namespace}`, { cause: error });
     }
     return error;
   }
@@ -240,12 +279,12 @@ export class Dialer {
     debug('%s failed: %s', endpointKey(ep), error.message);
     this.#accepting.delete(endpointKey(ep));
     if (error.code === 'POD_GONE') {
-      this.pool.dropPod(ep.namespace, ep.pod, error);
-      this.resolver.report(ep, 'gone');
+      this.#pool.dropPod(ep.namespace, ep.pod, error);
+      this.#resolver.report(ep, 'gone');
     } else if (error.code === 'POD_REFUSED' || error.code === 'POD_NOT_RUNNING') {
-      this.resolver.report(ep, 'refused');
+      this.#resolver.report(ep, 'refused');
     } else {
-      this.resolver.report(ep, 'gone');
+      this.#resolver.report(ep, 'gone');
     }
   }
 }

@@ -5,30 +5,10 @@
  * keep working after a pod is replaced.
  */
 import { KubesocksError, asKubesocksError } from '../errors.js';
-import type { Dialer } from '../dialer/dialer.js';
+import type { Dialer, PodPorts } from '../dialer/dialer.js';
 import type { KubeSocket } from '../dialer/kube-socket.js';
 import type { ForwardResource } from './resource.js';
 
-interface PodObject {
-  metadata?: { name?: string; deletionTimestamp?: string };
-  spec?: { containers?: Array<{ ports?: Array<{ name?: string; containerPort?: number }> }> };
-  status?: { phase?: string; conditions?: Array<{ type?: string; status?: string }> };
-}
-
-interface ServiceObject {
-  spec?: { ports?: Array<{ name?: string; port?: number }>; selector?: Record<string, string>; type?: string };
-}
-
-interface WorkloadObject {
-  spec?: {
-    selector?: {
-      matchLabels?: Record<string, string>;
-      matchExpressions?: Array<{ key: string; operator: string; values?: string[] }>;
-    };
-  };
-}
-
-const WORKLOAD_PATHS = { deployment: 'deployments', statefulset: 'statefulsets', replicaset: 'replicasets' } as const;
 /** How long a pod list for a workload is reused between connections. */
 const POD_LIST_TTL_MS = 2000;
 const MAX_POD_TRIES = 3;
@@ -37,8 +17,7 @@ export class ForwardTarget {
   readonly #dialer: Dialer;
   readonly namespace: string;
   readonly resource: ForwardResource;
-  #selector: string | undefined;
-  #podList: { at: number; pods: PodObject[] } | undefined;
+  #podList: { at: number; pods: PodPorts[] } | undefined;
   #next = 0;
 
   constructor(dialer: Dialer, namespace: string, resource: ForwardResource) {
@@ -73,7 +52,7 @@ export class ForwardTarget {
     if (this.resource.kind === 'service') return this.#servicePort(remote);
     const pods = await this.#candidatePods();
     for (const pod of pods) {
-      const port = containerPort(pod, remote);
+      const port = pod.namedPorts[remote];
       if (port) return port;
     }
     throw new KubesocksError('NO_SUCH_PORT', `${this.description} has no container port named "${remote}"`);
@@ -94,13 +73,13 @@ export class ForwardTarget {
     const start = this.#next++;
     for (let i = 0; i < Math.min(MAX_POD_TRIES, pods.length); i++) {
       const pod = pods[(start + i) % pods.length]!;
-      const port = typeof remote === 'number' ? remote : containerPort(pod, remote);
+      const port = typeof remote === 'number' ? remote : pod.namedPorts[remote];
       if (!port) {
-        lastError = new KubesocksError('NO_SUCH_PORT', `pod ${pod.metadata?.name} has no container port named "${remote}"`);
+        lastError = new KubesocksError('NO_SUCH_PORT', `pod ${pod.name} has no container port named "${remote}"`);
         continue;
       }
       try {
-        return await this.#dialer.connect({ namespace: this.namespace, pod: pod.metadata?.name ?? '', port }, { signal });
+        return await this.#dialer.connect({ namespace: this.namespace, pod: pod.name, port }, { signal });
       } catch (error) {
         lastError = asKubesocksError(error);
         if (kind === 'pod' || signal?.aborted || ['FORBIDDEN', 'UNAUTHORIZED', 'API_UNREACHABLE'].includes(lastError.code)) throw lastError;
@@ -112,7 +91,7 @@ export class ForwardTarget {
 
   async #hasRunningPod(): Promise<boolean> {
     if (this.resource.kind === 'service') {
-      await this.#dialer.client.getJSON<ServiceObject>(`/api/v1/namespaces/${this.namespace}/services/${this.resource.name}`);
+      await this.#dialer.servicePorts(this.namespace, this.resource.name);
       return true;
     }
     this.#podList = undefined;
@@ -120,69 +99,23 @@ export class ForwardTarget {
   }
 
   async #servicePort(name: string): Promise<number> {
-    const service = await this.#dialer.client.getJSON<ServiceObject>(`/api/v1/namespaces/${this.namespace}/services/${this.resource.name}`);
-    const port = service.spec?.ports?.find((p) => p.name === name)?.port;
+    const ports = await this.#dialer.servicePorts(this.namespace, this.resource.name);
+    const port = ports.find((p) => p.name === name)?.port;
     if (!port) {
-      const known = (service.spec?.ports ?? []).map((p) => `${p.name ?? ''}=${p.port}`).join(', ');
+      const known = ports.map((p) => `${p.name ?? ''}=${p.port}`).join(', ');
       throw new KubesocksError('NO_SUCH_PORT', `service ${this.namespace}/${this.resource.name} has no port named "${name}" (its ports: ${known || 'none'})`);
     }
     return port;
   }
 
   /** Running, ready, not terminating pods of the target (a pod target: itself if running). */
-  async #candidatePods(): Promise<PodObject[]> {
+  async #candidatePods(): Promise<PodPorts[]> {
     const { kind, name } = this.resource;
-    const client = this.#dialer.client;
-    if (kind === 'pod') {
-      const pod = await client.getJSON<PodObject>(`/api/v1/namespaces/${this.namespace}/pods/${name}`);
-      return pod.status?.phase === 'Running' ? [pod] : [];
-    }
     if (kind === 'service') return [];
+    if (kind === 'pod') return this.#dialer.podsOf({ namespace: this.namespace, kind, name });
     if (this.#podList && Date.now() - this.#podList.at < POD_LIST_TTL_MS) return this.#podList.pods;
-    this.#selector ??= await this.#workloadSelector();
-    const list = await client.getJSON<{ items?: PodObject[] }>(
-      `/api/v1/namespaces/${this.namespace}/pods?labelSelector=${encodeURIComponent(this.#selector)}`,
-    );
-    const pods = (list.items ?? []).filter(isReadyPod);
+    const pods = await this.#dialer.podsOf({ namespace: this.namespace, kind, name });
     this.#podList = { at: Date.now(), pods };
     return pods;
   }
-
-  async #workloadSelector(): Promise<string> {
-    const { kind, name } = this.resource;
-    const path = `/apis/apps/v1/namespaces/${this.namespace}/${WORKLOAD_PATHS[kind as keyof typeof WORKLOAD_PATHS]}/${name}`;
-    const workload = await this.#dialer.client.getJSON<WorkloadObject>(path);
-    const selector = labelSelector(workload);
-    if (!selector) throw new KubesocksError('NOT_FORWARDABLE', `${kind}/${name} has no pod selector`);
-    return selector;
-  }
-}
-
-function isReadyPod(pod: PodObject): boolean {
-  return (
-    pod.status?.phase === 'Running' &&
-    !pod.metadata?.deletionTimestamp &&
-    (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True')
-  );
-}
-
-function containerPort(pod: PodObject, name: string): number | undefined {
-  for (const container of pod.spec?.containers ?? []) {
-    for (const port of container.ports ?? []) if (port.name === name && port.containerPort) return port.containerPort;
-  }
-  return undefined;
-}
-
-/** A workload's selector in labelSelector syntax. */
-export function labelSelector(workload: WorkloadObject): string {
-  const selector = workload.spec?.selector;
-  const terms = Object.entries(selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
-  for (const expression of selector?.matchExpressions ?? []) {
-    const values = (expression.values ?? []).join(',');
-    if (expression.operator === 'In') terms.push(`${expression.key} in (${values})`);
-    else if (expression.operator === 'NotIn') terms.push(`${expression.key} notin (${values})`);
-    else if (expression.operator === 'Exists') terms.push(expression.key);
-    else if (expression.operator === 'DoesNotExist') terms.push(`!${expression.key}`);
-  }
-  return terms.join(',');
 }

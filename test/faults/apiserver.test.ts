@@ -52,7 +52,7 @@ describe('API server faults', () => {
   test('watch cut and history compacted: relist, and the pod deleted meanwhile is never served', async (t) => {
     const service = `echo.${NS}`;
     const candidates = async (): Promise<string[]> => {
-      const r = await rig.dialer.resolver.resolve(service, 7);
+      const r = await rig.resolver.resolve(service, 7);
       return r.kind === 'cluster' ? r.candidates.map((c) => c.pod) : [];
     };
     assert.deepEqual((await candidates()).sort(), ['echo-0', 'echo-1', 'echo-2', 'echo-3']);
@@ -131,7 +131,7 @@ describe('API server faults', () => {
 
   /** Warms the pool (one connection per ready pod) and leaves it idle (no pairs). */
   async function warmPool(): Promise<number> {
-    const r = await rig.dialer.resolver.resolve(`echo.${NS}`, 7);
+    const r = await rig.resolver.resolve(`echo.${NS}`, 7);
     const pods = r.kind === 'cluster' ? r.candidates.map((c) => c.pod) : [];
     for (const pod of pods) await dialEcho(rig, `${pod}.${NS}:7`);
     await waitUntil(() => rig.dialer.stats().pairs === 0 && rig.dialer.stats().connections >= pods.length, `an idle pool of ${pods.length}+ connections`);

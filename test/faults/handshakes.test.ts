@@ -367,7 +367,7 @@ describe('hostile and careless clients', () => {
       });
     }
     await waitUntil(async () => {
-      const r = await rig.dialer.resolver.resolve(`cold-7.${NS}`, 7).catch(() => null);
+      const r = await rig.resolver.resolve(`cold-7.${NS}`, 7).catch(() => null);
       return r?.kind === 'cluster';
     }, 'the cold pods to be known');
     const VANISH = 2000;

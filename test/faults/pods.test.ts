@@ -164,7 +164,7 @@ describe('pod faults', () => {
   test('readiness flipped off and on: no new connection reaches the not-ready pod once the watch delivered it', async (t) => {
     const service = `web.${NS}`;
     const candidates = async (): Promise<string[]> => {
-      const r = await rig.dialer.resolver.resolve(service, 80);
+      const r = await rig.resolver.resolve(service, 80);
       return r.kind === 'cluster' ? r.candidates.map((c) => c.pod) : [];
     };
     const hit = async (n: number): Promise<string[]> => {

@@ -13,7 +13,10 @@ import type { Duplex } from 'node:stream';
 import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SocksClient } from 'socks';
-import { createDialer, type Dialer, type DialerOptions } from '../../src/dialer/dialer.js';
+import { Dialer, type DialerOptions } from '../../src/dialer/dialer.js';
+import { KubeClient } from '../../src/kube/client.js';
+import { Resolver } from '../../src/resolve/resolver.js';
+import { TunnelPool } from '../../src/tunnel/pool.js';
 import { createProxyServer, type ConnectionRecord, type ProxyServer, type ProxyServerOptions } from '../../src/proxy/server.js';
 import type { KubesocksError } from '../../src/errors.js';
 import type { Connector } from '../../src/net/connector.js';
@@ -25,6 +28,8 @@ export interface Rig {
   t: TestCluster;
   cluster: SimCluster;
   dialer: Dialer;
+  /** The dialer's resolver, built here (the Dialer keeps its parts private) so cases can wait for a name to resolve. */
+  resolver: Resolver;
   proxy: ProxyServer;
   proxyPort: number;
   /** Every connection record the proxy logged (the `-v` log). */
@@ -57,7 +62,10 @@ export function readyPod(name: string, ip: string, ports: ScenarioPort[], app = 
 export async function startRig(scenario: Scenario, options: RigOptions = {}): Promise<Rig> {
   const t = await startTestCluster(scenario, options.streamPairTimeoutMs !== undefined ? { streamPairTimeoutMs: options.streamPairTimeoutMs } : {});
   const kubeconfig = options.kubeconfig ? await options.kubeconfig(t) : t.kubeconfig;
-  const dialer = await createDialer({ kubeconfig, ...options.dialer });
+  // createDialer's assembly, by hand, to keep a handle on the resolver.
+  const client = await KubeClient.load({ kubeconfig });
+  const resolver = new Resolver(client, { clusterDomain: options.dialer?.clusterDomain, namespace: client.namespace, maxNamespaces: options.dialer?.maxNamespaces });
+  const dialer = new Dialer(client, resolver, new TunnelPool(client, options.dialer?.pool), options.dialer);
   const records: ConnectionRecord[] = [];
   const proxyErrors: KubesocksError[] = [];
   const maxRecords = options.maxRecords ?? 10_000;
@@ -75,6 +83,7 @@ export async function startRig(scenario: Scenario, options: RigOptions = {}): Pr
     t,
     cluster: t.cluster,
     dialer,
+    resolver,
     proxy,
     proxyPort: port,
     records,
