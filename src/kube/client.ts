@@ -4,7 +4,7 @@
  * Loading the kubeconfig and choosing the context is kubeconfig.ts.
  */
 import * as https from 'node:https';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from './lazy-kubeconfig.js';
 import { getJSON, type GetOptions, type RequestSource } from './api.js';
 import { CredentialCache } from './credentials.js';
 import { loadKubeConfig, type KubeClientOptions, type LoadedKubeConfig, type LoadEnvironment } from './kubeconfig.js';

@@ -32,7 +32,7 @@
 import type * as https from 'node:https';
 import type * as http from 'node:http';
 import { debuglog } from 'node:util';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from './lazy-kubeconfig.js';
 import { firstLine, KubesocksError } from '../errors.js';
 import { CREDENTIAL_TTL_MS } from '../net/timeouts.js';
 

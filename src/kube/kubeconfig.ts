@@ -1,6 +1,7 @@
 /**
  * The kubeconfig: which files, which context, which namespace. Parsing and
- * auth are @kubernetes/client-node's; file merging and context choice follow
+ * auth are @kubernetes/client-node's (loaded piece by piece, see
+ * lazy-kubeconfig.ts); file merging and context choice follow
  * kubectl, which differs from client-node's `loadFromDefault` in ways users
  * notice (see mergeConfigs). The client that talks to the chosen context's
  * API server is client.ts.
@@ -10,7 +11,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import yaml from 'js-yaml';
-import type { KubeConfig, Cluster, Context, User } from '@kubernetes/client-node';
+import { KubeConfig, type Cluster, type Context, type User } from './lazy-kubeconfig.js';
 import { firstLine, KubesocksError } from '../errors.js';
 
 export interface KubeClientOptions {
@@ -49,21 +50,11 @@ export interface LoadedKubeConfig {
   source: string;
 }
 
-type ClientNode = typeof import('@kubernetes/client-node');
-let clientNode: Promise<ClientNode> | undefined;
-// client-node pulls in every generated API class (~0.8 s); load it only when a
-// kubeconfig is really needed, so `kubesocks --help` stays instant.
-function loadClientNode(): Promise<ClientNode> {
-  clientNode ??= import('@kubernetes/client-node');
-  return clientNode;
-}
-
 /**
  * Reads the kubeconfig the way kubectl does and selects the context.
  * Throws KubesocksError CONFIG with one line saying what is missing.
  */
 export async function loadKubeConfig(opts: KubeClientOptions = {}, where: LoadEnvironment = {}): Promise<LoadedKubeConfig> {
-  const { KubeConfig } = await loadClientNode();
   const env = where.env ?? process.env;
   let files: string[];
   let explicit: boolean;
