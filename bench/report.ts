@@ -2,8 +2,12 @@
 import type { ConcurrencyFigures } from './concurrency.js';
 import type { LatencyFigures } from './latency.js';
 import type { ProfileSummary } from './lib/profile.js';
-import { markdownTable, mib, MiB, num, ratio } from './lib/table.js';
+import { markdownTable, median, mib, MiB, num, ratio } from './lib/table.js';
+import type { OnePodFigures } from './onepod.js';
+import type { RttFigures } from './rtt.js';
 import type { ServicesFigures } from './services.js';
+import type { StartupFigures } from './startup.js';
+import { summaryTable } from './summary.js';
 import type { ThroughputRow } from './throughput.js';
 import type { UpgradeFigures } from './upgrades.js';
 
@@ -24,11 +28,17 @@ export type Profile = ProfileSummary & { transfer: string };
 export interface Results {
   mode: 'full' | 'quick';
   machine: Machine;
-  config: Record<string, number | string | boolean>;
+  config: Record<string, number | string | boolean | number[]>;
   throughput: ThroughputRow[];
   latency: LatencyFigures[];
   upgrades?: UpgradeFigures;
   concurrency?: ConcurrencyFigures;
+  /** Start-up and idle footprint, kubesocks and kubectl (fresh processes). */
+  startup?: StartupFigures[];
+  /** Many sockets to one pod, kubesocks vs kubectl. */
+  onePod?: OnePodFigures;
+  /** `--rtt MS`: through a relay delaying each direction by MS/2. */
+  rtt?: RttFigures;
   services?: ServicesFigures;
   /** CPU profiles of kubesocks during a SOCKS5 download and upload (full runs). */
   profiles: Profile[];
@@ -44,10 +54,10 @@ function throughputTable(rows: ThroughputRow[]): string {
   const kubectl = by('kubectl');
   const ceiling = by('ceiling');
   const cpu = (r: ThroughputRow): string => {
-    const d = r.download?.forwarderCpuPerGiB;
-    const u = r.upload?.forwarderCpuPerGiB;
+    const d = r.download?.forwarderCpuPerGiBRuns;
+    const u = r.upload?.forwarderCpuPerGiBRuns;
     if (d === undefined && u === undefined) return '—';
-    return `${num(d, 2)} / ${num(u, 2)}`;
+    return `${spread(d)} / ${spread(u)}`;
   };
   const body = rows.map((r) => {
     if (r.skipped) return [r.label, `skipped: ${r.skipped}`, '', '', '', '', '', '', '', '', ''];
@@ -68,9 +78,16 @@ function throughputTable(rows: ThroughputRow[]): string {
     ];
   });
   return markdownTable(
-    ['route', 'down MiB/s', '× direct', '× kubectl', '× ceiling', 'up MiB/s', '× direct', '× kubectl', '× ceiling', 'forwarder CPU s/GiB down / up', 'simulator CPU s/GiB down / up'],
+    ['route', 'down MiB/s', '× direct', '× kubectl', '× ceiling', 'up MiB/s', '× direct', '× kubectl', '× ceiling', 'forwarder CPU s/GiB down / up (min–median–max)', 'simulator CPU s/GiB down / up'],
     body,
   );
+}
+
+/** `min–median–max` of a list of CPU s/GiB figures. */
+function spread(values: number[] | undefined): string {
+  if (!values || values.length === 0) return '—';
+  if (values.length === 1) return num(values[0], 2);
+  return `${num(Math.min(...values), 2)}–${num(median(values), 2)}–${num(Math.max(...values), 2)}`;
 }
 
 function latencyTable(rows: LatencyFigures[]): string {
@@ -111,6 +128,29 @@ function concurrencyTable(c: ConcurrencyFigures, kubectl: ThroughputRow | undefi
         `${c.verified}/${c.sockets}`,
       ],
     ],
+  );
+}
+
+function startupTable(rows: StartupFigures[]): string {
+  return markdownTable(
+    ['forwarder', 'start → ready ms', 'first request ms (new namespace, new pod)', 'start + first ms', 'RSS at ready', 'RSS after one connection'],
+    rows.map((x) => [x.label, num(x.readyMs, 0), num(x.firstRequestMs, 1), num(x.startPlusFirstMs, 0), mib(x.rssReady), mib(x.rssAfterOne)]),
+  );
+}
+
+function onePodTable(f: OnePodFigures): string {
+  return markdownTable(
+    ['forwarder', 'sockets × size', 'wall s', 'connect s', 'transfer s', 'peak RSS', 'CPU s', 'sha256 ok'],
+    f.runs.map((x) => [
+      x.forwarder,
+      `${x.sockets} × ${x.bytesEach / MiB} MiB echo`,
+      num(x.wallSeconds, 2),
+      num(x.connectSeconds, 2),
+      num(x.transferSeconds, 2),
+      mib(x.peakRss),
+      num(x.cpuSec, 2),
+      `${x.verified}/${x.sockets}${x.failed ? ` (${x.failures.slice(0, 2).join('; ')})` : ''}`,
+    ]),
   );
 }
 
@@ -197,10 +237,19 @@ export function renderReport(r: Results): string {
   if (r.failures.length) {
     parts.push(`## FAILED\n\n${r.failures.map((f) => `- **${f.phase}**: ${f.error.split('\n').join('\n  ')}`).join('\n')}`);
   }
+  const summary = summaryTable(r);
+  if (summary) parts.push(`## kubesocks vs kubectl, this run (issue 14 targets)\n\n${summary}`);
   const bytes = Number(r.config.transferBytes);
   parts.push(`## Bulk throughput (${mib(bytes)} each way, TLS to the simulated API server, sha256-checked)\n\n${throughputTable(r.throughput)}`);
   parts.push(`## New-connection latency (connect + handshake + one-byte echo)\n\n${latencyTable(r.latency)}`);
   if (r.upgrades) parts.push(`## Port-forward upgrades (simulator counters)\n\n${upgradesTable(r.upgrades)}`);
+  if (r.startup) parts.push(`## Start-up and idle footprint (fresh processes, medians of ${r.startup[0]?.runs.length ?? 0})\n\n${startupTable(r.startup)}`);
+  if (r.onePod) parts.push(`## Many sockets to one pod (fresh processes)\n\n${onePodTable(r.onePod)}`);
+  if (r.rtt) {
+    parts.push(
+      `## Remote cluster: RTT ${r.rtt.rttMs} ms to the API server (relay)\n\n${startupTable(r.rtt.startup)}\n\n${latencyTable(r.rtt.latency)}\n\n${throughputTable(r.rtt.throughput)}`,
+    );
+  }
   if (r.concurrency) parts.push(`## Concurrent sockets (fresh kubesocks process)\n\n${concurrencyTable(r.concurrency, r.throughput.find((t) => t.route === 'kubectl'))}`);
   if (r.services) parts.push(`## Many services at once (one socket held open to each)\n\n${servicesTable(r.services)}`);
   for (const p of r.profiles) parts.push(`## Where kubesocks spends its CPU: ${p.transfer.split(' at ')[0]} (node --cpu-prof, top self time)\n\n${profileTable(p)}`);

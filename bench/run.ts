@@ -24,7 +24,7 @@ import { findKubectl, kubectlVersion, log, ROOT, startKubesocks, startPortForwar
 import type { Kubesocks, PortForward, Sim } from './lib/harness.js';
 import { killAll } from './lib/procs.js';
 import { summarizeProfileDir } from './lib/profile.js';
-import { NS, PORTS, serviceHost } from './lib/scenario.js';
+import { FAR_NS, NS, PORTS, serviceHost } from './lib/scenario.js';
 import { GiB, MiB } from './lib/table.js';
 import { renderReport } from './report.js';
 import type { Machine, Profile, Results } from './report.js';
@@ -32,6 +32,9 @@ import { measureServices } from './services.js';
 import { ceilingRoute, dialerRoute, measureThroughput, ROUTE_LABELS } from './throughput.js';
 import type { RouteSpec, ThroughputRow } from './throughput.js';
 import { measureUpgrades } from './upgrades.js';
+import { measureOnePod } from './onepod.js';
+import { measureRtt } from './rtt.js';
+import { measureStartup } from './startup.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -41,13 +44,14 @@ const { values: flags } = parseArgs({
     'no-profile': { type: 'boolean', default: false },
     out: { type: 'string' },
     only: { type: 'string' },
+    rtt: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 
 if (flags.help) {
   process.stdout.write(
-    'Usage: npm run bench [-- --quick] [-- --runs N] [-- --only throughput,latency,upgrades,concurrency,services,profile] [-- --no-profile] [-- --out FILE]\nSee bench/README.md.\n',
+    'Usage: npm run bench [-- --quick] [-- --runs N] [-- --rtt MS] [-- --only throughput,latency,upgrades,startup,onepod,concurrency,services,rtt,profile] [-- --no-profile] [-- --out FILE]\nSee bench/README.md.\n',
   );
   process.exit(0);
 }
@@ -57,7 +61,7 @@ const config = {
   mode: quick ? 'quick' : 'full',
   transferBytes: quick ? 64 * MiB : GiB,
   warmupBytes: quick ? 4 * MiB : 256 * MiB,
-  runs: Math.max(1, Math.min(9, Number(flags.runs ?? (quick ? 1 : 3)) || 1)),
+  runs: Math.max(1, Math.min(9, Number(flags.runs ?? (quick ? 1 : 5)) || 1)),
   latencySamples: quick ? 100 : 1000,
   coldSamples: quick ? 10 : 100,
   upgradeSockets: quick ? 100 : 1000,
@@ -67,10 +71,19 @@ const config = {
   concPods: 20,
   concBytes: MiB,
   services: quick ? 10 : 50,
+  startupRuns: quick ? 1 : 5,
+  onePodSockets: quick ? [100] : [1000, 5000],
+  rttMs: flags.rtt === undefined ? 0 : Number(flags.rtt),
+  rttBytes: quick ? 16 * MiB : 256 * MiB,
+  rttLatencySamples: quick ? 20 : 200,
   profile: flags['no-profile'] ? false : (flags.profile ?? !quick),
 } as const;
 const outFile = flags.out ?? join(ROOT, 'bench', 'results.json');
-const PHASES = ['throughput', 'latency', 'upgrades', 'concurrency', 'services', 'profile'] as const;
+const PHASES = ['throughput', 'latency', 'upgrades', 'startup', 'onepod', 'concurrency', 'services', 'rtt', 'profile'] as const;
+if (!(config.rttMs >= 0 && config.rttMs <= 10_000)) {
+  process.stderr.write(`--rtt: "${flags.rtt}" is not a round-trip time in ms (0–10000)\n`);
+  process.exit(2);
+}
 const only = flags.only ? new Set(flags.only.split(',').map((s) => s.trim())) : undefined;
 for (const name of only ?? []) {
   if (!(PHASES as readonly string[]).includes(name)) {
@@ -78,7 +91,8 @@ for (const name of only ?? []) {
     process.exit(2);
   }
 }
-const want = (phase: (typeof PHASES)[number]): boolean => !only || only.has(phase);
+// The remote-cluster phase runs only when --rtt gives it a round-trip time.
+const want = (phase: (typeof PHASES)[number]): boolean => (phase === 'rtt' ? config.rttMs > 0 : true) && (!only || only.has(phase));
 
 async function machine(kubectl: string | undefined): Promise<Machine> {
   const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
@@ -286,6 +300,37 @@ async function main(): Promise<Results> {
       );
     }
 
+    // ---- start-up and idle footprint, fresh processes
+    if (want('startup')) {
+      await phase('startup', async () => {
+        log(`start-up and idle footprint, ${config.startupRuns} fresh processes each`);
+        results.startup = await measureStartup(
+          sim,
+          kubectl,
+          { kubesocksHost: `first.${FAR_NS}.svc.cluster.local`, port: PORTS.echo, kubectlTarget: 'svc/first', kubectlNamespace: FAR_NS },
+          config.startupRuns,
+        );
+      });
+    }
+
+    // ---- many sockets to one pod, fresh kubesocks and kubectl processes
+    if (want('onepod')) {
+      await phase('onepod', async () => {
+        log(`one pod, ${config.onePodSockets.join(' and ')} sockets × ${config.concBytes / MiB} MiB echo, kubesocks vs kubectl`);
+        try {
+          results.onePod = await measureOnePod(sim, kubectl, [...config.onePodSockets], {
+            bytesEach: config.concBytes,
+            handshakesInFlight: 200,
+            timeoutMs: quick ? 60_000 : 600_000,
+          });
+        } catch (error) {
+          const partial = (error as { figures?: Results['onePod'] }).figures;
+          if (partial) results.onePod = partial;
+          throw error;
+        }
+      });
+    }
+
     // ---- concurrent sockets, in a fresh kubesocks process
     if (want('concurrency')) {
       await phase('concurrency', async () => {
@@ -307,6 +352,19 @@ async function main(): Promise<Results> {
       await phase('services', async () => {
         log(`many services, ${config.services}`);
         results.services = await withKubesocks(sim, 'kubesocks (services)', (ks) => measureServices(sim, ks, kubectl, config.services));
+      });
+    }
+
+    // ---- a remote cluster: everything through a relay that delays each direction by RTT/2
+    if (want('rtt')) {
+      await phase('rtt', async () => {
+        results.rtt = await measureRtt(sim, kubectl, dir, {
+          rttMs: config.rttMs,
+          startupRuns: quick ? 1 : 3,
+          latencySamples: config.rttLatencySamples,
+          bytes: config.rttBytes,
+          runs: quick ? 1 : 3,
+        });
       });
     }
 

@@ -36,8 +36,10 @@ export interface TransferFigures {
   /** Every run's MiB/s. */
   runs: number[];
   sha256: string;
-  /** CPU seconds per GiB of the forwarding process (kubectl / kubesocks); absent for direct, ceiling and dialer. */
+  /** CPU seconds per GiB of the forwarding process (kubectl / kubesocks), of the median-speed run; absent for direct, ceiling and dialer. */
   forwarderCpuPerGiB?: number;
+  /** The same for every run, in run order. */
+  forwarderCpuPerGiBRuns?: number[];
   /** Peak RSS of the forwarding process after this transfer (bytes). */
   forwarderPeakRss?: number;
   /** CPU seconds per GiB of the simulator process. */
@@ -120,6 +122,8 @@ function figures(spec: RouteSpec, bytes: number, samples: Sample[]): TransferFig
     clientCpuPerGiB: mid.client,
   };
   if (mid.fwd !== undefined) result.forwarderCpuPerGiB = mid.fwd;
+  const cpuRuns = samples.map((s) => s.fwd).filter((v): v is number => v !== undefined);
+  if (cpuRuns.length > 0) result.forwarderCpuPerGiBRuns = cpuRuns;
   const peak = spec.forwarder?.()?.hwm;
   if (peak !== undefined) result.forwarderPeakRss = peak;
   return result;
@@ -139,7 +143,7 @@ export async function measureThroughput(sim: Sim, specs: RouteSpec[], options: T
       for (const spec of specs) {
         const s = await measureOnce(sim, spec, direction, options.bytes);
         samples.get(spec.route)![direction].push(s);
-        log(`  run ${run}/${options.runs} ${direction} ${ROUTE_LABELS[spec.route]}: ${s.mibPerSec.toFixed(1)} MiB/s, sha256 ok`);
+        log(`  run ${run}/${options.runs} ${direction} ${ROUTE_LABELS[spec.route]}: ${s.mibPerSec.toFixed(1)} MiB/s${s.fwd !== undefined ? `, ${s.fwd.toFixed(2)} CPU s/GiB` : ''}, sha256 ok`);
       }
     }
   }

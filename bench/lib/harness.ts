@@ -112,9 +112,16 @@ export interface PortForward {
  * `kubectl port-forward TARGET :P…` on 127.0.0.1; resolves once every port
  * is forwarded. `readyMs` is the time from spawn to that point.
  */
-export async function startPortForward(kubectl: string, sim: Sim, target: string, remotePorts: number[], name = `kubectl ${target}`): Promise<PortForward & { readyMs: number }> {
+export async function startPortForward(
+  kubectl: string,
+  sim: Sim,
+  target: string,
+  remotePorts: number[],
+  name = `kubectl ${target}`,
+  namespace = NS,
+): Promise<PortForward & { readyMs: number }> {
   const t0 = performance.now();
-  const child = start(name, kubectl, ['--kubeconfig', sim.kubeconfig, '-n', NS, 'port-forward', '--address', '127.0.0.1', target, ...remotePorts.map((p) => `:${p}`)]);
+  const child = start(name, kubectl, ['--kubeconfig', sim.kubeconfig, '-n', namespace, 'port-forward', '--address', '127.0.0.1', target, ...remotePorts.map((p) => `:${p}`)]);
   const ports = new Map<number, Address>();
   for (const remote of remotePorts) {
     const m = await child.waitFor(new RegExp(`Forwarding from 127\\.0\\.0\\.1:(\\d+) -> ${remote}\\b`), 30_000);

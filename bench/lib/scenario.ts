@@ -8,6 +8,9 @@ import type { Scenario, ScenarioPod, ScenarioService } from '../../src/sim/types
 
 export const NS = 'bench';
 
+/** A second namespace, with service `first` (pod `first-0`, echo), for the first request into a namespace not used before. */
+export const FAR_NS = 'far';
+
 /** Container ports of the bulk pod. */
 export const PORTS = { source: 9000, sink: 9001, echo: 7 } as const;
 
@@ -71,7 +74,9 @@ export function benchScenario(sizes: ScenarioSizes): Scenario {
     pods.push(pod(`svc-${i}-0`, `svc-${i}`, ECHO_PORT));
     services.push(service(`svc-${i}`, `svc-${i}`, [{ name: 'echo', port: PORTS.echo }]));
   }
-  return { namespaces: [NS], pods, services };
+  pods.push({ ...pod('first-0', 'first', ECHO_PORT), namespace: FAR_NS });
+  services.push({ ...service('first', 'first', [{ name: 'echo', port: PORTS.echo }]), namespace: FAR_NS });
+  return { namespaces: [NS, FAR_NS], pods, services };
 }
 
 /** A service's cluster DNS name, as a SOCKS5h client would send it. */

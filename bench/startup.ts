@@ -1,0 +1,107 @@
+/**
+ * Start-up and the idle footprint: a fresh forwarder process is spawned, the
+ * time to its ready line (`listening on` / `Forwarding from`) and its RSS
+ * then are taken; then ONE connection goes through it (kubesocks: SOCKS5 by
+ * service name; kubectl: to its forwarded port) with a one-byte echo, and its
+ * RSS half a second later. kubesocks and kubectl alternate, `runs` times each,
+ * and the medians are reported.
+ */
+import { echoByte, open } from './lib/client.js';
+import type { Route } from './lib/client.js';
+import { log, startKubesocks, startPortForward } from './lib/harness.js';
+import type { Sim } from './lib/harness.js';
+import { median, MiB } from './lib/table.js';
+
+export interface StartupSample {
+  /** Spawn to the ready line, ms. */
+  readyMs: number;
+  /** Ready line to the one byte echoed back on the first connection, ms. */
+  firstRequestMs: number;
+  rssReady: number;
+  /** RSS 500 ms after the first connection's echo, the connection still open. */
+  rssAfterOne: number;
+}
+
+export interface StartupFigures {
+  label: string;
+  runs: StartupSample[];
+  readyMs: number;
+  firstRequestMs: number;
+  /** readyMs + firstRequestMs, median of the sums. */
+  startPlusFirstMs: number;
+  rssReady: number;
+  rssAfterOne: number;
+}
+
+function summarize(label: string, runs: StartupSample[]): StartupFigures {
+  return {
+    label,
+    runs,
+    readyMs: median(runs.map((r) => r.readyMs)),
+    firstRequestMs: median(runs.map((r) => r.firstRequestMs)),
+    startPlusFirstMs: median(runs.map((r) => r.readyMs + r.firstRequestMs)),
+    rssReady: median(runs.map((r) => r.rssReady)),
+    rssAfterOne: median(runs.map((r) => r.rssAfterOne)),
+  };
+}
+
+async function firstRequest(route: Route): Promise<{ ms: number; close(): void }> {
+  const t0 = performance.now();
+  const stream = await open(route, 30_000);
+  await echoByte(stream, 30_000);
+  return { ms: performance.now() - t0, close: () => stream.destroy() };
+}
+
+export interface StartupTargets {
+  /** kubesocks: the host name of the first request (a namespace and pod not used before). */
+  kubesocksHost: string;
+  port: number;
+  /** kubectl: what it forwards (`svc/NAME`), and its namespace. */
+  kubectlTarget: string;
+  kubectlNamespace: string;
+}
+
+export async function measureStartup(
+  sim: Sim,
+  kubectl: string | undefined,
+  targets: StartupTargets,
+  runs: number,
+  what = 'start-up',
+): Promise<StartupFigures[]> {
+  const ks: StartupSample[] = [];
+  const kc: StartupSample[] = [];
+  for (let i = 0; i < runs; i++) {
+    {
+      const t0 = performance.now();
+      const p = await startKubesocks(sim, 'kubesocks (start-up)');
+      try {
+        const readyMs = performance.now() - t0;
+        const rssReady = p.sample()?.rss ?? Number.NaN;
+        const first = await firstRequest({ kind: 'socks5', proxy: p.proxy, host: targets.kubesocksHost, port: targets.port });
+        await new Promise((r) => setTimeout(r, 500));
+        ks.push({ readyMs, firstRequestMs: first.ms, rssReady, rssAfterOne: p.sample()?.rss ?? Number.NaN });
+        first.close();
+      } finally {
+        await p.child.stop(10_000);
+      }
+    }
+    if (kubectl) {
+      const pf = await startPortForward(kubectl, sim, targets.kubectlTarget, [targets.port], 'kubectl (start-up)', targets.kubectlNamespace);
+      try {
+        const rssReady = pf.sample()?.rss ?? Number.NaN;
+        const first = await firstRequest({ kind: 'tcp', address: pf.ports.get(targets.port)! });
+        await new Promise((r) => setTimeout(r, 500));
+        kc.push({ readyMs: pf.readyMs, firstRequestMs: first.ms, rssReady, rssAfterOne: pf.sample()?.rss ?? Number.NaN });
+        first.close();
+      } finally {
+        await pf.child.stop();
+      }
+    }
+  }
+  const rows = [summarize('kubesocks', ks)];
+  if (kc.length > 0) rows.push(summarize('kubectl port-forward', kc));
+  for (const r of rows) {
+    log(`  ${what} ${r.label}: ready ${r.readyMs.toFixed(0)} ms, first request ${r.firstRequestMs.toFixed(1)} ms, RSS ${(r.rssReady / MiB).toFixed(1)} → ${(r.rssAfterOne / MiB).toFixed(1)} MiB after one connection`);
+  }
+  return rows;
+}
