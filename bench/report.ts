@@ -133,8 +133,8 @@ function concurrencyTable(c: ConcurrencyFigures, kubectl: ThroughputRow | undefi
 
 function startupTable(rows: StartupFigures[]): string {
   return markdownTable(
-    ['forwarder', 'start → ready ms', 'first request ms (new namespace, new pod)', 'start + first ms', 'RSS at ready', 'RSS after one connection'],
-    rows.map((x) => [x.label, num(x.readyMs, 0), num(x.firstRequestMs, 1), num(x.startPlusFirstMs, 0), mib(x.rssReady), mib(x.rssAfterOne)]),
+    ['forwarder', 'start → ready ms', 'CPU ms at ready', 'first request ms (new namespace, new pod)', 'its CPU ms', 'start + first ms', 'RSS at ready', 'RSS after one connection'],
+    rows.map((x) => [x.label, num(x.readyMs, 0), num(x.cpuReadyMs, 0), num(x.firstRequestMs, 1), num(x.cpuFirstMs, 0), num(x.startPlusFirstMs, 0), mib(x.rssReady), mib(x.rssAfterOne)]),
   );
 }
 
@@ -247,7 +247,7 @@ export function renderReport(r: Results): string {
   if (r.onePod) parts.push(`## Many sockets to one pod (fresh processes)\n\n${onePodTable(r.onePod)}`);
   if (r.rtt) {
     parts.push(
-      `## Remote cluster: RTT ${r.rtt.rttMs} ms to the API server (relay)\n\n${startupTable(r.rtt.startup)}\n\n${latencyTable(r.rtt.latency)}\n\n${throughputTable(r.rtt.throughput)}`,
+      `## Remote cluster: RTT ${r.rtt.rttMs} ms to the API server (relay)\n\n${startupTable(r.rtt.startup)}\n\nThe same at RTT ${r.rtt.probe.rttMs} ms (to count the first request's round trips):\n\n${startupTable(r.rtt.probe.startup)}\n\n${latencyTable(r.rtt.latency)}\n\n${throughputTable(r.rtt.throughput)}`,
     );
   }
   if (r.concurrency) parts.push(`## Concurrent sockets (fresh kubesocks process)\n\n${concurrencyTable(r.concurrency, r.throughput.find((t) => t.route === 'kubectl'))}`);

@@ -15,18 +15,24 @@ import { median, MiB } from './lib/table.js';
 export interface StartupSample {
   /** Spawn to the ready line, ms. */
   readyMs: number;
+  /** CPU time (user + system) the process had used at its ready line, ms: what the start costs, whatever the machine's load. */
+  cpuReadyMs: number;
   /** Ready line to the one byte echoed back on the first connection, ms. */
   firstRequestMs: number;
   rssReady: number;
   /** RSS 500 ms after the first connection's echo, the connection still open. */
   rssAfterOne: number;
+  /** CPU time the first request cost the forwarder (ready line to 500 ms after the echo), ms. */
+  cpuFirstMs: number;
 }
 
 export interface StartupFigures {
   label: string;
   runs: StartupSample[];
   readyMs: number;
+  cpuReadyMs: number;
   firstRequestMs: number;
+  cpuFirstMs: number;
   /** readyMs + firstRequestMs, median of the sums. */
   startPlusFirstMs: number;
   rssReady: number;
@@ -38,7 +44,9 @@ function summarize(label: string, runs: StartupSample[]): StartupFigures {
     label,
     runs,
     readyMs: median(runs.map((r) => r.readyMs)),
+    cpuReadyMs: median(runs.map((r) => r.cpuReadyMs)),
     firstRequestMs: median(runs.map((r) => r.firstRequestMs)),
+    cpuFirstMs: median(runs.map((r) => r.cpuFirstMs)),
     startPlusFirstMs: median(runs.map((r) => r.readyMs + r.firstRequestMs)),
     rssReady: median(runs.map((r) => r.rssReady)),
     rssAfterOne: median(runs.map((r) => r.rssAfterOne)),
@@ -76,10 +84,13 @@ export async function measureStartup(
       const p = await startKubesocks(sim, 'kubesocks (start-up)');
       try {
         const readyMs = performance.now() - t0;
-        const rssReady = p.sample()?.rss ?? Number.NaN;
+        const atReady = p.sample();
+        const rssReady = atReady?.rss ?? Number.NaN;
+        const cpuReadyMs = (atReady?.cpuSec ?? Number.NaN) * 1000;
         const first = await firstRequest({ kind: 'socks5', proxy: p.proxy, host: targets.kubesocksHost, port: targets.port });
         await new Promise((r) => setTimeout(r, 500));
-        ks.push({ readyMs, firstRequestMs: first.ms, rssReady, rssAfterOne: p.sample()?.rss ?? Number.NaN });
+        const after = p.sample();
+        ks.push({ readyMs, cpuReadyMs, firstRequestMs: first.ms, rssReady, rssAfterOne: after?.rss ?? Number.NaN, cpuFirstMs: (after?.cpuSec ?? Number.NaN) * 1000 - cpuReadyMs });
         first.close();
       } finally {
         await p.child.stop(10_000);
@@ -88,10 +99,13 @@ export async function measureStartup(
     if (kubectl) {
       const pf = await startPortForward(kubectl, sim, targets.kubectlTarget, [targets.port], 'kubectl (start-up)', targets.kubectlNamespace);
       try {
-        const rssReady = pf.sample()?.rss ?? Number.NaN;
+        const atReady = pf.sample();
+        const rssReady = atReady?.rss ?? Number.NaN;
+        const cpuReadyMs = (atReady?.cpuSec ?? Number.NaN) * 1000;
         const first = await firstRequest({ kind: 'tcp', address: pf.ports.get(targets.port)! });
         await new Promise((r) => setTimeout(r, 500));
-        kc.push({ readyMs: pf.readyMs, firstRequestMs: first.ms, rssReady, rssAfterOne: pf.sample()?.rss ?? Number.NaN });
+        const after = pf.sample();
+        kc.push({ readyMs: pf.readyMs, cpuReadyMs, firstRequestMs: first.ms, rssReady, rssAfterOne: after?.rss ?? Number.NaN, cpuFirstMs: (after?.cpuSec ?? Number.NaN) * 1000 - cpuReadyMs });
         first.close();
       } finally {
         await pf.child.stop();
@@ -101,7 +115,7 @@ export async function measureStartup(
   const rows = [summarize('kubesocks', ks)];
   if (kc.length > 0) rows.push(summarize('kubectl port-forward', kc));
   for (const r of rows) {
-    log(`  ${what} ${r.label}: ready ${r.readyMs.toFixed(0)} ms, first request ${r.firstRequestMs.toFixed(1)} ms, RSS ${(r.rssReady / MiB).toFixed(1)} → ${(r.rssAfterOne / MiB).toFixed(1)} MiB after one connection`);
+    log(`  ${what} ${r.label}: ready ${r.readyMs.toFixed(0)} ms (CPU ${r.cpuReadyMs.toFixed(0)} ms), first request ${r.firstRequestMs.toFixed(1)} ms (CPU ${r.cpuFirstMs.toFixed(0)} ms), RSS ${(r.rssReady / MiB).toFixed(1)} → ${(r.rssAfterOne / MiB).toFixed(1)} MiB after one connection`);
   }
   return rows;
 }

@@ -21,8 +21,9 @@ export class KubeClient implements RequestSource {
   /** Where the configuration came from (files joined by path.delimiter, or `in-cluster`). */
   readonly source: string;
   /**
-   * Keep-alive agent for getJSON and watches. The upgrade requests of the
-   * tunnel do not need it (an upgraded socket leaves any agent).
+   * Keep-alive agent for getJSON, watches and the tunnel's upgrades (an
+   * upgrade reuses an idle TLS connection when there is one; the upgraded
+   * socket then leaves the agent).
    */
   readonly agent: https.Agent;
 

@@ -342,9 +342,19 @@ export class NamespaceCaches {
     return cache;
   }
 
+  /** Drops `namespace`'s cache (stopping its watches) if it is still `cache`. */
+  drop(namespace: string, cache: NamespaceCache): void {
+    if (this.lru.peek(namespace) === cache) this.lru.delete(namespace);
+  }
+
   /** Is the namespace cached (without touching its recency)? */
   has(namespace: string): boolean {
     return this.lru.has(namespace);
+  }
+
+  /** The namespaces cached (watched) now, without touching recency. */
+  names(): string[] {
+    return [...this.lru.keys()];
   }
 
   /** Every cache, without touching recency. */

@@ -186,6 +186,11 @@ export class Resolver {
     }
   }
 
+  /** The namespaces whose services, pods and slices are watched now. */
+  cachedNamespaces(): string[] {
+    return this.caches.names();
+  }
+
   /** Namespaces that exist (for the PAC file): the list, or, when that is forbidden, those seen. */
   namespaces(): Promise<string[]> {
     return this.directory.list();
@@ -203,15 +208,24 @@ export class Resolver {
   }
 
   /**
-   * The namespace's cache. A namespace not cached yet must exist first: three
-   * watches on a name that is not a namespace would only push a useful
-   * namespace out of the LRU.
+   * The namespace's cache. A namespace not cached yet must exist: its lists
+   * start at once, side by side with that check (one round trip to the API
+   * server instead of two in a row for the first name in a namespace), and
+   * the cache is dropped again when it does not exist, so three watches on a
+   * name that is not a namespace do not push a useful namespace out of the LRU.
    */
   private async ns(namespace: string, signal: AbortSignal | undefined): Promise<NamespaceCache> {
     if (this.closed) throw new KubesocksError('CLOSED', 'the resolver is closed');
-    if (!this.caches.has(namespace)) await this.assertNamespace(namespace, signal);
+    if (this.caches.has(namespace)) return this.caches.get(namespace);
+    const cache = this.caches.get(namespace);
+    try {
+      await this.assertNamespace(namespace, signal);
+    } catch (error) {
+      this.caches.drop(namespace, cache);
+      throw error;
+    }
     if (this.closed) throw new KubesocksError('CLOSED', 'the resolver is closed');
-    return this.caches.get(namespace);
+    return cache;
   }
 
   private async resolveParsed(

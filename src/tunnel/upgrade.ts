@@ -25,6 +25,13 @@ export interface UpgradeCredentials {
   readonly contextName: string;
   requestOptions(method: string, path: string, headers?: Record<string, string>): Promise<https.RequestOptions>;
   invalidateCredentials(): void;
+  /**
+   * The keep-alive agent of the client's own API requests. The upgrade goes
+   * through it so it can reuse a TLS connection the name lookups just left
+   * idle (saving the TLS round trip on a remote cluster); the upgraded socket
+   * then leaves the agent (Node removes it on 'upgrade').
+   */
+  readonly agent?: https.Agent;
 }
 
 export interface UpgradeOptions {
@@ -64,7 +71,7 @@ function attempt(credentials: UpgradeCredentials, options: UpgradeOptions): Prom
             if (error) reject(error);
             else resolve(socket!);
           };
-          const request = https.request({ ...requestOptions, timeout: undefined, signal: undefined });
+          const request = https.request({ ...requestOptions, agent: requestOptions.agent ?? credentials.agent, timeout: undefined, signal: undefined });
           const onAbort = (): void => {
             request.destroy();
             settle(new KubesocksError('CLOSED', `port-forward to ${target} abandoned: the client went away`));
