@@ -128,16 +128,20 @@ test('every auth method gives the same request options as client-node', async (t
 
 /**
  * Loads the kubeconfig with KubeClient in a fresh node process and makes one
- * set of request options; returns every module URL it resolved (reported by
+ * set of request options; returns every module URL it resolved (recorded by
  * a module.register resolve hook) and the credential it produced.
  */
 function loadInFreshProcess(dir: string, kubeconfig: string, context: string): { loaded: string[]; auth: string } {
+  // The hooks run on a thread of their own: they append to a file synchronously, so no line is lost when the process exits.
+  const log = path.join(dir, `loaded-${context}.txt`);
+  fs.rmSync(log, { force: true });
   const hooks = path.join(dir, 'hooks.mjs');
   fs.writeFileSync(
     hooks,
-    `export async function resolve(specifier, context, next) {
+    `import { appendFileSync } from 'node:fs';
+export async function resolve(specifier, context, next) {
   const r = await next(specifier, context);
-  process.stderr.write('LOADED ' + r.url + '\\n');
+  appendFileSync(${JSON.stringify(log)}, r.url + '\\n');
   return r;
 }\n`,
   );
@@ -154,10 +158,9 @@ c.close();\n`,
   );
   const r = spawnSync(process.execPath, ['--import', register, '--import', 'tsx', script], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.status, 0, r.stderr);
-  const lines = r.stderr.split('\n');
   return {
-    loaded: lines.filter((l) => l.startsWith('LOADED ')).map((l) => l.slice(7)),
-    auth: lines.find((l) => l.startsWith('AUTH '))?.slice(5) ?? '',
+    loaded: fs.readFileSync(log, 'utf8').split('\n').filter((l) => l !== ''),
+    auth: r.stderr.split('\n').find((l) => l.startsWith('AUTH '))?.slice(5) ?? '',
   };
 }
 
@@ -202,6 +205,6 @@ test('an exec user loads the exec authenticator and nothing else heavy; oidc loa
   assert.ok(oidc.loaded.some((u) => /\/openid-client\//.test(u)));
   assert.ok(!oidc.loaded.some((u) => /client-node\/dist\/(gen\/|index\.js)/.test(u)));
   const socks = loadInFreshProcess(dir, file, 'via-socks');
-  assert.ok(socks.loaded.some((u) => /\/socks-proxy-agent\//.test(u)));
+  assert.ok(socks.loaded.some((u) => /\/socks-proxy-agent\//.test(u)), socks.loaded.filter((u) => u.includes('node_modules')).join('\n'));
   assert.ok(!socks.loaded.some((u) => /\/hpagent\//.test(u)));
 });
