@@ -48,6 +48,7 @@ export async function runProxy(options: RunProxyOptions): Promise<ProxyServer> {
   const server = createProxyServer({
     connector: dialer.connector(),
     auth,
+    observer: dialer.observer,
     onConnection: (record) => {
       if (verbose || record.error) say(formatRecord(record));
     },
@@ -88,6 +89,7 @@ export async function runProxy(options: RunProxyOptions): Promise<ProxyServer> {
     `curl -x http://${creds}${address} http://SERVICE.NAMESPACE/`,
     `curl --socks5-hostname ${creds}${address} http://SERVICE.NAMESPACE.svc.${dialer.clusterDomain}/`,
     `browser PAC file: http://${address}/proxy.pac`,
+    `status page: http://${address}/ (also /status.json, /metrics; or: kubesocks status --listen ${address})`,
   ];
   for (const hint of options.hints?.(address) ?? hints) say(`  ${hint}`);
 

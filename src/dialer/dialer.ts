@@ -12,10 +12,12 @@ import { KubesocksError, asKubesocksError, type ErrorCode } from '../errors.js';
 import { KubeClient } from '../kube/client.js';
 import type { KubeClientOptions } from '../kube/kubeconfig.js';
 import type { Connector } from '../net/connector.js';
+import { Observer } from '../observe/observer.js';
 import { WorkloadPods, type PodPorts, type ServicePort, type WorkloadKind } from '../resolve/workloads.js';
 import { Resolver, type Endpoint } from '../resolve/resolver.js';
 import { TunnelPool, type PoolStats, type TunnelPoolOptions } from '../tunnel/pool.js';
 import { dialDirect } from './direct.js';
+import { DialerView } from './view.js';
 import { KubeSocket, type Attempt, type AttemptOpener } from './kube-socket.js';
 import { parseTarget, type DialTarget, type ParsedTarget } from './dial-target.js';
 import { CONNECT_TIMEOUT_MS } from '../net/timeouts.js';
@@ -36,6 +38,11 @@ export interface DialerOptions extends KubeClientOptions {
   pool?: TunnelPoolOptions;
   /** Bound on namespaces watched at once. Default 64. */
   maxNamespaces?: number;
+  /**
+   * Where connections, failures, upgrades and relists are recorded; the
+   * proxy's status page and /metrics read it (`dialer.observer`). Default: a new one.
+   */
+  observer?: Observer;
 }
 
 export interface ConnectOptions {
@@ -77,11 +84,14 @@ export class Dialer {
   readonly #pool: TunnelPool;
   readonly #workloads: WorkloadPods;
   readonly clusterDomain: string;
+  /** What this dialer (and a proxy in front of it) does, for the status page and /metrics. */
+  readonly observer: Observer;
   readonly #direct: 'allow' | 'deny';
   readonly #connectTimeoutMs: number;
   readonly #maxFailovers: number;
   /** Pod ports that accepted a connection lately: new sockets to them skip the wait for confirmation. */
   readonly #accepting = new LRUCache<string, true>({ max: 10_000, ttl: 5 * 60_000 });
+  readonly #stopObserving: () => void;
 
   constructor(client: KubeClient, resolver: Resolver, pool: TunnelPool, options: DialerOptions = {}) {
     this.#client = client;
@@ -92,6 +102,8 @@ export class Dialer {
     this.#direct = options.direct ?? 'allow';
     this.#connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
     this.#maxFailovers = options.maxFailovers ?? 2;
+    this.observer = options.observer ?? new Observer();
+    this.#stopObserving = this.observer.addCluster(new DialerView({ client, resolver, pool, observer: this.observer }));
   }
 
   /** Connects to a target; resolves once the pod side accepted. */
@@ -115,7 +127,7 @@ export class Dialer {
     } catch (error) {
       return new KubeSocket(() => Promise.reject(error));
     }
-    return new KubeSocket(this.#opener(parsed, options.signal), { maxFailovers: this.#maxFailovers });
+    return new KubeSocket(this.#opener(parsed, options.signal), { maxFailovers: this.#maxFailovers, onFailover: () => this.observer.failover() });
   }
 
   /** An http.Agent whose connections go through the dialer: `http.get('http://web.demo/', { agent })`. */
@@ -134,7 +146,8 @@ export class Dialer {
     return {
       connect: async (target, signal) => {
         const socket = await this.connect(target, { signal });
-        return { stream: socket, via: socket.via };
+        const ep = socket.endpoint;
+        return { stream: socket, via: socket.via, pod: ep && { context: this.#client.contextName, namespace: ep.namespace, pod: ep.pod } };
       },
       pacInfo: async () => ({ clusterDomain: this.clusterDomain, namespaces: await this.#resolver.namespaces().catch(() => []) }),
     };
@@ -164,6 +177,7 @@ export class Dialer {
   }
 
   async close(): Promise<void> {
+    this.#stopObserving();
     this.#pool.close();
     this.#resolver.close();
     this.#client.close();
@@ -277,6 +291,7 @@ export class Dialer {
 
   #noteFailure(ep: Endpoint, error: KubesocksError): void {
     debug('%s failed: %s', endpointKey(ep), error.message);
+    this.observer.podFailed({ context: this.#client.contextName, namespace: ep.namespace, pod: ep.pod }, error);
     this.#accepting.delete(endpointKey(ep));
     if (error.code === 'POD_GONE') {
       this.#pool.dropPod(ep.namespace, ep.pod, error);
@@ -296,11 +311,15 @@ function describe(parsed: ParsedTarget): string {
 /** Loads the kubeconfig and builds a dialer. */
 export async function createDialer(options: DialerOptions = {}): Promise<Dialer> {
   const client = await KubeClient.load(options);
+  const observer = options.observer ?? new Observer();
+  const context = client.contextName;
   const resolver = new Resolver(client, {
     clusterDomain: options.clusterDomain,
     namespace: client.namespace,
     maxNamespaces: options.maxNamespaces,
+    observer,
+    context,
   });
-  const pool = new TunnelPool(client, options.pool);
-  return new Dialer(client, resolver, pool, options);
+  const pool = new TunnelPool(client, { ...options.pool, observer, context });
+  return new Dialer(client, resolver, pool, { ...options, observer });
 }

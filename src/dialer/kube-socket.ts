@@ -53,6 +53,7 @@ export class KubeSocket extends Duplex {
   connecting = true;
   readonly #open: AttemptOpener;
   readonly #maxFailovers: number;
+  readonly #onFailover: (() => void) | undefined;
   #attempt: Attempt | undefined;
   #replay: Buffer[] | null = [];
   #replayBytes = 0;
@@ -68,10 +69,11 @@ export class KubeSocket extends Duplex {
   #idleMs = 0;
   #ready: Promise<this>;
 
-  constructor(open: AttemptOpener, options: { maxFailovers?: number } = {}) {
+  constructor(open: AttemptOpener, options: { maxFailovers?: number; onFailover?: () => void } = {}) {
     super({ allowHalfOpen: true });
     this.#open = open;
     this.#maxFailovers = options.maxFailovers ?? 2;
+    this.#onFailover = options.onFailover;
     this.#ready = new Promise<this>((resolve, reject) => {
       this.once('connect', () => {
         this.#connected = true;
@@ -88,6 +90,11 @@ export class KubeSocket extends Duplex {
   /** Resolves when connected; rejects with the reason it never did. */
   ready(): Promise<this> {
     return this.#ready;
+  }
+
+  /** The pod port it is connected to (undefined while connecting, and for direct connections). */
+  get endpoint(): Endpoint | undefined {
+    return this.#attempt?.endpoint;
   }
 
   get bytesRead(): number {
@@ -223,6 +230,7 @@ export class KubeSocket extends Duplex {
       return;
     }
     this.failovers++;
+    this.#onFailover?.();
     debug('failover after %s: %s', attempt.via, error.message);
     // Retry after the I/O that came with this failure is handled: when the
     // API server drops every connection at once, the pool then already knows

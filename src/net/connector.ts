@@ -18,6 +18,8 @@ export interface Connected {
   stream: Duplex;
   /** Where the stream really goes, for the log: `demo/web-0:8080` or `direct 140.82.112.3:443`. */
   via: string;
+  /** The pod the stream goes to (absent for direct connections), for the status page's per-pod rows. */
+  pod?: { context: string; namespace: string; pod: string } | undefined;
 }
 
 export interface PacInfo {

@@ -31,20 +31,26 @@ export interface RelayResult {
   error?: KubesocksError;
 }
 
+/** Bytes relayed so far, updated as they flow. */
+export interface RelayCounts {
+  bytesUp: number;
+  bytesDown: number;
+}
+
 /**
  * Starts relaying. `head` are bytes the client sent before the relay began
  * (after a SOCKS request or a CONNECT head); they are written first.
- * `done` is called once, after both sides are torn down.
+ * `done` is called once, after both sides are torn down. Returns the live byte counts.
  */
-export function relay(client: Duplex, upstream: Duplex, head: Buffer, done: (result: RelayResult) => void): void {
-  let bytesUp = head.length;
-  let bytesDown = 0;
+export function relay(client: Duplex, upstream: Duplex, head: Buffer, done: (result: RelayResult) => void): RelayCounts {
+  // An object rather than two locals: the status page reads an open relay's counts.
+  const counts: RelayCounts = { bytesUp: head.length, bytesDown: 0 };
   let clientDone = false;
   let upstreamDone = false;
   let over = false;
 
   const countUp = (chunk: Buffer): void => {
-    bytesUp += chunk.length;
+    counts.bytesUp += chunk.length;
   };
   // Down, by hand rather than pipe: the TLS socket hands the tunnel's bytes
   // over in ≤16 KiB pieces, each in its own callback, and one event-loop
@@ -70,7 +76,7 @@ export function relay(client: Duplex, upstream: Duplex, head: Buffer, done: (res
     }
   };
   const onDownData = (chunk: Buffer): void => {
-    bytesDown += chunk.length;
+    counts.bytesDown += chunk.length;
     if (!flushScheduled) {
       flushScheduled = true;
       client.cork();
@@ -99,6 +105,7 @@ export function relay(client: Duplex, upstream: Duplex, head: Buffer, done: (res
     if (error && !clientDone && typeof (client as Socket).resetAndDestroy === 'function') (client as Socket).resetAndDestroy();
     else client.destroy();
     upstream.destroy();
+    const { bytesUp, bytesDown } = counts;
     done(error ? { bytesUp, bytesDown, error } : { bytesUp, bytesDown });
   };
 
@@ -121,4 +128,5 @@ export function relay(client: Duplex, upstream: Duplex, head: Buffer, done: (res
   client.pipe(upstream);
   upstream.on('end', onDownEnd);
   upstream.on('data', onDownData);
+  return counts;
 }

@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import { debuglog } from 'node:util';
 import { asKubesocksError, KubesocksError, type ErrorCode } from '../errors.js';
 import { formatHostPort, unmapIPv4 } from '../net/address.js';
+import type { Observer } from '../observe/observer.js';
 import type { CredentialChecker } from './auth.js';
 import type { Connected, Connector, ProxyTarget } from '../net/connector.js';
 
@@ -63,6 +64,8 @@ export interface ProxyContext {
   readonly handshakeTimeoutMs: number;
   readonly maxHeaderBytes: number;
   readonly stats: ProxyStats;
+  /** Where connections, failures and connect times are recorded (the status page and /metrics read it). */
+  readonly observer: Observer;
   /** True once `close()` was called: fronts stop keeping connections alive. */
   readonly closing: boolean;
   report(record: ConnectionRecord): void;
@@ -149,9 +152,12 @@ export class ClientConnection {
   async open(target: ProxyTarget, signal: AbortSignal = this.signal): Promise<Connected> {
     if (signal.aborted) throw new KubesocksError('CLOSED', 'the client closed the connection');
     let connected: Connected;
+    const started = performance.now();
     try {
       connected = await this.#ctx.connector.connect(target, signal);
+      this.#ctx.observer.connectTimed((performance.now() - started) / 1000, true);
     } catch (err) {
+      this.#ctx.observer.connectTimed((performance.now() - started) / 1000, false);
       if (signal.aborted) throw new KubesocksError('CLOSED', 'the client closed the connection while its target was being connected', { cause: err });
       throw asKubesocksError(err, 'CONNECTION_LOST');
     }

@@ -6,9 +6,10 @@
 import { debuglog } from 'node:util';
 import { asKubesocksError, type KubesocksError } from '../errors.js';
 import { formatTarget } from '../net/address.js';
-import type { ClientConnection } from './client-connection.js';
 import { relay } from '../net/relay.js';
 import type { ProxyTarget } from '../net/connector.js';
+import type { OpenConnection } from '../observe/observer.js';
+import type { ClientConnection } from './client-connection.js';
 
 const debug = debuglog('kubesocks:proxy');
 
@@ -40,8 +41,12 @@ export async function openTunnel(conn: ClientConnection, target: ProxyTarget, ea
   const head = held.release();
   const { stream, via } = connected;
   socket.write(replies.success());
-  relay(socket, stream, head, (result) => {
+  const startedAt = Date.now();
+  let open: OpenConnection | undefined;
+  const counts = relay(socket, stream, head, (result) => {
+    open?.close();
     debug('%s %s CONNECT %s via %s closed (%d up, %d down)', conn.client, replies.protocol, targetText, via, result.bytesUp, result.bytesDown);
     conn.report({ target: targetText, via, ...result });
   });
+  open = conn.ctx.observer.opened({ client: conn.client, protocol: conn.protocol, target: targetText, via, pod: connected.pod, startedAt, counts });
 }

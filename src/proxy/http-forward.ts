@@ -63,13 +63,14 @@ export async function forwardRequest(conn: ClientConnection, req: IncomingMessag
     return;
   }
   const { stream, via } = connected;
-  let bytesUp = 0;
-  let bytesDown = 0;
+  const counts = { bytesUp: 0, bytesDown: 0 };
+  const open = conn.ctx.observer.opened({ client: conn.client, protocol: 'http', target: targetText, via, pod: connected.pod, startedAt, counts });
   let reported = false;
   const finish = (error?: KubesocksError): void => {
     if (reported) return;
     reported = true;
-    conn.report({ protocol: 'http', target: targetText, via, bytesUp, bytesDown, startedAt, error });
+    open.close();
+    conn.report({ protocol: 'http', target: targetText, via, ...counts, startedAt, error });
   };
 
   // RFC 9112 §3.2.2: a proxy replaces Host with the authority of the absolute-form target.
@@ -110,7 +111,7 @@ export async function forwardRequest(conn: ClientConnection, req: IncomingMessag
       return;
     }
     up.on('data', (chunk: Buffer) => {
-      bytesDown += chunk.length;
+      counts.bytesDown += chunk.length;
     });
     up.on('error', (err) => {
       // The response broke off midway: the destination's failure, reported as such.
@@ -120,7 +121,7 @@ export async function forwardRequest(conn: ClientConnection, req: IncomingMessag
     up.pipe(res);
   });
   req.on('data', (chunk: Buffer) => {
-    bytesUp += chunk.length;
+    counts.bytesUp += chunk.length;
   });
   req.on('error', () => upstream.destroy());
   req.pipe(upstream);

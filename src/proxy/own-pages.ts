@@ -1,6 +1,6 @@
 /**
- * The proxy's own pages, served on the proxy port: `/healthz` and
- * `/proxy.pac`, for origin-form requests whose Host names the proxy and for
+ * The proxy's own pages, served on the proxy port: `/healthz`,
+ * `/proxy.pac` and the status pages (status-pages.ts), for origin-form requests whose Host names the proxy and for
  * absolute-form requests that name the proxy's own address.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -12,6 +12,7 @@ import { BASIC_CHALLENGE } from './auth.js';
 import type { ClientConnection, ProxyContext } from './client-connection.js';
 import { authorized, proxyAuthError, sendError, sendProxyAuthRequired, sendText } from './http-responses.js';
 import { isOwnHost } from './own-host.js';
+import { serveStatus, STATUS_PATHS } from './status-pages.js';
 import { PAC_CONTENT_TYPE, renderPac } from './pac.js';
 
 /** An absolute-form URL naming this proxy's own address is a request to the proxy, not through it. */
@@ -40,8 +41,12 @@ export function serveOwnPage(ctx: ProxyContext, conn: ClientConnection, req: Inc
     sendText(res, 403, `forbidden: kubesocks serves its own pages only to requests addressed to it (Host 127.0.0.1, localhost or the listen address), e.g. http://127.0.0.1:${conn.socket.localPort ?? ''}${pathname}`);
     return;
   }
+  if (STATUS_PATHS.has(pathname)) {
+    serveStatus({ conn, req, res, pathname, asProxy, authorized: authorized(ctx, req, 'proxy-authorization', 'authorization') });
+    return;
+  }
   if (pathname !== '/healthz' && pathname !== '/proxy.pac') {
-    sendText(res, 404, 'not found: this is kubesocks, a SOCKS5/HTTP proxy; it serves /proxy.pac and /healthz itself');
+    sendText(res, 404, 'not found: this is kubesocks, a SOCKS5/HTTP proxy; it serves /, /status.json, /metrics, /proxy.pac and /healthz itself');
     return;
   }
   if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -10,6 +10,7 @@ import { asKubesocksError, KubesocksError } from '../errors.js';
 import { openListenerRefusal } from '../net/loopback.js';
 import { CredentialChecker, validateCredentials, type Credentials } from './auth.js';
 import { ClientConnection, type ConnectionRecord, type ProxyContext, type ProxyStats } from './client-connection.js';
+import { Observer } from '../observe/observer.js';
 import { HttpFront } from './http.js';
 import { Socks4Handshake } from './socks4.js';
 import { Socks5Handshake } from './socks5.js';
@@ -39,6 +40,12 @@ export interface ProxyServerOptions {
   onConnection?: ((record: ConnectionRecord) => void) | undefined;
   /** Called for failures of the proxy itself (listener errors, bugs caught in a handler). */
   onError?: ((err: KubesocksError) => void) | undefined;
+  /**
+   * Records what the proxy does, for `/`, `/status.json` and `/metrics`.
+   * Pass the dialer's (`dialer.observer`) so the pages show the cluster side
+   * too. Default: one of its own.
+   */
+  observer?: Observer | undefined;
 }
 
 export interface ProxyServer {
@@ -80,6 +87,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const maxHandshakes = positiveInteger('maxHandshakes', options.maxHandshakes, DEFAULT_MAX_HANDSHAKES);
   const checker = options.auth ? new CredentialChecker(options.auth) : undefined;
   const { onConnection, onError } = options;
+  const observer = options.observer ?? new Observer();
 
   const stats: ProxyStats = { openSockets: 0, handshakes: 0, accepted: 0, rejected: 0, handshakeTimeouts: 0 };
   let closing = false;
@@ -103,10 +111,12 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     handshakeTimeoutMs,
     maxHeaderBytes,
     stats,
+    observer,
     get closing() {
       return closing;
     },
     report(record) {
+      observer.ended(record);
       if (!onConnection) return;
       try {
         onConnection(record);

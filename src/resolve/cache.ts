@@ -16,6 +16,7 @@ import { LRUCache } from 'lru-cache';
 import { KubesocksError } from '../errors.js';
 import { getJSON, type RequestSource } from '../kube/api.js';
 import { abortError } from '../kube/responses.js';
+import type { Observer } from '../observe/observer.js';
 import { ListWatch } from '../kube/watch.js';
 import { untilAborted } from '../net/abort.js';
 import {
@@ -41,6 +42,10 @@ export interface CacheOptions {
   /** ListWatch retry backoff. */
   backoffMs?: number;
   maxBackoffMs?: number;
+  /** Where relists and the API server's answers are recorded (the status page, /metrics). */
+  observer?: Observer | undefined;
+  /** The kubeconfig context, for the observer. Default ''. */
+  context?: string | undefined;
 }
 
 type Mode = 'watch' | 'get';
@@ -128,6 +133,16 @@ export class NamespaceCache {
       w.on('forbidden', (e: KubesocksError) => {
         debug('namespace %s: %s — falling back to GETs', namespace, e.message);
       });
+      const { observer, context = '' } = opts;
+      if (observer) {
+        let lists = 0;
+        w.on('synced', () => {
+          if (++lists > 1) observer.watchRelisted();
+          observer.apiResult(context);
+        });
+        w.on('error', (e: KubesocksError) => observer.apiResult(context, e));
+        w.on('forbidden', (e: KubesocksError) => observer.apiResult(context, e));
+      }
     }
   }
 

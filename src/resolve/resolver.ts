@@ -13,6 +13,7 @@ import * as net from 'node:net';
 import { debuglog } from 'node:util';
 import { LRUCache } from 'lru-cache';
 import { KubesocksError } from '../errors.js';
+import type { Observer } from '../observe/observer.js';
 import type { RequestSource } from '../kube/api.js';
 import { isValidPort } from '../net/address.js';
 import { NamespaceCaches, type NamespaceCache } from './cache.js';
@@ -66,6 +67,10 @@ export interface ResolverOptions {
   /** ListWatch retry backoff (first, max). Defaults 500 ms, 30 s. */
   backoffMs?: number;
   maxBackoffMs?: number;
+  /** Where relists and the API server's answers are recorded (the status page, /metrics). */
+  observer?: Observer | undefined;
+  /** The kubeconfig context, for the observer. Default ''. */
+  context?: string | undefined;
 }
 
 /** What the resolver needs of a KubeClient. */
@@ -115,6 +120,8 @@ export class Resolver {
       syncTimeoutMs: opts.syncTimeoutMs ?? CACHE_SYNC_TIMEOUT_MS,
       ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}),
       ...(opts.maxBackoffMs !== undefined ? { maxBackoffMs: opts.maxBackoffMs } : {}),
+      observer: opts.observer,
+      context: opts.context,
     };
     this.caches = new NamespaceCaches(client, cacheOpts);
     const listTtl = opts.listTtlMs ?? 30_000;
@@ -194,6 +201,14 @@ export class Resolver {
   /** Namespaces that exist (for the PAC file): the list, or, when that is forbidden, those seen. */
   namespaces(): Promise<string[]> {
     return this.directory.list();
+  }
+
+  /** Namespaces whose services, EndpointSlices and pods are watched now. */
+  watchedNamespaces(): string[] {
+    return this.caches
+      .all()
+      .map((cache) => cache.namespace)
+      .sort();
   }
 
   /** Stops every watch. Later resolve() calls reject with CLOSED. */

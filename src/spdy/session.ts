@@ -85,6 +85,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
   #nextPingId: number;
   #lastPeerStreamId = 0;
   #closed: KubesocksError | null = null;
+  #keepaliveFailed = false;
   #lastActivity = Date.now();
   #lastReceived = Date.now();
   #corked = false;
@@ -160,6 +161,11 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
   }
 
   /** Sends a PING and resolves with the round trip in milliseconds. */
+  /** Whether the session was closed because a PING went unanswered (for the keepalive-failure count). */
+  get keepaliveFailed(): boolean {
+    return this.#keepaliveFailed;
+  }
+
   ping(): Promise<number> {
     if (this.#closed) return Promise.reject(this.#closed);
     const id = this.#nextPingId;
@@ -349,6 +355,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
     if (silentMs > this.#pingTimeoutMs) {
       for (const ping of this.#pendingPings.values()) {
         if (Number(now - ping.sentAt) / 1e6 > this.#pingTimeoutMs) {
+          this.#keepaliveFailed = true;
           this.close(new KubesocksError('CONNECTION_LOST', `no answer to PING and no data for ${Math.round(this.#pingTimeoutMs / 1000)} s`));
           return;
         }

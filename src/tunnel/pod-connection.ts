@@ -20,6 +20,8 @@ export class PodConnection {
   readonly namespace: string;
   readonly pod: string;
   readonly session: SpdySession;
+  /** When the upgrade completed (epoch ms), for the status page's age column. */
+  readonly openedAt = Date.now();
   readonly #confirmMs: number;
   #nextRequestId = 0;
   #pairs = 0;

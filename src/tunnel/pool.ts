@@ -9,12 +9,16 @@
 import { debuglog } from 'node:util';
 import { untilAborted } from '../net/abort.js';
 import { KubesocksError } from '../errors.js';
+import { Observer, type PoolPod } from '../observe/observer.js';
 import { PodConnection } from './pod-connection.js';
 import { DEFAULT_CONFIRM_MS, type PortForwardStream } from './pair.js';
 import { upgradeToPortForward, type UpgradeCredentials } from './upgrade.js';
 import { PING_INTERVAL_MS, PING_TIMEOUT_MS, POOL_HOUSEKEEPING_MAX_INTERVAL_MS, POOL_IDLE_TIMEOUT_MS, POOL_SURPLUS_IDLE_TIMEOUT_MS, UPGRADE_TIMEOUT_MS } from '../net/timeouts.js';
 
 const debug = debuglog('kubesocks:tunnel');
+
+/** How this pool's connections are made (the WebSocket transport will be another). */
+const TRANSPORT = 'spdy';
 
 export interface TunnelPoolOptions {
   /** Stream pairs per SPDY connection before another connection is opened. Default 100. */
@@ -37,6 +41,10 @@ export interface TunnelPoolOptions {
   confirmMs?: number;
   /** Deadline of one upgrade (ms). Default 30 s. */
   upgradeTimeoutMs?: number;
+  /** Where upgrades, keepalive failures and broken connections are recorded. Default: one of its own. */
+  observer?: Observer;
+  /** The kubeconfig context these credentials belong to, for the observer's per-pod rows. Default ''. */
+  context?: string;
 }
 
 export interface PoolStats {
@@ -53,7 +61,9 @@ interface PodEntry {
 
 export class TunnelPool {
   readonly #credentials: UpgradeCredentials;
-  readonly #options: Required<TunnelPoolOptions>;
+  readonly #options: Required<Omit<TunnelPoolOptions, 'observer' | 'context'>>;
+  readonly #observer: Observer;
+  readonly #context: string;
   readonly #pods = new Map<string, PodEntry>();
   readonly #idleTimer: NodeJS.Timeout;
   #upgrades = 0;
@@ -61,6 +71,8 @@ export class TunnelPool {
 
   constructor(credentials: UpgradeCredentials, options: TunnelPoolOptions = {}) {
     this.#credentials = credentials;
+    this.#observer = options.observer ?? new Observer();
+    this.#context = options.context ?? '';
     this.#options = {
       maxPairsPerConnection: options.maxPairsPerConnection ?? 100,
       maxConnectionsPerPod: options.maxConnectionsPerPod ?? 8,
@@ -101,6 +113,23 @@ export class TunnelPool {
       for (const connection of entry.connections) pairs += connection.pairs;
     }
     return { connections, pairs, upgrades: this.#upgrades };
+  }
+
+  /** Each pod with connections now, for the status page. */
+  pods(): PoolPod[] {
+    const pods: PoolPod[] = [];
+    for (const entry of this.#pods.values()) {
+      const first = entry.connections[0];
+      if (!first) continue;
+      let sockets = 0;
+      let openedAt = first.openedAt;
+      for (const connection of entry.connections) {
+        sockets += connection.pairs;
+        openedAt = Math.min(openedAt, connection.openedAt);
+      }
+      pods.push({ context: this.#context, namespace: first.namespace, pod: first.pod, connections: entry.connections.length, sockets, openedAt, transport: TRANSPORT });
+    }
+    return pods;
   }
 
   /** Ends every connection of one pod (e.g. the pod was deleted). */
@@ -155,10 +184,17 @@ export class TunnelPool {
     try {
       socket = await upgradeToPortForward(this.#credentials, { namespace, pod, timeoutMs: this.#options.upgradeTimeoutMs });
     } catch (error) {
+      if (error instanceof KubesocksError) {
+        this.#observer.upgraded(TRANSPORT, error);
+        this.#observer.podFailed({ context: this.#context, namespace, pod }, error);
+        if (error.code !== 'CLOSED') this.#observer.apiResult(this.#context, error);
+      }
       if (error instanceof KubesocksError && error.code === 'UNAUTHORIZED') this.#retireAll(error);
       throw error;
     }
     this.#upgrades++;
+    this.#observer.upgraded(TRANSPORT);
+    this.#observer.apiResult(this.#context);
     const connection = new PodConnection(socket, namespace, pod, this.#options);
     if (this.#closed) {
       connection.close();
@@ -167,6 +203,8 @@ export class TunnelPool {
     entry.connections.push(connection);
     connection.session.once('close', (error) => {
       debug('connection to %s/%s closed: %s', namespace, pod, error?.message ?? 'normally');
+      if (connection.session.keepaliveFailed) this.#observer.keepaliveFailed();
+      if (error && error.code !== 'CLOSED') this.#observer.podFailed({ context: this.#context, namespace, pod }, error);
       entry.connections = entry.connections.filter((c) => c !== connection);
       if (entry.connections.length === 0 && !entry.dialing && this.#pods.get(`${namespace}/${pod}`) === entry) {
         this.#pods.delete(`${namespace}/${pod}`);
