@@ -13,6 +13,7 @@ Usage:
   kubesocks exec -- COMMAND [ARGS…]         run a program through a running proxy (proxychains4 when installed)
   kubesocks env                             print export lines: eval "$(kubesocks env)"
   kubesocks --version                       the version
+  kubesocks status [--listen ADDR] [-o json]   what a running proxy is doing (also http://ADDR/ in a browser)
 
 Run "kubesocks COMMAND --help" for a command's flags.
 
@@ -37,6 +38,8 @@ async function main(argv: string[]): Promise<void> {
       return (await import('./cli/exec.js')).exec(rest);
     case 'env':
       return (await import('./cli/exec.js')).env(rest);
+    case 'status':
+      return (await import('./cli/status.js')).status(rest);
     case 'serve':
       return serve(rest);
     case 'version':
