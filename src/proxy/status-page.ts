@@ -133,7 +133,8 @@ td.n { text-align: right; white-space: nowrap; }
 td.empty { color: var(--muted); font-style: italic; }
 td.ok { color: var(--ok); font-weight: 600; }
 td.bad, td.err { color: var(--bad); }
-td.err, td.msg { max-width: 34rem; overflow: hidden; text-overflow: ellipsis; }
+td.err { max-width: 20rem; overflow: hidden; text-overflow: ellipsis; }
+td.msg { max-width: 34rem; overflow: hidden; text-overflow: ellipsis; }
 code { font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; font-size: .92em; }
 a { color: var(--accent); }
 `;
