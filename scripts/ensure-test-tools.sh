@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real clients the test suite drives, when they are missing:
 # curl, kubectl (Debian: kubernetes-client), Chromium, proxychains4 and
-# PostgreSQL (psql and a server, for `kubesocks exec`). Runs before
+# PostgreSQL (psql and a server, for `kubesocks exec`), Prometheus
+# (promtool checks /metrics; a real server scrapes it). Runs before
 # `npm test`, so the README's one test command works on a fresh machine.
 set -euo pipefail
 
@@ -11,6 +12,7 @@ command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v proxychains4 >/dev/null 2>&1 || missing+=(proxychains4)
 { command -v psql >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing+=(postgresql)
+{ command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; } || missing+=(prometheus)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "kubesocks tests need: ${missing[*]}" >&2

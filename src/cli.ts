@@ -12,8 +12,8 @@ Usage:
   kubesocks forward TYPE/NAME [LOCAL:]REMOTE…   like kubectl port-forward, without its failures
   kubesocks exec -- COMMAND [ARGS…]         run a program through a running proxy (proxychains4 when installed)
   kubesocks env                             print export lines: eval "$(kubesocks env)"
-  kubesocks --version                       the version
   kubesocks status [--listen ADDR] [-o json]   what a running proxy is doing (also http://ADDR/ in a browser)
+  kubesocks --version                       the version
 
 Run "kubesocks COMMAND --help" for a command's flags.
 

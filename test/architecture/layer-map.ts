@@ -25,6 +25,8 @@ export interface Room {
 export const ROOMS: Room[] = [
   { name: 'errors', paths: ['src/errors.ts'], layer: 0 },
   { name: 'net', paths: ['src/net/'], layer: 1 },
+  // What kubesocks is doing (counters, open connections, failures): every room records into it.
+  { name: 'observe', paths: ['src/observe/'], layer: 1 },
   { name: 'kube', paths: ['src/kube/'], layer: 2 },
   { name: 'spdy', paths: ['src/spdy/'], layer: 2 },
   { name: 'tunnel', paths: ['src/tunnel/'], layer: 3 },

@@ -8,7 +8,13 @@ import { execFile } from 'node:child_process';
 import { createDialer, type Dialer } from '../../src/dialer/dialer.js';
 import type { KubesocksError } from '../../src/errors.js';
 import { createProxyServer, type ProxyServer, type ProxyServerOptions } from '../../src/proxy/server.js';
+import { findBinary } from './e2e-procs.js';
 import { startTestCluster, type TestCluster } from './sim.js';
+
+/** `promtool` (Debian's prometheus package; scripts/ensure-test-tools.sh installs it). */
+export const PROMTOOL = findBinary('promtool');
+/** Skip option for tests that need promtool. */
+export const NEEDS_PROMTOOL = { skip: !PROMTOOL && 'promtool is not installed (Debian package prometheus)' };
 
 export interface StatusRig {
   t: TestCluster;
@@ -67,7 +73,7 @@ export const basic = (user: string, pass: string): string => `Basic ${Buffer.fro
 /** Runs `promtool check metrics` on the text; its exit code and output (lint problems are printed). */
 export function promtoolCheck(text: string): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
-    const child = execFile('promtool', ['check', 'metrics'], (error, stdout, stderr) => {
+    const child = execFile(PROMTOOL ?? 'promtool', ['check', 'metrics'], (error, stdout, stderr) => {
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, output: `${stdout}${stderr}` });
     });
     child.stdin?.end(text);

@@ -9,9 +9,9 @@ import { describe, test } from 'node:test';
 import { KubesocksError } from '../../src/errors.js';
 import { Counter, Gauge, Histogram, escapeLabelValue, renderMetrics } from '../../src/observe/metrics.js';
 import { Observer } from '../../src/observe/observer.js';
-import { promtoolCheck, sample } from '../helpers/status.js';
+import { NEEDS_PROMTOOL, promtoolCheck, sample } from '../helpers/status.js';
 
-describe('Prometheus text writer', () => {
+describe('Prometheus text writer', NEEDS_PROMTOOL, () => {
   test('counters, gauges and histograms in the text format; promtool accepts it, escapes included', async () => {
     const counter = new Counter<'code'>('demo_errors_total', 'Errors by code.\nSecond line with a \\ backslash.', ['code']);
     counter.init({ code: 'A' });
@@ -59,7 +59,7 @@ describe('Prometheus text writer', () => {
 });
 
 describe('Observer', () => {
-  test('open connections count their bytes live; ending moves them to the totals; failures keep the newest 50', async () => {
+  test('open connections count their bytes live; ending moves them to the totals; failures keep the newest 50', NEEDS_PROMTOOL, async () => {
     const observer = new Observer();
     const counts = { bytesUp: 0, bytesDown: 0 };
     const pod = { context: 'ctx', namespace: 'demo', pod: 'web-0' };

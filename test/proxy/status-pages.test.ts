@@ -15,7 +15,7 @@ import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import type { StatusSnapshot } from '../../src/observe/status.js';
 import { exchange, rawSocks5Connect, readBytes, socksConnect } from '../helpers/e2e-socks.js';
-import { basic, get, promtoolCheck, sample, startStatusRig, type StatusRig } from '../helpers/status.js';
+import { NEEDS_PROMTOOL, basic, get, promtoolCheck, sample, startStatusRig, type StatusRig } from '../helpers/status.js';
 
 const PATHS = ['/', '/status.json', '/metrics'];
 
@@ -130,7 +130,7 @@ describe('status pages of a proxy in front of the simulated cluster', () => {
     }
   });
 
-  test('/metrics passes promtool check metrics, and its counters move as connections are made', async () => {
+  test('/metrics passes promtool check metrics, and its counters move as connections are made', NEEDS_PROMTOOL, async () => {
     // Connections of earlier cases have ended (they count when they end).
     await snapshotWhen(rig.port, (s) => s.connections.length === 0, 'no connection open');
     const before = await get(rig.port, '/metrics');
