@@ -56,7 +56,7 @@ export class DialerView implements ClusterView {
     this.#probing ??= (async () => {
       const { client, observer } = this.#dialer;
       try {
-        await client.getJSON('/version', AbortSignal.timeout(PROBE_TIMEOUT_MS));
+        await client.getJSON('/version', { timeoutMs: PROBE_TIMEOUT_MS });
         observer.apiResult(client.contextName);
       } catch (error) {
         observer.apiResult(client.contextName, asKubesocksError(error, 'API_UNREACHABLE'));
