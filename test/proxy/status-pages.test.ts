@@ -59,9 +59,9 @@ describe('status pages of a proxy in front of the simulated cluster', () => {
 
     assert.equal(open.contexts.length, 1);
     const [context] = open.contexts;
-    assert.equal(context?.name, rig.dialer.client.contextName);
+    assert.equal(context?.name, rig.dialer.context().name);
     assert.equal(context?.server, rig.t.cluster.url.replace(/\/$/, ''));
-    assert.equal(context?.user, rig.dialer.client.userName);
+    assert.equal(context?.user, 'admin', 'the kubeconfig user name of the simulated cluster');
     assert.equal(context?.reachable, true);
     assert.equal(context?.lastError, null);
     assert.ok(context?.namespaces.includes('demo'), `namespaces watched: ${context?.namespaces.join(', ')}`);
