@@ -172,6 +172,16 @@ export class Dialer {
     return this.#workloads.servicePorts(namespace, service, signal);
   }
 
+  /** The ready pods behind a service's selector (for turning a named targetPort into a number). */
+  servicePods(namespace: string, service: string, signal?: AbortSignal): Promise<PodPorts[]> {
+    return this.#workloads.servicePods(namespace, service, signal);
+  }
+
+  /** Whether a namespace exists; undefined when the credentials may not tell. */
+  namespaceExists(namespace: string, signal?: AbortSignal): Promise<boolean | undefined> {
+    return this.#workloads.namespaceExists(namespace, signal);
+  }
+
   stats(): PoolStats {
     return this.#pool.stats();
   }

@@ -37,7 +37,9 @@ export class ForwardTarget {
   async waitUntilReady(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const running = await this.#hasRunningPod();
+      const running = await this.#hasRunningPod().catch(async (error: unknown) => {
+        throw await this.#namespaceFirst(error);
+      });
       if (running) return;
       if (Date.now() >= deadline) {
         throw new KubesocksError('POD_NOT_RUNNING', `${this.description} has no running pod after ${Math.round(timeoutMs / 1000)} s (see kubectl get pods -n ${this.namespace})`);
@@ -46,10 +48,15 @@ export class ForwardTarget {
     }
   }
 
-  /** The remote port as a number, for the "Forwarding from" line (named ports resolved now). */
+  /**
+   * kubectl's "Forwarding from … -> PORT": the port inside the pod, named
+   * ports resolved now. For a service that is its targetPort (a named one
+   * through a ready pod's container ports), and a service port the service
+   * does not have is refused here, at start, as kubectl does.
+   */
   async remoteNumber(remote: number | string): Promise<number> {
+    if (this.resource.kind === 'service') return this.#serviceTargetPort(remote);
     if (typeof remote === 'number') return remote;
-    if (this.resource.kind === 'service') return this.#servicePort(remote);
     const pods = await this.#candidatePods();
     for (const pod of pods) {
       const port = pod.namedPorts[remote];
@@ -87,6 +94,32 @@ export class ForwardTarget {
       }
     }
     throw lastError!;
+  }
+
+  /** A missing namespace is named as such (kubectl: `namespaces "x" not found`), not as a missing service or pod. */
+  async #namespaceFirst(error: unknown): Promise<unknown> {
+    if ((error as { code?: unknown }).code !== 'NOT_FOUND') return error;
+    if ((await this.#dialer.namespaceExists(this.namespace)) !== false) return error;
+    return new KubesocksError('NOT_FOUND', `namespaces "${this.namespace}" not found (see kubectl get namespaces)`);
+  }
+
+  async #serviceTargetPort(remote: number | string): Promise<number> {
+    const ports = await this.#dialer.servicePorts(this.namespace, this.resource.name);
+    const servicePort = typeof remote === 'number' ? ports.find((p) => p.port === remote) : ports.find((p) => p.name === remote);
+    if (!servicePort) {
+      const known = ports.map((p) => (p.name ? `${p.port} (${p.name})` : `${p.port}`)).join(', ');
+      const which = typeof remote === 'number' ? `a service port ${remote}` : `a service port named "${remote}"`;
+      throw new KubesocksError('NO_SUCH_PORT', `Service ${this.resource.name} does not have ${which} (its ports: ${known || 'none'})`);
+    }
+    const target = servicePort.targetPort ?? servicePort.port;
+    if (typeof target === 'number') return target;
+    if (/^\d+$/.test(target)) return Number(target);
+    for (const pod of await this.#dialer.servicePods(this.namespace, this.resource.name)) {
+      const port = pod.namedPorts[target];
+      if (port) return port;
+    }
+    // No ready pod to ask: the service port stands in, as the traffic's entry point.
+    return servicePort.port;
   }
 
   async #hasRunningPod(): Promise<boolean> {

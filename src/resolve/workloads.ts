@@ -21,6 +21,8 @@ export interface PodPorts {
 export interface ServicePort {
   name?: string | undefined;
   port: number;
+  /** The pod's port: a number, or a container port name (absent: the same as `port`). */
+  targetPort?: number | string | undefined;
 }
 
 interface PodObject {
@@ -30,7 +32,7 @@ interface PodObject {
 }
 
 interface ServiceObject {
-  spec?: { ports?: Array<{ name?: string; port?: number }> };
+  spec?: { ports?: Array<{ name?: string; port?: number; targetPort?: number | string }>; selector?: Record<string, string> };
 }
 
 interface WorkloadObject {
@@ -71,7 +73,32 @@ export class WorkloadPods {
   /** A service's ports; rejects NOT_FOUND (with the API server's message) when there is no such service. */
   async servicePorts(namespace: string, service: string, signal?: AbortSignal): Promise<ServicePort[]> {
     const object = await getJSON<ServiceObject>(this.#client, `/api/v1/namespaces/${seg(namespace)}/services/${seg(service)}`, { signal });
-    return (object.spec?.ports ?? []).filter((p): p is { name?: string; port: number } => typeof p.port === 'number').map((p) => ({ name: p.name, port: p.port }));
+    return (object.spec?.ports ?? [])
+      .filter((p): p is { name?: string; port: number; targetPort?: number | string } => typeof p.port === 'number')
+      .map((p) => ({ name: p.name, port: p.port, targetPort: p.targetPort }));
+  }
+
+  /**
+   * The running, ready pods a service's selector matches (none for a
+   * service without a selector), to turn a named targetPort into a number
+   * as kubectl does for its "Forwarding from" line.
+   */
+  async servicePods(namespace: string, service: string, signal?: AbortSignal): Promise<PodPorts[]> {
+    const object = await getJSON<ServiceObject>(this.#client, `/api/v1/namespaces/${seg(namespace)}/services/${seg(service)}`, { signal });
+    const selector = Object.entries(object.spec?.selector ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
+    if (!selector) return [];
+    const list = await getJSON<{ items?: PodObject[] }>(this.#client, `/api/v1/namespaces/${seg(namespace)}/pods?labelSelector=${seg(selector)}`, { signal });
+    return (list.items ?? []).filter(isReadyPod).map(podPorts);
+  }
+
+  /** Whether a namespace exists: true, false, or undefined when it cannot be told (no permission to get it). */
+  async namespaceExists(namespace: string, signal?: AbortSignal): Promise<boolean | undefined> {
+    try {
+      await getJSON(this.#client, `/api/v1/namespaces/${seg(namespace)}`, { signal });
+      return true;
+    } catch (error) {
+      return (error as { code?: unknown }).code === 'NOT_FOUND' ? false : undefined;
+    }
   }
 
   async #selector(namespace: string, kind: WorkloadKind, name: string, signal?: AbortSignal): Promise<string> {

@@ -70,6 +70,7 @@ describe('forward against the simulated cluster', () => {
   test('named service ports and a service port that does not exist', async () => {
     const { port } = await start('svc/web', '0:http');
     assert.match(await httpVia(port, '/named'), /path \/named/);
-    await assert.rejects(start('svc/web', '0:nope'), /has no port named "nope"/);
+    await assert.rejects(start('svc/web', '0:nope'), /Service web does not have a service port named "nope"/);
+    await assert.rejects(start('svc/web', '0:81'), /Service web does not have a service port 81/);
   });
 });
