@@ -26,7 +26,8 @@ import {
 } from './frames.js';
 import { HeaderCompressor, HeaderDecompressor } from './header-block.js';
 import { FLAG_FIN, FrameType, MAX_STREAM_ID, RstCode, type SpdyHeaders } from './protocol.js';
-import { SpdyStream, type StreamOwner } from './stream.js';
+import type { ReadBudget } from './read-budget.js';
+import { SpdyStream, type StreamOwner, type StreamReadLimits } from './stream.js';
 import { PING_TIMEOUT_MS } from '../net/timeouts.js';
 
 const debug = debuglog('kubesocks:spdy');
@@ -43,6 +44,13 @@ export interface SpdySessionOptions {
   writeBufferBytes?: number;
   /** Per-stream buffer (both directions) before backpressure applies. */
   streamHighWaterMark?: number;
+  /**
+   * Unread bytes one stream may hold before the session stops reading its
+   * socket (which stalls every stream on it). Default: streamHighWaterMark.
+   */
+  streamBufferBytes?: number;
+  /** A cap on unread bytes shared with other sessions; past it, streams stop the socket at streamHighWaterMark. */
+  readBudget?: ReadBudget;
 }
 
 export interface SpdySessionEvents {
@@ -78,7 +86,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
   readonly #pendingPings = new Map<number, { sentAt: bigint; resolve: (rttMs: number) => void; reject: (e: Error) => void }>();
   readonly #maxDataFrame: number;
   readonly #writeBufferBytes: number;
-  readonly #streamHwm: number;
+  readonly #streamLimits: StreamReadLimits;
   readonly #pingTimeoutMs: number;
   #pingTimer: NodeJS.Timeout | undefined;
   #nextStreamId: number;
@@ -96,7 +104,12 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
     this.#socket = socket;
     this.#maxDataFrame = options.maxDataFrameBytes ?? DEFAULT_MAX_DATA_FRAME;
     this.#writeBufferBytes = options.writeBufferBytes ?? DEFAULT_WRITE_BUFFER;
-    this.#streamHwm = options.streamHighWaterMark ?? DEFAULT_STREAM_HWM;
+    const highWaterMark = options.streamHighWaterMark ?? DEFAULT_STREAM_HWM;
+    this.#streamLimits = {
+      highWaterMark,
+      bufferLimit: Math.max(highWaterMark, options.streamBufferBytes ?? highWaterMark),
+      budget: options.readBudget,
+    };
     this.#pingTimeoutMs = options.pingTimeoutMs ?? PING_TIMEOUT_MS;
     // Client-initiated ids are odd, server-initiated even (draft 3.1, 2.3.2);
     // PING ids follow the same parity rule (2.6.5).
@@ -146,7 +159,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
     if (!this.canOpenStream) throw new KubesocksError('CLOSED', 'SPDY stream ids are used up on this connection');
     const id = this.#nextStreamId;
     this.#nextStreamId += 2;
-    const stream = new SpdyStream(this, id, headers, this.#streamHwm);
+    const stream = new SpdyStream(this, id, headers, this.#streamLimits);
     this.#streams.set(id, stream);
     this.#touch();
     const flags = options.fin ? FLAG_FIN : 0;
@@ -227,7 +240,13 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
   }
 
   resumeReadingFor(stream: SpdyStream): void {
-    if (this.#blockedReaders.delete(stream) && this.#blockedReaders.size === 0 && !this.#closed) this.#socket.resume();
+    if (this.#blockedReaders.delete(stream) && this.#blockedReaders.size === 0 && !this.#closed) {
+      // The peer's silence while we were not reading proves nothing: its
+      // PING answers sat unread in our own buffer. Count from now.
+      this.#lastReceived = Date.now();
+      for (const ping of this.#pendingPings.values()) ping.sentAt = process.hrtime.bigint();
+      this.#socket.resume();
+    }
   }
 
   forgetStream(stream: SpdyStream): void {
@@ -334,7 +353,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
       this.#send(rstStreamFrame(id, RstCode.REFUSED_STREAM));
       return;
     }
-    const stream = new SpdyStream(this, id, headers, this.#streamHwm, fin);
+    const stream = new SpdyStream(this, id, headers, this.#streamLimits, fin);
     this.#streams.set(id, stream);
     this.#touch();
     this.emit('stream', stream);
@@ -348,8 +367,12 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
    * A connection is dead when a PING went unanswered for pingTimeoutMs and
    * nothing else arrived meanwhile either. Bytes arriving prove it alive: a
    * PING queued behind megabytes of DATA on a busy connection is late, not lost.
+   * Liveness is judged only from what we had a chance to read: while a slow
+   * reader keeps the socket paused, the answer may be sitting in our own
+   * buffer, so no verdict is reached (the clock restarts on resume).
    */
   #keepalive(): void {
+    if (this.#blockedReaders.size > 0) return;
     const now = process.hrtime.bigint();
     const silentMs = Date.now() - this.#lastReceived;
     if (silentMs > this.#pingTimeoutMs) {

@@ -6,12 +6,14 @@
  *
  * Backpressure: writes wait for the socket's 'drain'. Reads have no SPDY-level
  * lever against spdystream (it implements no flow control), so a stream whose
- * reader falls behind pauses the whole connection's socket until it is read
- * again — the same stall spdystream itself applies to its peer.
+ * reader falls behind first buffers up to its `bufferLimit` (while the shared
+ * ReadBudget lasts), and only then pauses the whole connection's socket until
+ * it is read again — the same stall spdystream itself applies to its peer.
  */
 import { Duplex } from 'node:stream';
 import { StreamResetError } from './errors.js';
 import { RstCode, type SpdyHeaders } from './protocol.js';
+import type { ReadBudget } from './read-budget.js';
 
 /** What a stream needs from its session (implemented by SpdySession). */
 export interface StreamOwner {
@@ -21,6 +23,16 @@ export interface StreamOwner {
   pauseReadingFor(stream: SpdyStream): void;
   resumeReadingFor(stream: SpdyStream): void;
   forgetStream(stream: SpdyStream): void;
+}
+
+/** How much a stream may hold unread before it stops its connection's reading. */
+export interface StreamReadLimits {
+  /** Node's highWaterMark for both directions. */
+  highWaterMark: number;
+  /** Unread bytes a stream may hold before it pauses the connection (≥ highWaterMark). */
+  bufferLimit: number;
+  /** Shared cap over many streams; once it is used up, a stream past highWaterMark pauses the connection. */
+  budget?: ReadBudget | undefined;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -37,9 +49,13 @@ export class SpdyStream extends Duplex {
   #resetSeen = false;
   /** RST_STREAM arrived while received data was still unread: fail once it has been read. */
   #pendingReset: StreamResetError | undefined;
+  readonly #limits: StreamReadLimits;
+  /** readableLength as last counted in the budget. */
+  #counted = 0;
 
-  constructor(owner: StreamOwner, id: number, headers: SpdyHeaders, highWaterMark: number, finReceived = false) {
-    super({ allowHalfOpen: true, readableHighWaterMark: highWaterMark, writableHighWaterMark: highWaterMark });
+  constructor(owner: StreamOwner, id: number, headers: SpdyHeaders, limits: StreamReadLimits, finReceived = false) {
+    super({ allowHalfOpen: true, readableHighWaterMark: limits.highWaterMark, writableHighWaterMark: limits.highWaterMark });
+    this.#limits = limits;
     this.#owner = owner;
     this.id = id;
     this.headers = headers;
@@ -66,6 +82,7 @@ export class SpdyStream extends Duplex {
   /** Every way of consuming (flowing, 'readable', async iteration) goes through read(). */
   override read(size?: number): any {
     const chunk: unknown = super.read(size);
+    this.#count();
     const reset = this.#pendingReset;
     if (reset && !this.#finReceived && this.readableLength === 0 && !this.destroyed) {
       process.nextTick(() => this.destroy(reset)); // after the last chunk has been handed over
@@ -89,14 +106,33 @@ export class SpdyStream extends Duplex {
       this.#owner.writeStreamReset(this, RstCode.CANCEL);
     }
     this.#owner.forgetStream(this);
+    this.#limits.budget?.adjust(-this.#counted);
+    this.#counted = 0;
     callback(error);
   }
 
   /** @internal A DATA frame arrived. */
   receiveData(data: Buffer, fin: boolean): void {
     if (this.destroyed || this.#finReceived || this.#pendingReset) return;
-    if (data.length > 0 && !this.push(data)) this.#owner.pauseReadingFor(this);
+    if (data.length > 0) {
+      this.push(data);
+      this.#count();
+      if (this.#overLimit()) this.#owner.pauseReadingFor(this);
+    }
     if (fin) this.#markFinReceived();
+  }
+
+  /** Past its own buffer limit, or past highWaterMark while the shared budget is used up. */
+  #overLimit(): boolean {
+    const held = this.readableLength;
+    if (held <= this.readableHighWaterMark) return false;
+    return held > this.#limits.bufferLimit || this.#limits.budget?.exhausted === true;
+  }
+
+  #count(): void {
+    const held = this.destroyed ? 0 : this.readableLength;
+    this.#limits.budget?.adjust(held - this.#counted);
+    this.#counted = held;
   }
 
   /** @internal The SYN_STREAM that opened this stream carried FLAG_FIN: end() must not send a second FIN. */

@@ -27,6 +27,12 @@ const MAX_ERROR_TEXT = 16 * 1024;
 /** How long the local side may stay open after the pod side ended. */
 export const HALF_OPEN_GRACE_MS = 5000;
 
+/** After the data stream finished, how long the error stream may take to finish too (its text decides the outcome). */
+export const ERROR_STREAM_WAIT_MS = 2000;
+
+/** After the first error text, how long the streams may take to end before the pair fails anyway. */
+export const ERROR_TEXT_WAIT_MS = 250;
+
 /** Turns the kubelet's error-stream text into a stable code. */
 export function classifyKubeletError(text: string): ErrorCode {
   if (/connection refused|failed to connect to localhost/i.test(text)) return 'POD_REFUSED';
@@ -65,6 +71,13 @@ export class PortForwardStream extends Duplex {
   #settled = false;
   #confirmTimer: NodeJS.Timeout | undefined;
   #halfOpenTimer: NodeJS.Timeout | undefined;
+  #textTimer: NodeJS.Timeout | undefined;
+  #errorWaitTimer: NodeJS.Timeout | undefined;
+  /** The error stream ended or closed: its text is complete. */
+  #errorDone = false;
+  /** How the data stream finished (FIN, or its error), once it did. */
+  #dataOutcome: 'end' | Error | undefined;
+  #decided = false;
 
   constructor(errorStream: SpdyStream, dataStream: SpdyStream, info: PairInfo, confirmMs = DEFAULT_CONFIRM_MS) {
     super({ allowHalfOpen: true });
@@ -74,7 +87,8 @@ export class PortForwardStream extends Duplex {
     this.#confirmed = new Promise<void>((resolve, reject) => {
       // Called for every chunk that arrives: settled once, cheap after.
       this.#confirm = () => {
-        if (this.#settled) return;
+        // Text on the error stream means the pod side failed: nothing confirms that.
+        if (this.#settled || this.#errorText !== '') return;
         this.#settled = true;
         resolve();
       };
@@ -87,10 +101,20 @@ export class PortForwardStream extends Duplex {
     this.#confirmed.catch(() => {});
 
     errorStream.on('data', (chunk: Buffer) => {
+      const first = this.#errorText === '';
       if (this.#errorText.length < MAX_ERROR_TEXT) this.#errorText += chunk.toString('utf8');
+      // Text there means this pair failed, whatever else arrives or not: a
+      // runtime that never closes the error stream is not waited for long.
+      if (first && this.#errorText !== '') {
+        this.#textTimer = setTimeout(() => this.#decide(true), ERROR_TEXT_WAIT_MS);
+        this.#textTimer.unref();
+      }
     });
     // Ends (FIN) or closes (RST after a failure): either way the text is complete.
-    errorStream.once('close', () => this.#onErrorStreamDone());
+    errorStream.once('close', () => {
+      this.#errorDone = true;
+      this.#decide(false);
+    });
     errorStream.on('error', () => {});
     errorStream.end(); // client-go half-closes the error stream at once
 
@@ -99,16 +123,13 @@ export class PortForwardStream extends Duplex {
       this.#confirm();
       if (!this.push(chunk)) dataStream.pause();
     });
+    // The data stream's end or reset is only half the story: runtimes write
+    // their failure text, then end the streams in their own order (kubelet
+    // 1.32: RST both; containerd: FIN data, then FIN error — shared/runtime.md).
+    // Its outcome is decided once the error stream is done as well.
     dataStream.once('end', () => {
-      this.#confirm();
-      this.push(null);
-      // The pod side is closed for good (the runtime does not keep half-open
-      // connections), so a local side that never ends would hold the pair
-      // forever: after a grace period it is closed, as client-go resets it.
-      if (!this.writableFinished) {
-        this.#halfOpenTimer = setTimeout(() => this.destroy(), HALF_OPEN_GRACE_MS);
-        this.#halfOpenTimer.unref();
-      }
+      this.#dataOutcome ??= 'end';
+      this.#awaitErrorStream();
     });
     dataStream.once('reply', () => {
       // The kubelet replies before it dials the pod; a refusal follows within
@@ -116,7 +137,10 @@ export class PortForwardStream extends Duplex {
       this.#confirmTimer = setTimeout(() => this.#confirm(), confirmMs);
       this.#confirmTimer.unref();
     });
-    dataStream.once('error', (error) => this.#onDataError(error));
+    dataStream.once('error', (error) => {
+      this.#dataOutcome ??= error;
+      this.#awaitErrorStream();
+    });
     dataStream.once('close', () => {
       if (!this.destroyed && this.readableEnded && this.writableFinished) this.destroy();
     });
@@ -160,6 +184,8 @@ export class PortForwardStream extends Duplex {
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     clearTimeout(this.#confirmTimer);
     clearTimeout(this.#halfOpenTimer);
+    clearTimeout(this.#textTimer);
+    clearTimeout(this.#errorWaitTimer);
     // (Only while still unsettled: an error costs a stack trace, and almost every pair was confirmed long ago.)
     if (!this.#settled) this.#refuse(error instanceof KubesocksError ? error : new KubesocksError('CLOSED', 'the stream was closed'));
     // client-go resets the data stream when it is done with it; a finished
@@ -169,15 +195,44 @@ export class PortForwardStream extends Duplex {
     callback(error);
   }
 
-  #onErrorStreamDone(): void {
+  /** The data stream is done; the error stream gets ERROR_STREAM_WAIT_MS to be done too. */
+  #awaitErrorStream(): void {
+    if (this.#errorDone) return this.#decide(false);
+    this.#errorWaitTimer ??= setTimeout(() => this.#decide(true), ERROR_STREAM_WAIT_MS);
+    this.#errorWaitTimer.unref();
+  }
+
+  /**
+   * The pair's outcome, the same whatever order the text, the FINs and the
+   * RSTs came in: text on the error stream → failed (before the first byte
+   * that is a refusal, after it the client is reset); else the data stream's
+   * error; else its clean end. Waits for both streams unless `force`
+   * (a timer ran out on a peer that left one open).
+   */
+  #decide(force: boolean): void {
+    if (this.#decided || this.destroyed) return;
     const text = this.#errorText.trim();
-    if (text) this.#fail(this.#kubeletError(text));
+    const dataOutcome = this.#dataOutcome;
+    if (!force && !(this.#errorDone && (dataOutcome !== undefined || text))) return;
+    if (text) {
+      this.#decided = true;
+      return this.#fail(this.#kubeletError(text));
+    }
+    if (dataOutcome === undefined) return; // error stream closed without text: the data stream goes on
+    this.#decided = true;
+    if (dataOutcome !== 'end') return this.#onDataError(dataOutcome);
+    this.#confirm();
+    this.push(null);
+    // The pod side is closed for good (the runtime does not keep half-open
+    // connections), so a local side that never ends would hold the pair
+    // forever: after a grace period it is closed, as client-go resets it.
+    if (!this.writableFinished) {
+      this.#halfOpenTimer = setTimeout(() => this.destroy(), HALF_OPEN_GRACE_MS);
+      this.#halfOpenTimer.unref();
+    }
   }
 
   #onDataError(error: Error): void {
-    // The kubelet writes its text, then resets both streams; the text wins.
-    const text = this.#errorText.trim();
-    if (text) return this.#fail(this.#kubeletError(text));
     if (error instanceof StreamResetError) {
       return this.#fail(new KubesocksError('STREAM_RESET', `${this.#where()}: ${error.message}`, { cause: error }));
     }

@@ -4,6 +4,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { KubesocksError } from '../errors.js';
+import { ReadBudget } from '../spdy/read-budget.js';
 import { SpdySession } from '../spdy/session.js';
 import { PortForwardStream } from './pair.js';
 
@@ -14,7 +15,22 @@ export interface PodConnectionOptions {
   pingTimeoutMs: number;
   /** See PortForwardStream: silence after the kubelet's reply that counts as connected. */
   confirmMs: number;
+  /** Unread bytes one socket may hold before its connection stops reading (stalling the others on it). */
+  streamBufferBytes: number;
+  /** The cap on unread bytes over all sockets (default: the process-wide one). */
+  readBudget?: ReadBudget | undefined;
 }
+
+/**
+ * Per-socket buffer before a paused client stalls its siblings, and the cap
+ * over all sockets of the process. Chosen by the paused-reader fault case
+ * (test/faults/paused-reader.test.ts, docs/faults.md): 4 MiB lets a reader
+ * pause for a moment at hundreds of MiB/s, or for seconds at browser speeds,
+ * without stopping the connection; 64 MiB bounds the worst case when many
+ * readers pause at once.
+ */
+export const DEFAULT_STREAM_BUFFER_BYTES = 4 * 1024 * 1024;
+export const PROCESS_READ_BUDGET = new ReadBudget(64 * 1024 * 1024);
 
 export class PodConnection {
   readonly namespace: string;
@@ -37,6 +53,8 @@ export class PodConnection {
       role: 'client',
       pingIntervalMs: options.pingIntervalMs,
       pingTimeoutMs: options.pingTimeoutMs,
+      streamBufferBytes: options.streamBufferBytes,
+      readBudget: options.readBudget ?? PROCESS_READ_BUDGET,
     });
   }
 

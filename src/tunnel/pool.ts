@@ -10,7 +10,8 @@ import { debuglog } from 'node:util';
 import { untilAborted } from '../net/abort.js';
 import { KubesocksError } from '../errors.js';
 import { Observer, type PoolPod } from '../observe/observer.js';
-import { PodConnection } from './pod-connection.js';
+import type { ReadBudget } from '../spdy/read-budget.js';
+import { DEFAULT_STREAM_BUFFER_BYTES, PodConnection } from './pod-connection.js';
 import { DEFAULT_CONFIRM_MS, type PortForwardStream } from './pair.js';
 import { upgradeToPortForward, type UpgradeCredentials } from './upgrade.js';
 import { PING_INTERVAL_MS, PING_TIMEOUT_MS, POOL_HOUSEKEEPING_MAX_INTERVAL_MS, POOL_IDLE_TIMEOUT_MS, POOL_SURPLUS_IDLE_TIMEOUT_MS, UPGRADE_TIMEOUT_MS } from '../net/timeouts.js';
@@ -45,6 +46,10 @@ export interface TunnelPoolOptions {
   observer?: Observer;
   /** The kubeconfig context these credentials belong to, for the observer's per-pod rows. Default ''. */
   context?: string;
+  /** Unread bytes one socket may hold before its connection stops reading. Default 4 MiB. */
+  streamBufferBytes?: number;
+  /** Cap on unread bytes over all sockets. Default: one budget of 64 MiB for the whole process. */
+  readBudget?: ReadBudget;
 }
 
 export interface PoolStats {
@@ -61,7 +66,7 @@ interface PodEntry {
 
 export class TunnelPool {
   readonly #credentials: UpgradeCredentials;
-  readonly #options: Required<Omit<TunnelPoolOptions, 'observer' | 'context'>>;
+  readonly #options: Required<Omit<TunnelPoolOptions, 'observer' | 'context' | 'readBudget'>> & { readBudget: ReadBudget | undefined };
   readonly #observer: Observer;
   readonly #context: string;
   readonly #pods = new Map<string, PodEntry>();
@@ -82,6 +87,8 @@ export class TunnelPool {
       pingTimeoutMs: options.pingTimeoutMs ?? PING_TIMEOUT_MS,
       confirmMs: options.confirmMs ?? DEFAULT_CONFIRM_MS,
       upgradeTimeoutMs: options.upgradeTimeoutMs ?? UPGRADE_TIMEOUT_MS,
+      streamBufferBytes: options.streamBufferBytes ?? DEFAULT_STREAM_BUFFER_BYTES,
+      readBudget: options.readBudget,
     };
     const shortest = Math.min(this.#options.idleTimeoutMs, this.#options.surplusIdleTimeoutMs);
     this.#idleTimer = setInterval(() => this.#closeIdle(), Math.max(100, Math.min(shortest / 2, POOL_HOUSEKEEPING_MAX_INTERVAL_MS)));

@@ -1,13 +1,16 @@
 /**
  * Faults on the pod side, through the real proxy and the dialer against the
  * simulator over TLS: a pod deleted mid-transfer, readiness flipped off and
- * on, a pod port that refuses.
+ * on, a pod port that refuses, failover past a refusing pod — under each
+ * runtime profile (the order in which a runtime ends a failed pair differs:
+ * src/sim/runtime-profile.ts).
  */
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { KubesocksError } from '../../src/errors.js';
 import { expectedSourceDigest } from '../../src/sim/backends.js';
+import { RUNTIME_PROFILES, type RuntimeProfile } from '../../src/sim/runtime-profile.js';
 import type { Scenario, ScenarioPod, ScenarioPort } from '../../src/sim/types.js';
 import {
   download,
@@ -32,8 +35,9 @@ function pod(name: string, app: string, ip: string, ports: ScenarioPort[]): Scen
   return readyPod(name, ip, ports, app);
 }
 
-function scenario(): Scenario {
+function scenario(runtime: RuntimeProfile): Scenario {
   return {
+    runtime,
     namespaces: [NS],
     pods: [
       ...[0, 1, 2].map((i) => pod(`bulk-${i}`, 'bulk', `10.244.1.${10 + i}`, [{ name: 'bytes', containerPort: 9000, backend: 'source' }])),
@@ -42,15 +46,19 @@ function scenario(): Scenario {
         { name: 'echo', containerPort: 7, backend: 'echo' },
         { name: 'shut', containerPort: 9090, backend: 'closed' },
       ]),
+      // Service `half`: half-0's port refuses, half-1's serves.
+      pod('half-0', 'half', '10.244.4.10', [{ name: 'http', containerPort: 8080, backend: 'closed' }]),
+      pod('half-1', 'half', '10.244.4.11', [{ name: 'http', containerPort: 8080, backend: 'http' }]),
     ],
     services: [
+      { name: 'half', namespace: NS, selector: { app: 'half' }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] },
       { name: 'bulk', namespace: NS, selector: { app: 'bulk' }, ports: [{ name: 'bytes', port: 9000, targetPort: 'bytes' }] },
       { name: 'web', namespace: NS, selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] },
     ],
   };
 }
 
-describe('pod faults', () => {
+for (const runtime of RUNTIME_PROFILES) describe(`pod faults (runtime ${runtime})`, () => {
   let rig: Rig;
   /** What the dialer socket on the deleted pod failed with (checked by a case below). */
   let deletedPodError: { error: KubesocksError; pod: string } | undefined;
@@ -58,7 +66,7 @@ describe('pod faults', () => {
   let cutSocksDownloads: Download[] | undefined;
 
   before(async () => {
-    rig = await startRig(scenario());
+    rig = await startRig(scenario(runtime));
   });
   after(async () => {
     await rig?.close();
@@ -127,7 +135,8 @@ describe('pod faults', () => {
     // The dialer API user gets a KubesocksError with a stable code (its message names the pod: see below).
     assert.equal(directOutcome.ending, 'error');
     assert.ok(directOutcome.error instanceof KubesocksError, String(directOutcome.error));
-    const codes = new Set(['CONNECTION_LOST', 'POD_GONE', 'STREAM_RESET']);
+    // The runtime's text about the broken copy (PORTFORWARD_FAILED), or the connection's end.
+    const codes = new Set(['CONNECTION_LOST', 'POD_GONE', 'STREAM_RESET', 'PORTFORWARD_FAILED']);
     assert.ok(codes.has(directOutcome.error.code), directOutcome.error.code);
     deletedPodError = { error: directOutcome.error, pod: victim };
     cutSocksDownloads = cut;
@@ -137,7 +146,7 @@ describe('pod faults', () => {
     for (const r of logged) assert.ok(codes.has(r.error!.code), r.error!.code);
     const cutEndings = [...new Set(cut.map((r) => (r.error ? `${r.ending} ${(r.error as NodeJS.ErrnoException).code ?? r.error.message}` : r.ending)))];
     summarize(t, {
-      case: 'pod deleted mid-transfer',
+      case: `pod deleted mid-transfer (${runtime})`,
       saw: `${cut.length}/${CLIENTS} SOCKS downloads on ${victim} cut after ${mib(Math.min(...cut.map((r) => r.bytes)))}–${mib(Math.max(...cut.map((r) => r.bytes)))} (${cutEndings.join(', ')}; proxy log ${[...new Set(logged.map((r) => r.error!.code))].join('/')}); dialer socket: ${directOutcome.error.code} "${directOutcome.error.message.slice(0, 90)}"`,
       lost: `nothing on the other pods: ${intact.length} downloads × ${mib(SIZE)} sha256-intact`,
       recovery: `first new connection ${ms(firstFreshMs)} after the delete, 12/12 new connections on ${[...new Set(fresh.map((v) => v.split(':')[0]))].join(', ')}`,
@@ -189,7 +198,7 @@ describe('pod faults', () => {
     const afterOn = await hit(9);
     assert.ok(afterOn.includes('web-1'), `web-1 never served again: ${afterOn.join(',')}`);
     summarize(t, {
-      case: 'readiness off/on',
+      case: `readiness off/on (${runtime})`,
       saw: `30/30 requests answered 200 by web-0/web-2 while web-1 was not ready; web-1 served ${afterOn.filter((p) => p === 'web-1').length}/9 after it was ready again`,
       lost: 'nothing (no request failed)',
       recovery: `watch delivered not-ready in ${ms(offMs)}, ready again in ${ms(onMs)}`,
@@ -220,10 +229,40 @@ describe('pod faults', () => {
     second.destroy();
     echo.destroy();
     summarize(t, {
-      case: 'pod port refuses',
+      case: `pod port refuses (${runtime})`,
       saw: `SOCKS5 reply 0x05 ConnectionRefused in ${ms(socksMs)}; HTTP 502 "${res.body.trim().slice(0, 70)}…" in ${ms(httpMs)}; dialer POD_REFUSED`,
       lost: 'nothing: the open echo socket on the same pod kept working, same SPDY connection',
       recovery: 'none needed',
+    });
+  });
+
+  test('a service with a refusing pod: every request fails over to the pod that serves', async (t) => {
+    const target = `half.${NS}`;
+    const started = performance.now();
+    const res = await httpViaProxy(rig.proxyPort, `http://${target}/first`);
+    const firstMs = performance.now() - started;
+    assert.equal(res.status, 200, res.body);
+    assert.equal(podOf(res.body), 'half-1');
+    const pods: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const r = await httpViaProxy(rig.proxyPort, `http://${target}/n${i}`);
+      assert.equal(r.status, 200, r.body);
+      pods.push(podOf(r.body) ?? '?');
+    }
+    assert.deepEqual([...new Set(pods)], ['half-1']);
+    const socket = await socks5(rig.proxyPort, target, 80);
+    const got = download(socket);
+    socket.write(`GET /socks HTTP/1.0\r\nHost: ${target}\r\n\r\n`);
+    const body = await got;
+    assert.equal(body.ending, 'end');
+    const direct = await rig.dialer.connect(`${target}:80`);
+    assert.match(direct.via, /\/half-1:8080$/);
+    direct.destroy();
+    summarize(t, {
+      case: `failover past a refusing pod (${runtime})`,
+      saw: `11/11 HTTP requests 200 from half-1 (first, failing over from half-0, in ${ms(firstMs)}); SOCKS5 and dialer connects to half-1`,
+      lost: 'nothing',
+      recovery: 'half-0 is passed over after its refusal',
     });
   });
 });
