@@ -248,6 +248,21 @@ export class SimCluster {
     this.#controllers.podChanged(namespace, last, undefined);
   }
 
+  /**
+   * Breaks the pod's port-forward pairs that are copying bytes, its
+   * connections staying up: `text` as a runtime whose pod socket broke (the
+   * error text, then the runtime profile's ending), `reset` with RST_STREAM
+   * and no text.
+   */
+  breakPortForwards(namespace: string, name: string, how: 'text' | 'reset'): void {
+    this.kubelet.breakPod(this.#podRecord(namespace, name).uid, how);
+  }
+
+  /** The pod's port-forward connections stop reading (PINGs unanswered), as behind a frozen node. */
+  freezePortForwards(namespace: string, name: string): void {
+    this.kubelet.freezePod(this.#podRecord(namespace, name).uid);
+  }
+
   setPodReady(namespace: string, name: string, ready: boolean): void {
     this.replacePod({ ...this.#podRecord(namespace, name).spec, ready });
   }

@@ -51,12 +51,16 @@ class PortForwardConnection {
   readonly #active = new Set<net.Socket>();
   /** Pairs copying bytes, each with how to fail it midway (for a sandbox that goes away). */
   readonly #copying = new Set<(reason: string) => void>();
+  /** Pairs copying bytes, with how to reset them (RST_STREAM both, no text). */
+  readonly #resettable = new Set<() => void>();
+  readonly #socket: Duplex;
 
   constructor(
     readonly target: PortForwardTarget,
     socket: Duplex,
     private readonly options: SimKubeletOptions,
   ) {
+    this.#socket = socket;
     this.session = new SpdySession(socket, { role: 'server' });
     this.session.on('stream', (stream) => this.#onStream(stream));
   }
@@ -68,8 +72,23 @@ class PortForwardConnection {
    * that order on the one socket.
    */
   podGone(): void {
-    for (const fail of [...this.#copying]) fail('error copying from remote stream to local connection: read: connection reset by peer');
+    this.breakCopies();
     setImmediate(() => this.close());
+  }
+
+  /** Fails every pair still copying as a broken pod socket does (text, then the profile's ending); the connection stays. */
+  breakCopies(): void {
+    for (const fail of [...this.#copying]) fail('error copying from remote stream to local connection: read: connection reset by peer');
+  }
+
+  /** Resets both streams of every pair still copying, without a word on the error stream. */
+  resetCopies(): void {
+    for (const reset of [...this.#resettable]) reset();
+  }
+
+  /** Stops reading the connection: PINGs go unanswered, as from a frozen node or a dropped network path. */
+  freeze(): void {
+    this.#socket.pause();
   }
 
   close(): void {
@@ -167,10 +186,19 @@ class PortForwardConnection {
       connected = true;
       options.counters.pairs++;
       this.#copying.add(fail);
+      this.#resettable.add(reset);
       this.#copy(socket, errorStream, dataStream);
     });
+    const reset = (): void => {
+      this.#copying.delete(fail);
+      this.#resettable.delete(reset);
+      socket.destroy();
+      errorStream.reset();
+      dataStream.reset();
+    };
     dataStream.once('close', () => {
       this.#copying.delete(fail);
+      this.#resettable.delete(reset);
       socket.destroy();
     });
   }
@@ -221,6 +249,20 @@ export class SimKubelet implements PortForwardHandler {
   /** The pod's sandbox is gone: close all its port-forward connections. */
   closePod(uid: string): void {
     for (const connection of this.#connections) if (connection.target.uid === uid) connection.podGone();
+  }
+
+  /** Fails (`text`: error text and the profile's ending) or resets (`reset`: RST, no text) every pair of the pod still copying. */
+  breakPod(uid: string, how: 'text' | 'reset'): void {
+    for (const connection of this.#connections) {
+      if (connection.target.uid !== uid) continue;
+      if (how === 'text') connection.breakCopies();
+      else connection.resetCopies();
+    }
+  }
+
+  /** Stops reading every port-forward connection of the pod (PINGs unanswered). */
+  freezePod(uid: string): void {
+    for (const connection of this.#connections) if (connection.target.uid === uid) connection.freeze();
   }
 
   /** Close every port-forward connection. */

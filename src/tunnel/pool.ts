@@ -56,6 +56,8 @@ export interface PoolStats {
   connections: number;
   pairs: number;
   upgrades: number;
+  /** Connections whose reading a paused client holds back (their other sockets wait, new ones go elsewhere). */
+  stalled: number;
 }
 
 interface PodEntry {
@@ -115,11 +117,15 @@ export class TunnelPool {
   stats(): PoolStats {
     let connections = 0;
     let pairs = 0;
+    let stalled = 0;
     for (const entry of this.#pods.values()) {
       connections += entry.connections.length;
-      for (const connection of entry.connections) pairs += connection.pairs;
+      for (const connection of entry.connections) {
+        pairs += connection.pairs;
+        if (connection.stalled) stalled++;
+      }
     }
-    return { connections, pairs, upgrades: this.#upgrades };
+    return { connections, pairs, upgrades: this.#upgrades, stalled };
   }
 
   /** Each pod with connections now, for the status page. */

@@ -46,7 +46,7 @@ test('a session its own reader paused is not declared dead for silence; after th
     chunks.push(chunk);
     received += chunk.length;
   });
-  await waitFor(() => received === payload.length, 5000, () => `all bytes (got ${received})`);
+  await waitFor(() => received === payload.length, 5000, 'all bytes');
   assert.ok(Buffer.concat(chunks).equals(payload), 'bytes intact');
   // Reading again, with nothing more coming and no PING answered: the peer is found dead.
   const started = Date.now();
