@@ -4,6 +4,7 @@
  */
 import * as https from 'node:https';
 import type * as http from 'node:http';
+import type { ApiHealth } from './health.js';
 import { KubesocksError } from '../errors.js';
 import { abortError, codeForStatus, KubeApiError, MAX_ERROR_BODY, parseStatus, readBody, withCredentialRefresh } from './responses.js';
 import { API_GET_TIMEOUT_MS, API_RESPONSE_HEAD_TIMEOUT_MS } from '../net/timeouts.js';
@@ -17,6 +18,8 @@ export interface RequestSource {
   readonly agent: http.Agent;
   requestOptions(method: string, path: string, headers?: Record<string, string>): Promise<https.RequestOptions>;
   invalidateCredentials(): void;
+  /** Learns from every request whether the server answers (see health.ts). */
+  readonly health?: ApiHealth;
 }
 
 export interface RequestOpts {
@@ -31,14 +34,19 @@ export interface RequestOpts {
  * the credentials are refreshed and the request sent once more; a second 401
  * becomes UNAUTHORIZED. Other non-2xx answers reject with a KubeApiError.
  */
-export function request(src: RequestSource, method: string, path: string, opts: RequestOpts = {}): Promise<http.IncomingMessage> {
-  return withCredentialRefresh(src, `${method} ${path}`, async () => {
-    const res = await sendResendingOnce(src, method, path, opts);
-    const status = res.statusCode ?? 0;
-    if (status >= 200 && status < 300) return res;
-    const body = await readBody(res, MAX_ERROR_BODY, opts.signal).catch(() => '');
-    throw statusError(src, status, body, { method, path });
-  });
+export async function request(src: RequestSource, method: string, path: string, opts: RequestOpts = {}): Promise<http.IncomingMessage> {
+  try {
+    return await withCredentialRefresh(src, `${method} ${path}`, async () => {
+      const res = await sendResendingOnce(src, method, path, opts);
+      const status = res.statusCode ?? 0;
+      if (status >= 200 && status < 300) return res;
+      const body = await readBody(res, MAX_ERROR_BODY, opts.signal).catch(() => '');
+      throw statusError(src, status, body, { method, path });
+    });
+  } catch (err) {
+    if (err instanceof KubesocksError && err.code === 'UNAUTHORIZED') src.health?.refused(err);
+    throw err;
+  }
 }
 
 /**
@@ -80,6 +88,7 @@ function sendOnce(src: RequestSource, method: string, path: string, opts: Reques
         }
         if (!ro.agent) ro.agent = src.agent;
         const req = https.request(ro);
+        const report = src.health?.begin();
         let settled = false;
         const timer = setTimeout(() => {
           req.destroy(new KubesocksError('TIMEOUT', `the API server ${src.clusterServer} did not answer ${method} ${path} in time`));
@@ -95,6 +104,8 @@ function sendOnce(src: RequestSource, method: string, path: string, opts: Reques
         };
         req.on('response', (res) => {
           done();
+          // Any answer proves the server reachable; a 401 is judged by request() after its one refresh.
+          report?.answered();
           // Aborting after the head must still end the body.
           if (signal) {
             const abortBody = (): void => {
@@ -110,6 +121,8 @@ function sendOnce(src: RequestSource, method: string, path: string, opts: Reques
         req.on('error', (err) => {
           if (settled) return;
           done();
+          if (signal?.aborted || req.reusedSocket) report?.abandoned();
+          else report?.failed(err instanceof KubesocksError ? err : networkError(src, err));
           if (err instanceof KubesocksError) reject(err);
           else reject(new SendFailure(networkError(src, err), req.reusedSocket));
         });

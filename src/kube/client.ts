@@ -7,6 +7,7 @@ import * as https from 'node:https';
 import type { KubeConfig } from './lazy-kubeconfig.js';
 import { getJSON, type GetOptions, type RequestSource } from './api.js';
 import { CredentialCache } from './credentials.js';
+import { ApiHealth } from './health.js';
 import { loadKubeConfig, type KubeClientOptions, type LoadedKubeConfig, type LoadEnvironment } from './kubeconfig.js';
 
 export class KubeClient implements RequestSource {
@@ -26,6 +27,8 @@ export class KubeClient implements RequestSource {
    * socket then leaves the agent).
    */
   readonly agent: https.Agent;
+  /** Whether the API server answers, learnt from every request (health.ts). */
+  readonly health: ApiHealth;
 
   readonly #server: URL;
   readonly #credentials: CredentialCache;
@@ -38,6 +41,7 @@ export class KubeClient implements RequestSource {
     this.source = loaded.source;
     this.#server = new URL(loaded.cluster.server);
     this.agent = new https.Agent({ keepAlive: true });
+    this.health = new ApiHealth(this.clusterServer, this.contextName);
     this.#credentials = new CredentialCache(
       {
         contextName: loaded.contextName,

@@ -96,7 +96,7 @@ export async function forwardRequest(conn: ClientConnection, req: IncomingMessag
     const error = asKubesocksError(err, 'CONNECTION_LOST');
     debug('%s %s %s upstream error: %s', conn.client, req.method, targetText, err.message);
     if (!res.headersSent && !res.destroyed) sendError(res, error);
-    else res.destroy();
+    else resetClient(res);
     finish(error);
   });
   upstream.on('response', (up: IncomingMessage) => {
@@ -116,7 +116,7 @@ export async function forwardRequest(conn: ClientConnection, req: IncomingMessag
     up.on('error', (err) => {
       // The response broke off midway: the destination's failure, reported as such.
       finish(asKubesocksError(err, 'CONNECTION_LOST'));
-      res.destroy();
+      resetClient(res);
     });
     up.pipe(res);
   });
@@ -132,4 +132,15 @@ export async function forwardRequest(conn: ClientConnection, req: IncomingMessag
     upstream.destroy();
     stream.destroy();
   });
+}
+
+/**
+ * A response cut short: the client connection is reset (RST), never ended
+ * with a FIN or kept alive for the next request, so no client can take the
+ * truncated body for a complete one (an EOF-delimited body has no other sign).
+ */
+function resetClient(res: ServerResponse): void {
+  const socket = res.socket as Socket | null;
+  if (socket && !socket.destroyed && typeof socket.resetAndDestroy === 'function') socket.resetAndDestroy();
+  res.destroy();
 }

@@ -216,8 +216,10 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
         const all = Promise.all([listenerClosed, drained]);
         for (const conn of connections) if (conn.handshaking) conn.socket.destroy();
         httpFront.closeIdle();
+        // What is still open after the grace period is cut midway: a reset,
+        // never a FIN a client could take for the end of its data.
         const destroyAll = (): void => {
-          for (const conn of connections) conn.socket.destroy();
+          for (const conn of connections) if (!conn.socket.destroyed) conn.socket.resetAndDestroy();
         };
         const timer = graceMs > 0 ? setTimeout(destroyAll, graceMs) : undefined;
         if (!timer) destroyAll();

@@ -54,6 +54,8 @@ class PortForwardConnection {
   /** Pairs copying bytes, with how to reset them (RST_STREAM both, no text). */
   readonly #resettable = new Set<() => void>();
   readonly #socket: Duplex;
+  /** The sandbox is gone: pairs that arrive until the connection closes find no network namespace. */
+  #gone = false;
 
   constructor(
     readonly target: PortForwardTarget,
@@ -68,12 +70,14 @@ class PortForwardConnection {
   /**
    * The pod's sandbox is going away: every pair still copying fails the way
    * the runtime fails a copy whose pod socket was reset (text, then the
-   * profile's ending), and then the connection closes. The frames go out in
-   * that order on the one socket.
+   * profile's ending), and then the connection closes at once. The frames
+   * are handed to the socket before it closes.
    */
   podGone(): void {
+    this.#gone = true;
     this.breakCopies();
-    setImmediate(() => this.close());
+    this.session.flush();
+    this.close();
   }
 
   /** Fails every pair still copying as a broken pod socket does (text, then the profile's ending); the connection stays. */
@@ -86,9 +90,15 @@ class PortForwardConnection {
     for (const reset of [...this.#resettable]) reset();
   }
 
-  /** Stops reading the connection: PINGs go unanswered, as from a frozen node or a dropped network path. */
+  /**
+   * The connection goes silent both ways, as behind a frozen node or a
+   * dropped network path: nothing more is read (PINGs go unanswered) and
+   * nothing written leaves (an extra cork that is never undone; the
+   * session's own cork/uncork pairs nest inside it).
+   */
   freeze(): void {
     this.#socket.pause();
+    this.#socket.cork();
   }
 
   close(): void {
@@ -167,6 +177,10 @@ class PortForwardConnection {
     };
     const address = await options.backendFor(target, port).catch(() => null);
     if (dataStream.destroyed || this.session.closed) return;
+    if (this.#gone) {
+      fail(`failed to execute portforward in network namespace: network namespace for sandbox "${this.#sandboxId}" is closed`);
+      return;
+    }
     if (!address) {
       fail(refusedReason(profile, port, this.#sandboxId, 'connection refused'));
       return;
@@ -187,6 +201,9 @@ class PortForwardConnection {
       options.counters.pairs++;
       this.#copying.add(fail);
       this.#resettable.add(reset);
+      // Once the pod's side ended, nothing is left to copy from it: a
+      // sandbox going away can no longer break this pair with a read error.
+      socket.once('end', () => this.#copying.delete(fail));
       this.#copy(socket, errorStream, dataStream);
     });
     const reset = (): void => {

@@ -189,6 +189,11 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
     });
   }
 
+  /** Hands the frames written so far to the socket now, instead of at the end of this event-loop turn. */
+  flush(): void {
+    if (this.#corked) this.#uncork();
+  }
+
   /** Destroys every stream and the socket. Idempotent. */
   close(error?: KubesocksError): void {
     if (this.#closed) return;

@@ -15,6 +15,7 @@ import * as https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { KubesocksError } from '../errors.js';
+import type { ApiHealth } from '../kube/health.js';
 import { codeForStatus, MAX_ERROR_BODY, readBody, statusMessage, withCredentialRefresh } from '../kube/responses.js';
 import { UPGRADE_TIMEOUT_MS } from '../net/timeouts.js';
 
@@ -32,6 +33,8 @@ export interface UpgradeCredentials {
    * then leaves the agent (Node removes it on 'upgrade').
    */
   readonly agent?: https.Agent;
+  /** Told whether the API server answered (kube/health.ts); its line names the server when it did not. */
+  readonly health?: ApiHealth;
 }
 
 export interface UpgradeOptions {
@@ -60,11 +63,15 @@ function attempt(credentials: UpgradeCredentials, options: UpgradeOptions): Prom
         new Promise<Duplex>((resolve, reject) => {
           const target = `${namespace}/${pod}`;
           let settled = false;
+          const report = credentials.health?.begin();
           const settle = (error: KubesocksError | null, socket?: Duplex): void => {
             if (settled) {
               socket?.destroy();
               return;
             }
+            if (error?.code === 'CLOSED') report?.abandoned();
+            else if (error?.code === 'TIMEOUT') report?.failed(error);
+            else if (!error || !unanswered) report?.answered();
             settled = true;
             clearTimeout(timer);
             options.signal?.removeEventListener('abort', onAbort);
@@ -102,14 +109,17 @@ function attempt(credentials: UpgradeCredentials, options: UpgradeOptions): Prom
               () => settle(errorFromResponse(response.statusCode ?? 0, '', target, credentials.contextName)),
             );
           });
+          let unanswered = false;
           request.once('error', (error: NodeJS.ErrnoException) => {
-            settle(
-              new KubesocksError(
-                'API_UNREACHABLE',
-                `cannot reach the API server of context "${credentials.contextName}" (${error.code ?? error.message}); check the cluster is up and your network/VPN`,
-                { cause: error },
-              ),
+            unanswered = true;
+            const failure = new KubesocksError(
+              'API_UNREACHABLE',
+              `cannot reach the API server of context "${credentials.contextName}" (${error.code ?? error.message}); check the cluster is up and your network/VPN`,
+              { cause: error },
             );
+            if (!settled) report?.failed(failure);
+            // The same one line every cluster name gets while the server is unreachable.
+            settle(credentials.health?.unreachable ? credentials.health.unreachableError() : failure);
           });
           request.end();
         }),

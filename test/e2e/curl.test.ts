@@ -264,12 +264,16 @@ describe('curl and the socks client through `kubesocks demo`', { skip: !curlBin 
     const socket = await socksConnect(demo.port, 'echo.demo', 7);
     socket.on('error', () => {});
     assert.equal((await exchange(socket, Buffer.from('still here\n'))).toString(), 'still here\n');
-    const closed = once(socket, 'close');
+    // A tunnel still open after the grace period is cut midway: a reset (ECONNRESET), not a FIN.
+    let resetSeen = false;
+    socket.once('error', (err: NodeJS.ErrnoException) => (resetSeen = err.code === 'ECONNRESET'));
+    const closed = new Promise((resolve) => socket.once('close', resolve));
     const exit = await demo.stop({ timeoutMs: 10_000 });
     assert.equal(exit.timedOut, false, `the demo did not exit within 10 s\n${demo.proc.output}`);
     assert.equal(exit.code, 0, demo.proc.output);
     assert.ok(exit.ms < 6000, `exit took ${Math.round(exit.ms)} ms`);
     await closed;
+    assert.equal(resetSeen, true, 'the open tunnel is reset at shutdown');
     assert.match(demo.proc.stderr, /SIGTERM: closing/);
     // Nothing answers on the port any more.
     const gone = await curl([`http://${proxy}/healthz`], { maxTime: 3 });

@@ -14,7 +14,7 @@ import type { Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expectedSourceDigest } from '../../src/sim/backends.js';
-import { DEFAULT_STREAM_BUFFER_BYTES } from '../../src/tunnel/connection.js';
+import { DEFAULT_STREAM_BUFFER_BYTES } from '../../src/tunnel/pod-connection.js';
 import type { Scenario } from '../../src/sim/types.js';
 import { download, echoOnce, mib, ms, socks5, NS, readyPod, startRig, summarize, waitUntil, type Rig } from '../helpers/faults-rig.js';
 
