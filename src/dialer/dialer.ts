@@ -224,6 +224,8 @@ export class Dialer {
             if (!TRY_NEXT_POD.has(failure.code) || signal.aborted) throw failure;
             this.#noteFailure(ep, failure);
             lastError = failure;
+            // Another pod is tried: a failover, as much as the KubeSocket's after a late refusal.
+            this.observer.failover();
           }
         }
       } catch (error) {

@@ -38,8 +38,13 @@ abstract class Metric<L extends string> {
   /** The sample lines (without HELP/TYPE). */
   abstract samples(): string[];
 
+  /** The series key: label values joined by NUL (which no value of ours holds). A plain loop: it runs per connection. */
   protected key(labels: Record<L, string>): string {
-    return this.labelNames.map((name) => labels[name]).join('\u0000');
+    const names = this.labelNames;
+    if (names.length === 0) return '';
+    let key = labels[names[0] as L];
+    for (let i = 1; i < names.length; i++) key += `\u0000${labels[names[i] as L]}`;
+    return key;
   }
 
   protected labelText(key: string, extra = ''): string {
@@ -114,8 +119,13 @@ export class Histogram<L extends string = never> extends Metric<L> {
       this.#series.set(key, series);
     }
     // Per-bucket counts here; made cumulative when written.
-    const index = this.buckets.findIndex((upper) => value <= upper);
-    if (index >= 0) series.counts[index] = (series.counts[index] ?? 0) + 1;
+    const { buckets, counts } = { buckets: this.buckets, counts: series.counts };
+    for (let i = 0; i < buckets.length; i++) {
+      if (value <= (buckets[i] as number)) {
+        counts[i] = (counts[i] ?? 0) + 1;
+        break;
+      }
+    }
     series.sum += value;
     series.count++;
   }

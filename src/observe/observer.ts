@@ -183,21 +183,32 @@ export class Observer {
 
   /** A tunnel or forwarded request is connected and relaying; `counts` are its relay's live counters. */
   opened(c: { client: string; protocol: string; target: string; via: string; pod?: PodRef | undefined; startedAt: number; counts: ByteCounts }): OpenConnection {
-    const live: LiveConnection = { id: this.#nextId++, ...c, pod: c.pod };
+    const live: LiveConnection = {
+      id: this.#nextId++,
+      client: c.client,
+      protocol: c.protocol,
+      target: c.target,
+      via: c.via,
+      pod: c.pod,
+      startedAt: c.startedAt,
+      counts: c.counts,
+    };
     this.#live.add(live);
-    if (live.pod) this.#podHistory(live.pod).socketsTotal++;
+    // Looked up once: the close adds to the same history (even if it was forgotten meanwhile, harmlessly).
+    const history = live.pod ? this.#podHistory(live.pod) : undefined;
+    if (history) history.socketsTotal++;
     let closed = false;
     return {
       close: () => {
         if (closed) return;
         closed = true;
         this.#live.delete(live);
-        this.#closedBytes.bytesUp += live.counts.bytesUp;
-        this.#closedBytes.bytesDown += live.counts.bytesDown;
-        if (live.pod) {
-          const history = this.#podHistory(live.pod);
-          history.bytesUp += live.counts.bytesUp;
-          history.bytesDown += live.counts.bytesDown;
+        const { bytesUp, bytesDown } = live.counts;
+        this.#closedBytes.bytesUp += bytesUp;
+        this.#closedBytes.bytesDown += bytesDown;
+        if (history) {
+          history.bytesUp += bytesUp;
+          history.bytesDown += bytesDown;
         }
       },
     };
@@ -442,13 +453,10 @@ export class Observer {
   #podHistory(ref: PodRef): PodHistory {
     const key = podKey(ref);
     let history = this.#pods.get(key);
-    if (history) {
-      // Most recently used last, so the oldest are forgotten first.
-      this.#pods.delete(key);
-    } else {
-      history = { socketsTotal: 0, bytesUp: 0, bytesDown: 0, lastError: null };
-    }
+    if (history) return history;
+    history = { socketsTotal: 0, bytesUp: 0, bytesDown: 0, lastError: null };
     this.#pods.set(key, history);
+    // The first seen are forgotten first (insertion order: no reordering on every use, which costs per socket).
     if (this.#pods.size > PODS_REMEMBERED) {
       const oldest = this.#pods.keys().next().value;
       if (oldest !== undefined) this.#pods.delete(oldest);

@@ -179,6 +179,34 @@ describe('status pages of a proxy in front of the simulated cluster', () => {
     assert.equal(lintAfter.code, 0, lintAfter.output);
   });
 
+  test('failovers and watch relists are counted (a refusing pod; an expired watch history)', NEEDS_PROMTOOL, async () => {
+    const metric = async (series: string): Promise<number> => sample((await get(rig.port, '/metrics')).body, series);
+    // A service over a pod that refuses and one that echoes: a socket sent to the refusing one moves on.
+    const pod = (name: string, ip: string, backend: 'closed' | 'echo') => ({ name, namespace: 'demo', labels: { app: 'flaky' }, ip, ports: [{ name: 'p', containerPort: 7000, backend }] });
+    rig.t.cluster.addPod(pod('flaky-0', '10.244.0.60', 'closed'));
+    rig.t.cluster.addPod(pod('flaky-1', '10.244.0.61', 'echo'));
+    rig.t.cluster.addService({ name: 'flaky', namespace: 'demo', clusterIP: '10.96.100.60', selector: { app: 'flaky' }, ports: [{ name: 'p', port: 7000, targetPort: 'p' }] });
+    const failoversBefore = await metric('kubesocks_failovers_total');
+    for (let i = 0; i < 4; i++) {
+      const socket = await socksConnect(rig.port, 'flaky.demo', 7000);
+      assert.equal((await exchange(socket, Buffer.from(`n${i}`))).toString(), `n${i}`, 'every connection reaches the echoing pod');
+      socket.destroy();
+    }
+    assert.ok((await metric('kubesocks_failovers_total')) >= failoversBefore + 1, 'the refusing pod was tried and left at least once');
+    const s = await snapshot(rig.port);
+    assert.equal(s.pods.find((p) => p.pod === 'flaky-0')?.lastError?.code, 'POD_REFUSED');
+
+    const relistsBefore = await metric('kubesocks_watch_relists_total');
+    rig.t.cluster.compactHistory();
+    rig.t.cluster.cutWatches();
+    const deadline = Date.now() + 10_000;
+    while ((await metric('kubesocks_watch_relists_total')) <= relistsBefore) {
+      if (Date.now() > deadline) assert.fail('no relist counted after the watch history expired');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal((await snapshot(rig.port)).contexts[0]?.reachable, true, 'a relist is the API server answering');
+  });
+
   for (const path of PATHS) {
     test(`${path}: answered only when Host names the proxy (DNS rebinding is refused)`, async () => {
       for (const host of [`127.0.0.1:${rig.port}`, `localhost:${rig.port}`, `[::1]:${rig.port}`]) {
