@@ -36,8 +36,13 @@ export const ERROR_CODES = {
   STREAM_RESET: 'the stream was reset',
   /** The API server answered the upgrade with something other than 101. */
   UPGRADE_FAILED: 'the API server refused the port-forward upgrade',
-  /** The peer broke the SPDY protocol. */
-  PROTOCOL_ERROR: 'protocol error',
+  /**
+   * A peer spoke its protocol wrongly or asked for what the protocol allows
+   * but port-forward cannot carry: a malformed SOCKS or HTTP request (or a
+   * SOCKS BIND/UDP request), a destination's response that cannot be relayed,
+   * a SPDY frame the session cannot accept. The message names the peer.
+   */
+  PROTOCOL_ERROR: 'a peer broke its protocol',
   /** A target that cannot be parsed (bad host or port). */
   BAD_TARGET: 'bad target',
   /** A destination outside the cluster while direct connections are denied. */
@@ -50,8 +55,15 @@ export const ERROR_CODES = {
   API_UNREACHABLE: 'the API server is unreachable',
   /** A client of the proxy sent no or wrong proxy credentials. */
   PROXY_AUTH: 'proxy credentials missing or wrong',
-  /** The object (dialer, pool, connection) is closed. */
+  /**
+   * The work was abandoned because something closed: the client went away,
+   * or the object asked (dialer, pool, proxy, connection) is closed.
+   */
   CLOSED: 'closed',
+  /** A listener could not start or stopped accepting connections (e.g. EMFILE: too many open files). */
+  LISTEN_FAILED: 'the listener failed',
+  /** A bug in kubesocks (or in a callback it was given) was caught; the one connection it hit was closed. */
+  INTERNAL: 'internal error (a bug; please report it)',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

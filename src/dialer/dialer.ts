@@ -20,6 +20,7 @@ import { dialDirect } from './direct.js';
 import { DialerView } from './view.js';
 import { KubeSocket, type Attempt, type AttemptOpener } from './kube-socket.js';
 import { parseTarget, type DialTarget, type ParsedTarget } from './dial-target.js';
+import { nonNegativeInteger, oneOf, optionalString, positiveInteger } from '../net/options.js';
 import { CONNECT_TIMEOUT_MS } from '../net/timeouts.js';
 export type { PodPorts, ServicePort, WorkloadKind } from '../resolve/workloads.js';
 
@@ -98,10 +99,11 @@ export class Dialer {
     this.#resolver = resolver;
     this.#pool = pool;
     this.#workloads = new WorkloadPods(client);
+    validateDialerOptions(options);
     this.clusterDomain = options.clusterDomain ?? 'cluster.local';
-    this.#direct = options.direct ?? 'allow';
-    this.#connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
-    this.#maxFailovers = options.maxFailovers ?? 2;
+    this.#direct = oneOf('direct', options.direct, DIRECT_CHOICES, 'allow');
+    this.#connectTimeoutMs = positiveInteger('connectTimeoutMs', options.connectTimeoutMs, CONNECT_TIMEOUT_MS);
+    this.#maxFailovers = nonNegativeInteger('maxFailovers', options.maxFailovers, 2);
     this.observer = options.observer ?? new Observer();
     this.#stopObserving = this.observer.addCluster(new DialerView({ client, resolver, pool, observer: this.observer }));
   }
@@ -320,8 +322,33 @@ function describe(parsed: ParsedTarget): string {
   return parsed.kind === 'pod' ? `pod ${parsed.namespace ?? ''}/${parsed.pod}:${parsed.port}` : `${parsed.host}:${parsed.port}`;
 }
 
-/** Loads the kubeconfig and builds a dialer. */
+const DIRECT_CHOICES = ['allow', 'deny'] as const;
+
+/**
+ * Throws a TypeError naming the first option that cannot be used (as
+ * createProxyServer does): a typo such as `direct: 'maybe'` must not quietly
+ * mean the default.
+ */
+function validateDialerOptions(options: DialerOptions): void {
+  if (options === null || typeof options !== 'object') throw new TypeError(`Expected the options to be an object, got ${options === null ? 'null' : typeof options}`);
+  for (const name of ['kubeconfig', 'context', 'namespace', 'clusterDomain'] as const) optionalString(name, options[name]);
+  oneOf('direct', options.direct, DIRECT_CHOICES, 'allow');
+  positiveInteger('connectTimeoutMs', options.connectTimeoutMs, CONNECT_TIMEOUT_MS);
+  nonNegativeInteger('maxFailovers', options.maxFailovers, 0);
+  positiveInteger('maxNamespaces', options.maxNamespaces, 1);
+  const pool = options.pool ?? {};
+  if (typeof pool !== 'object' || pool === null) throw new TypeError(`Expected the \`pool\` option to be an object, got ${pool === null ? 'null' : typeof pool}`);
+  for (const name of ['maxPairsPerConnection', 'maxConnectionsPerPod', 'idleTimeoutMs', 'surplusIdleTimeoutMs', 'pingTimeoutMs', 'upgradeTimeoutMs'] as const) {
+    positiveInteger(`pool.${name}`, pool[name], 1);
+  }
+  // 0 turns pings off, or the wait for the kubelet's verdict.
+  nonNegativeInteger('pool.pingIntervalMs', pool.pingIntervalMs, 0);
+  nonNegativeInteger('pool.confirmMs', pool.confirmMs, 0);
+}
+
+/** Checks the options, loads the kubeconfig and builds a dialer. */
 export async function createDialer(options: DialerOptions = {}): Promise<Dialer> {
+  validateDialerOptions(options);
   const client = await KubeClient.load(options);
   const observer = options.observer ?? new Observer();
   const context = client.contextName;

@@ -4,7 +4,7 @@
  * A failed connection is reported and closed; the command keeps running.
  */
 import * as net from 'node:net';
-import { asKubesocksError } from '../errors.js';
+import { asKubesocksError, KubesocksError } from '../errors.js';
 import { formatHostPort } from '../net/address.js';
 import { relay } from '../net/relay.js';
 import type { PortSpec } from './resource.js';
@@ -35,7 +35,11 @@ export class Forwarder {
     this.#options = options;
   }
 
-  /** Listens on every address for every port spec and prints kubectl's "Forwarding from" lines. */
+  /**
+   * Listens on every address for every port spec and prints kubectl's
+   * "Forwarding from" lines. Rejects LISTEN_FAILED when a port spec could
+   * not be bound on any address.
+   */
   async start(): Promise<Listening[]> {
     const listening: Listening[] = [];
     for (const spec of this.#options.ports) {
@@ -54,7 +58,7 @@ export class Forwarder {
           failures.push(`${address}:${port}: ${(error as Error).message}`);
         }
       }
-      if (bound === 0) throw new Error(`unable to listen on any of the requested ports for ${spec.text}: ${failures.join('; ')}`);
+      if (bound === 0) throw new KubesocksError('LISTEN_FAILED', `unable to listen on any of the requested ports for ${spec.text}: ${failures.join('; ')}`);
       for (const failure of failures) this.#options.error(`unable to listen on ${failure}`);
     }
     return listening;

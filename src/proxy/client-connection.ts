@@ -253,7 +253,7 @@ export class ClientConnection {
       try {
         fn(...args);
       } catch (err) {
-        this.#ctx.reportError(asKubesocksError(err, 'PROTOCOL_ERROR'));
+        this.#ctx.reportError(asKubesocksError(err, 'INTERNAL'));
         this.socket.destroy();
       }
     };

@@ -36,7 +36,7 @@ export function serveConnect(ctx: ProxyContext, conn: ClientConnection, req: Inc
     return;
   }
   openTunnel(conn, target, head, CONNECT_REPLIES).catch((err: unknown) => {
-    ctx.reportError(asKubesocksError(err, 'PROTOCOL_ERROR'));
+    ctx.reportError(asKubesocksError(err, 'INTERNAL'));
     conn.socket.destroy();
   });
 }

@@ -139,7 +139,7 @@ export class HttpFront {
       return;
     }
     forwardRequest(conn, req, res, parsed, startedAt).catch((err: unknown) => {
-      this.#ctx.reportError(asKubesocksError(err, 'PROTOCOL_ERROR'));
+      this.#ctx.reportError(asKubesocksError(err, 'INTERNAL'));
       res.destroy();
     });
   }

@@ -86,7 +86,7 @@ export function serveOwnPage(ctx: ProxyContext, conn: ClientConnection, req: Inc
       },
     )
     .catch((err: unknown) => {
-      ctx.reportError(asKubesocksError(err, 'PROTOCOL_ERROR'));
+      ctx.reportError(asKubesocksError(err, 'INTERNAL'));
       res.destroy();
     });
 }

@@ -81,6 +81,8 @@ export const FAILURE_REPLIES: Readonly<Record<ErrorCode, FailureReply>> = {
   CONFIG: general,
   API_UNREACHABLE: general,
   CLOSED: general,
+  LISTEN_FAILED: general,
+  INTERNAL: general,
 };
 
 /** What to answer for `err`; codes not in the table (never expected) get the general failure. */

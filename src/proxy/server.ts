@@ -8,6 +8,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { debuglog } from 'node:util';
 import { asKubesocksError, KubesocksError } from '../errors.js';
 import { openListenerRefusal } from '../net/loopback.js';
+import { positiveInteger } from '../net/options.js';
 import { CredentialChecker, validateCredentials, type Credentials } from './auth.js';
 import { ClientConnection, type ConnectionRecord, type ProxyContext, type ProxyStats } from './client-connection.js';
 import { Observer } from '../observe/observer.js';
@@ -38,7 +39,7 @@ export interface ProxyServerOptions {
   maxHandshakes?: number | undefined;
   /** Called once per proxied connection or forwarded request, and for failed handshakes (the `-v` log). */
   onConnection?: ((record: ConnectionRecord) => void) | undefined;
-  /** Called for failures of the proxy itself (listener errors, bugs caught in a handler). */
+  /** Called for failures of the proxy itself: LISTEN_FAILED (accept failing, e.g. EMFILE), INTERNAL (a bug caught in a handler or thrown by onConnection). */
   onError?: ((err: KubesocksError) => void) | undefined;
   /**
    * Records what the proxy does, for `/`, `/status.json` and `/metrics`.
@@ -68,14 +69,6 @@ export type { ConnectionRecord, ProxyStats } from './client-connection.js';
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = HANDSHAKE_TIMEOUT_MS;
 export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
 export const DEFAULT_MAX_HANDSHAKES = 512;
-
-function positiveInteger(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new TypeError(`Expected the \`${name}\` option to be a positive integer, got ${String(value)}`);
-  }
-  return value;
-}
 
 export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   if (typeof options?.connector?.connect !== 'function' || typeof options.connector.pacInfo !== 'function') {
@@ -121,7 +114,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       try {
         onConnection(record);
       } catch (err) {
-        reportError(asKubesocksError(err, 'PROTOCOL_ERROR'));
+        reportError(asKubesocksError(err, 'INTERNAL'));
       }
     },
     reportError,
@@ -168,7 +161,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
         return Promise.reject(new KubesocksError('FORBIDDEN', `${refusal}: a proxy other machines can reach must require a username and password`));
       }
       if (closed) return Promise.reject(new KubesocksError('CLOSED', 'the proxy server is closed'));
-      if (listening) return Promise.reject(new KubesocksError('CLOSED', 'the proxy server is already listening'));
+      if (listening) return Promise.reject(new KubesocksError('LISTEN_FAILED', 'the proxy server is already listening'));
       listening = true;
       return new Promise((resolve, reject) => {
         const onListenError = (err: Error): void => {
@@ -186,10 +179,10 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
         function onListening(): void {
           server.off('error', onListenError);
           // Later listener errors (accept failing, e.g. EMFILE) do not stop the proxy; report them.
-          server.on('error', (err) => reportError(asKubesocksError(err, 'CLOSED')));
+          server.on('error', (err) => reportError(asKubesocksError(err, 'LISTEN_FAILED')));
           const address = server.address();
           if (address === null || typeof address === 'string') {
-            reject(new KubesocksError('CLOSED', 'the proxy listener has no TCP address'));
+            reject(new KubesocksError('LISTEN_FAILED', 'the proxy listener has no TCP address'));
             return;
           }
           debug('listening on %s:%d', address.address, address.port);

@@ -36,7 +36,7 @@ export function serveSocks(conn: ClientConnection, handshake: SocksHandshake, fi
     conn.endHandshake();
     const replies = { protocol: handshake.protocol, success: () => handshake.successReply(), failure: (e: KubesocksError) => handshake.failureReply(e) };
     openTunnel(conn, outcome.target, outcome.rest, replies).catch((err: unknown) => {
-      conn.ctx.reportError(asKubesocksError(err, 'PROTOCOL_ERROR'));
+      conn.ctx.reportError(asKubesocksError(err, 'INTERNAL'));
       socket.destroy();
     });
   });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as http from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import { createDialer, type Dialer } from '../../src/dialer/dialer.js';
+import { createDialer, Dialer } from '../../src/dialer/dialer.js';
 import { KubesocksError } from '../../src/errors.js';
 import { expectedSourceDigest } from '../../src/sim/backends.js';
 import { demoScenario } from '../../src/sim/scenario.js';
@@ -149,4 +149,25 @@ describe('dialer', () => {
     assert.ok(waited >= 4000 && waited < 9000, `closed after ${waited} ms`);
     assert.equal(dialer.stats().pairs, 0);
   });
+});
+
+test('createDialer refuses unusable options with one exact TypeError, before reading any kubeconfig', async () => {
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ direct: 'maybe' }, /^Expected the `direct` option to be "allow" or "deny", got "maybe"$/],
+    [{ connectTimeoutMs: 0 }, /^Expected the `connectTimeoutMs` option to be a positive integer, got 0$/],
+    [{ maxFailovers: -1 }, /^Expected the `maxFailovers` option to be a non-negative integer, got -1$/],
+    [{ maxNamespaces: 1.5 }, /^Expected the `maxNamespaces` option to be a positive integer, got 1.5$/],
+    [{ context: '' }, /^Expected the `context` option to be a non-empty string, got ""$/],
+    [{ pool: { upgradeTimeoutMs: Number.NaN } }, /^Expected the `pool.upgradeTimeoutMs` option to be a positive integer, got NaN$/],
+  ];
+  for (const [options, message] of cases) {
+    // A kubeconfig that does not exist: a CONFIG error would mean the options were not checked first.
+    await assert.rejects(createDialer({ kubeconfig: '/nonexistent/kubeconfig', ...options }), (error: unknown) => {
+      assert.ok(error instanceof TypeError, `${JSON.stringify(options)}: ${String(error)}`);
+      assert.match(error.message, message);
+      return true;
+    });
+  }
+  // The same rules hold for a Dialer built from parts.
+  assert.throws(() => new Dialer(undefined as never, undefined as never, undefined as never, { direct: 'maybe' as never }), /`direct` option/);
 });

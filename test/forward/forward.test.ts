@@ -4,27 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { parseAddresses, parsePortSpec, parseResource } from '../../src/cli/forward-spec.js';
+import { createServer } from 'node:net';
+import { KubesocksError } from '../../src/errors.js';
 import { httpVia, startForwardRig, type ForwardRig } from '../helpers/forward-rig.js';
 import type { TestCluster } from '../helpers/sim.js';
-
-describe('forward: argument parsing like kubectl', () => {
-  test('resources, ports and addresses', () => {
-    assert.deepEqual(parseResource('svc/web'), { kind: 'service', name: 'web' });
-    assert.deepEqual(parseResource('web-0'), { kind: 'pod', name: 'web-0' });
-    assert.deepEqual(parseResource('deploy/api'), { kind: 'deployment', name: 'api' });
-    assert.deepEqual(parseResource('sts/db'), { kind: 'statefulset', name: 'db' });
-    assert.throws(() => parseResource('job/x'), /cannot be forwarded/);
-    assert.deepEqual(parsePortSpec('8080'), { local: 8080, remote: 8080, text: '8080' });
-    assert.deepEqual(parsePortSpec(':80'), { local: 0, remote: 80, text: ':80' });
-    assert.deepEqual(parsePortSpec('8443:https'), { local: 8443, remote: 'https', text: '8443:https' });
-    assert.throws(() => parsePortSpec('https'), /named port needs a local port/);
-    assert.throws(() => parsePortSpec('1:2:3'), /expected \[LOCAL:\]REMOTE/);
-    assert.throws(() => parsePortSpec('99999'), /not a port number/);
-    assert.deepEqual(parseAddresses('localhost'), ['127.0.0.1', '::1']);
-    assert.deepEqual(parseAddresses('127.0.0.1,localhost'), ['127.0.0.1', '::1']);
-  });
-});
 
 describe('forward against the simulated cluster', () => {
   let rig: ForwardRig;
@@ -72,5 +55,21 @@ describe('forward against the simulated cluster', () => {
     assert.match(await httpVia(port, '/named'), /path \/named/);
     await assert.rejects(start('svc/web', '0:nope'), /Service web does not have a service port named "nope"/);
     await assert.rejects(start('svc/web', '0:81'), /Service web does not have a service port 81/);
+  });
+
+  test('a local port in use on every address: start() rejects LISTEN_FAILED naming the port', async () => {
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    const { port } = busy.address() as { port: number };
+    try {
+      await assert.rejects(start('svc/web', `${port}:80`), (err: unknown) => {
+        assert.ok(err instanceof KubesocksError, String(err));
+        assert.equal(err.code, 'LISTEN_FAILED');
+        assert.match(err.message, new RegExp(`unable to listen on any of the requested ports for ${port}:80: 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
+        return true;
+      });
+    } finally {
+      await new Promise<void>((resolve) => busy.close(() => resolve()));
+    }
   });
 });

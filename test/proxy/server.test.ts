@@ -236,6 +236,7 @@ describe('limits and lifecycle', () => {
       assert.equal(c, null);
       await waitFor(() => errors.length === 1, 'error reported');
       assert.match(errors[0]?.message ?? '', /logger broke/);
+      assert.equal(errors[0]?.code, 'INTERNAL');
     } finally {
       await g.close();
     }
