@@ -26,7 +26,7 @@ import { asStatusError, badRequest, methodNotAllowed, notFound, pathNotFound, un
 import type { ObjectStore } from './store.js';
 import { toTable } from './tables.js';
 import type { IncludeObject, TableOptions } from './tables.js';
-import type { PortForwardHandler, SimCounters } from './types.js';
+import type { PortForwardHandler, PortForwardRelay, SimCounters } from './types.js';
 import { serveWatch } from './watch.js';
 
 /**
@@ -49,6 +49,8 @@ export interface ApiServerOptions {
   users: Users;
   kubelet: PortForwardHandler;
   counters: SimCounters;
+  /** The kubelet's relay to a real runtime, for pods with a real sandbox. */
+  relay?: PortForwardRelay | undefined;
 }
 
 /** `meta.k8s.io/v1` when the Accept header's first usable type is a Table, else undefined (plain JSON). */
@@ -167,8 +169,8 @@ export class ApiServer {
   }
 
   #deps(): PortForwardDeps {
-    const { users, store, kubelet, counters } = this.#options;
-    return { users, store, kubelet, counters };
+    const { users, store, kubelet, counters, relay } = this.#options;
+    return { users, store, kubelet, counters, relay };
   }
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {

@@ -23,10 +23,14 @@ import { namespaceObject, podHasSandbox, podObject, serviceObject, serviceType, 
 import type { PodRecord, ServiceRecord } from './objects.js';
 import { PodBackends } from './podbackends.js';
 import { ADMIN_USER, Users, randomToken } from './rbac.js';
-import { demoScenario, parseBackend, validatePod, validateScenario, validateService, validateUser, validateWorkload } from './scenario.js';
+import { Containerd } from './runtime/containerd.js';
+import { RealPods } from './runtime/pods.js';
+import { RuntimeRelay } from './runtime/relay.js';
+import type { RealPod, RealPodSpec } from './runtime/sandboxes.js';
+import { checkRealPod, demoScenario, parseBackend, validatePod, validateScenario, validateService, validateUser, validateWorkload } from './scenario.js';
 import { alreadyExists, notFound } from './status.js';
 import { ObjectStore } from './store.js';
-import type { PortForwardTarget, Scenario, ScenarioPod, ScenarioService, ScenarioUser, ScenarioWorkload, SimCounters, WorkloadResource } from './types.js';
+import type { PortForwardTarget, SandboxMode, Scenario, ScenarioPod, ScenarioService, ScenarioUser, ScenarioWorkload, SimCounters, WorkloadResource } from './types.js';
 import { WORKLOAD_RESOURCES, workloadObject } from './workloads.js';
 import type { WorkloadRecord } from './workloads.js';
 
@@ -43,6 +47,14 @@ export interface SimClusterOptions {
   streamPairTimeoutMs?: number;
   /** Overrides the scenario's `runtime`. */
   runtime?: RuntimeProfile;
+  /**
+   * Where pods' sandboxes are; overrides the scenario's `sandboxes`. With
+   * `containerd` the cluster starts a private containerd (stopped by close())
+   * unless `containerd` gives one.
+   */
+  sandboxes?: SandboxMode;
+  /** A running containerd to create real sandboxes in (implies `sandboxes: containerd`); close() leaves it running. */
+  containerd?: Containerd;
 }
 
 export interface KubeconfigRequest {
@@ -88,13 +100,30 @@ export class SimCluster {
   readonly #serviceIps = serviceIpPool();
   readonly #podIps = podIpPool();
   readonly #nodePorts = nodePortPool();
+  /** With real sandboxes: the pods' sandboxes, the kubelet's relay to the runtime, and whether close() stops the runtime. */
+  readonly #real: { pods: RealPods; relay: RuntimeRelay; ownsRuntime: boolean } | undefined;
   #control: ControlServer | undefined;
   #closing: Promise<void> | undefined;
   /** While loading a scenario, derived objects are reconciled once at the end rather than per object. */
   #loading = false;
 
-  private constructor(scenario: Scenario, options: SimClusterOptions, certs: { caPem: string; certPem: string; keyPem: string }) {
+  private constructor(
+    scenario: Scenario,
+    options: SimClusterOptions,
+    certs: { caPem: string; certPem: string; keyPem: string },
+    runtime: { containerd: Containerd; owned: boolean } | undefined,
+  ) {
     this.#caPem = certs.caPem;
+    if (runtime) {
+      const pods = new RealPods(runtime.containerd);
+      const relay = new RuntimeRelay({
+        cri: runtime.containerd.cri,
+        owns: (uid) => pods.has(uid),
+        sandboxOf: (uid) => pods.sandboxOf(uid),
+        counters: this.#counters,
+      });
+      this.#real = { pods, relay, ownsRuntime: runtime.owned };
+    }
     this.#users = new Users(scenario.users ?? [], this.#adminToken);
     this.runtime = options.runtime ?? scenario.runtime ?? DEFAULT_RUNTIME_PROFILE;
     this.kubelet = new SimKubelet({
@@ -111,6 +140,7 @@ export class SimCluster {
       users: this.#users,
       kubelet: this.kubelet,
       counters: this.#counters,
+      relay: this.#real?.relay,
     });
     this.#load(scenario);
   }
@@ -118,8 +148,15 @@ export class SimCluster {
   /** Starts a cluster: validates the scenario, listens, and (with `control`) starts the control endpoint. */
   static async start(options: SimClusterOptions = {}): Promise<SimCluster> {
     const scenario = validateScenario(options.scenario ?? demoScenario());
-    const cluster = new SimCluster(scenario, options, await simCerts());
+    const mode = options.containerd ? 'containerd' : (options.sandboxes ?? scenario.sandboxes ?? 'simulated');
+    let runtime: { containerd: Containerd; owned: boolean } | undefined;
+    if (mode === 'containerd') {
+      scenario.pods.forEach((p, i) => checkRealPod(p, `scenario pods[${i}]`));
+      runtime = options.containerd ? { containerd: options.containerd, owned: false } : { containerd: await Containerd.start(), owned: true };
+    }
+    const cluster = new SimCluster(scenario, options, await simCerts(), runtime);
     try {
+      await cluster.#real?.pods.settled();
       await cluster.#api.listen();
       if (options.control) cluster.#control = await startControlServer(cluster);
     } catch (err) {
@@ -170,6 +207,32 @@ export class SimCluster {
     return this.#users.tokenFor(userName);
   }
 
+  /** Where pods' sandboxes are. */
+  get sandboxes(): SandboxMode {
+    return this.#real ? 'containerd' : 'simulated';
+  }
+
+  /** The containerd behind real sandboxes (undefined with simulated ones). */
+  get containerd(): Containerd | undefined {
+    return this.#real?.pods.runtime;
+  }
+
+  /**
+   * With real sandboxes: resolves when every sandbox being created runs (a pod
+   * added at run time gets its sandbox asynchronously); rejects with the first failure.
+   */
+  async sandboxesSettled(): Promise<void> {
+    await this.#real?.pods.settled();
+  }
+
+  /** With real sandboxes: pod NAMESPACE/NAME's sandbox id and address, undefined when it has none. */
+  async realPod(namespace: string, name: string): Promise<RealPod | undefined> {
+    const record = this.#pods.get(podKey(namespace, name));
+    if (!record || !this.#real) return undefined;
+    const sandboxId = await this.#real.pods.sandboxOf(record.uid);
+    return sandboxId ? { sandboxId, ip: record.ip ?? '' } : undefined;
+  }
+
   /** A copy of the counters. */
   counters(): SimCounters {
     return { ...this.#counters };
@@ -185,7 +248,9 @@ export class SimCluster {
 
   /** Adds a pod; a pod of that name must not exist (409 AlreadyExists). */
   addPod(pod: ScenarioPod): void {
-    this.#addPod(validatePod(pod));
+    const spec = validatePod(pod);
+    if (this.#real) checkRealPod(spec);
+    this.#addPod(spec);
   }
 
   #addPod(spec: ScenarioPod): void {
@@ -205,6 +270,7 @@ export class SimCluster {
     this.#podsByUid.set(record.uid, record);
     const stored = this.#store.put('pods', podObject(record));
     if (!this.#loading) this.#controllers.podChanged(spec.namespace, undefined, stored);
+    this.#syncSandbox(record);
   }
 
   /**
@@ -214,6 +280,7 @@ export class SimCluster {
    */
   replacePod(pod: ScenarioPod): void {
     const spec = validatePod(pod);
+    if (this.#real) checkRealPod(spec);
     const record = this.#pods.get(podKey(spec.namespace, spec.name));
     if (!record) {
       this.#addPod(spec);
@@ -234,6 +301,7 @@ export class SimCluster {
     // A completed pod's sandbox goes away, and with it its port-forward connections.
     if (wasAlive && (spec.phase === 'Succeeded' || spec.phase === 'Failed')) this.kubelet.closePod(record.uid);
     if (stored !== before) this.#controllers.podChanged(spec.namespace, before, stored);
+    this.#syncSandbox(record);
   }
 
   /** Deletes a pod (404 if absent); its port-forward connections and backends close, as when a sandbox goes. */
@@ -245,6 +313,7 @@ export class SimCluster {
     const last = this.#store.remove('pods', namespace, name);
     this.kubelet.closePod(record.uid);
     void this.#backends.closePod(record.uid);
+    this.#removeSandbox(record.uid);
     this.#controllers.podChanged(namespace, last, undefined);
   }
 
@@ -382,6 +451,7 @@ export class SimCluster {
    */
   async restartApiServer(): Promise<void> {
     this.kubelet.close();
+    this.#real?.relay.close();
     await this.#api.restart();
   }
 
@@ -401,8 +471,10 @@ export class SimCluster {
       const control = this.#control;
       this.#control = undefined;
       this.kubelet.close();
+      this.#real?.relay.close();
       this.#controllers.close();
-      await Promise.all([control?.close(), this.#api.close(), this.#backends.close()]);
+      await Promise.all([control?.close(), this.#api.close(), this.#backends.close(), this.#real?.pods.close()]);
+      if (this.#real?.ownsRuntime) await this.#real.pods.runtime.stop();
     })();
     return this.#closing;
   }
@@ -461,6 +533,51 @@ export class SimCluster {
     if (record.clusterIP !== undefined && record.clusterIP !== 'None' && !keepsIp) this.#serviceIps.release(record.clusterIP);
     const keepsPorts = next !== undefined && (serviceType(next) === 'NodePort' || serviceType(next) === 'LoadBalancer');
     if (!keepsPorts) for (const p of record.nodePorts) this.#nodePorts.release(p);
+  }
+
+  /**
+   * With real sandboxes: a pod that has a sandbox (scheduled, not Pending) and
+   * has not completed gets a real one; a completed pod's sandbox goes. A
+   * running sandbox keeps the ports it was created with.
+   */
+  #syncSandbox(record: PodRecord): void {
+    if (!this.#real) return;
+    const { spec } = record;
+    const completed = spec.phase === 'Succeeded' || spec.phase === 'Failed';
+    if (completed) {
+      this.#removeSandbox(record.uid);
+      return;
+    }
+    if (!podHasSandbox(spec)) return;
+    const realSpec: RealPodSpec = {
+      namespace: spec.namespace,
+      name: spec.name,
+      uid: record.uid,
+      ports: (spec.ports ?? [])
+        .filter((p) => (p.protocol ?? 'TCP') === 'TCP')
+        .flatMap((p) => {
+          const backend = parseBackend(p.backend);
+          return backend?.kind === 'builtin' ? [{ port: p.containerPort, backend: backend.name }] : [];
+        }),
+    };
+    this.#real.pods.ensure(realSpec, (pod) => this.#useSandboxIp(record, pod.ip));
+  }
+
+  #removeSandbox(uid: string): void {
+    if (!this.#real) return;
+    // Connections break first, as they do when a node's runtime loses the sandbox.
+    this.#real.relay.closePod(uid);
+    void this.#real.pods.remove(uid);
+  }
+
+  /** The pod's status.podIP becomes its sandbox's real address, unless the scenario fixed one. */
+  #useSandboxIp(record: PodRecord, ip: string): void {
+    if (record.spec.ip !== undefined || record.ip === ip || this.#podsByUid.get(record.uid) !== record) return;
+    if (record.ip !== undefined) this.#podIps.release(record.ip);
+    record.ip = ip;
+    const before = this.#store.get('pods', record.spec.namespace, record.spec.name);
+    const stored = this.#store.put('pods', podObject(record));
+    if (!this.#loading && stored !== before) this.#controllers.podChanged(record.spec.namespace, before, stored);
   }
 
   /** Where "localhost:PORT inside pod `target`" is: null when the pod is gone, the port undeclared or `closed`. */

@@ -19,7 +19,7 @@ import type { SimUser, Users } from './rbac.js';
 import type { ObjectStore } from './store.js';
 import { StatusError, badRequest, internalError, methodNotAllowed, notFound, unauthorized } from './status.js';
 import type { Status } from './status.js';
-import type { PortForwardHandler, PortForwardTarget, SimCounters } from './types.js';
+import type { PortForwardHandler, PortForwardRelay, PortForwardTarget, SimCounters } from './types.js';
 
 export const PORT_FORWARD_PROTOCOL = 'portforward.k8s.io';
 
@@ -28,6 +28,8 @@ export interface PortForwardDeps {
   store: ObjectStore;
   kubelet: PortForwardHandler;
   counters: SimCounters;
+  /** For pods with a real sandbox: relays the upgrade to the runtime (which negotiates and answers it). */
+  relay?: PortForwardRelay | undefined;
 }
 
 /** The pod a portforward path addresses. */
@@ -131,6 +133,13 @@ export function upgradePortForward(req: IncomingMessage, socket: Duplex, head: B
   let pod: PodObject;
   try {
     ({ pod } = admit(req, path, deps));
+    if (deps.relay?.owns(pod.metadata.uid)) {
+      // A real runtime behind: the kubelet proxies the request as it is, and
+      // the runtime's streaming server negotiates and answers it.
+      const target: PortForwardTarget = { namespace: path.namespace, name: path.name, uid: pod.metadata.uid };
+      deps.relay.relay(target, req, socket, head);
+      return;
+    }
     negotiate(req);
     const upgrade = (req.headers.upgrade ?? '').trim().toLowerCase();
     const connection = (req.headers.connection ?? '').toLowerCase();

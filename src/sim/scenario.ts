@@ -12,6 +12,7 @@ import { ADMIN_USER, randomToken } from './rbac.js';
 import { RUNTIME_PROFILES, isRuntimeProfile } from './runtime-profile.js';
 import type {
   BuiltinBackend,
+  SandboxMode,
   Scenario,
   ScenarioLabelSelector,
   ScenarioPod,
@@ -330,9 +331,23 @@ export function validateUser(value: unknown, where = 'user'): ScenarioUser {
   return user;
 }
 
+export const SANDBOX_MODES: readonly SandboxMode[] = ['simulated', 'containerd'];
+
+/**
+ * A pod with a real sandbox serves its ports inside its own network
+ * namespace, where a `HOST:PORT` on this machine cannot be: built-in backends only.
+ */
+export function checkRealPod(pod: ScenarioPod, path = 'pod'): void {
+  (pod.ports ?? []).forEach((port, i) => {
+    if (parseBackend(port.backend)?.kind === 'address') {
+      fail(`${path}.ports[${i}].backend`, `one of ${BUILTIN_BACKENDS.join(', ')} (with real sandboxes a port is served inside the pod)`, port.backend);
+    }
+  });
+}
+
 /** Validates a whole scenario (a parsed JSON value). */
 export function validateScenario(value: unknown): Scenario {
-  const o = object('scenario', value, ['runtime', 'namespaces', 'pods', 'services', ...WORKLOAD_KEYS, 'users']);
+  const o = object('scenario', value, ['runtime', 'sandboxes', 'namespaces', 'pods', 'services', ...WORKLOAD_KEYS, 'users']);
   const scenario: Scenario = {
     pods: o.pods === undefined ? [] : array('scenario pods', o.pods).map((p, i) => validatePod(p, `scenario pods[${i}]`)),
     services: o.services === undefined ? [] : array('scenario services', o.services).map((s, i) => validateService(s, `scenario services[${i}]`)),
@@ -349,6 +364,12 @@ export function validateScenario(value: unknown): Scenario {
     }
   }
   if (o.users !== undefined) scenario.users = array('scenario users', o.users).map((u, i) => validateUser(u, `scenario users[${i}]`));
+  if (o.sandboxes !== undefined) {
+    const mode = string('scenario sandboxes', o.sandboxes);
+    if (!(SANDBOX_MODES as readonly string[]).includes(mode)) fail('scenario sandboxes', `one of ${SANDBOX_MODES.join(', ')}`, mode);
+    scenario.sandboxes = mode as SandboxMode;
+    if (mode === 'containerd') scenario.pods.forEach((p, i) => checkRealPod(p, `scenario pods[${i}]`));
+  }
 
   const unique = (kind: string, keys: string[]) => {
     const seen = new Set<string>();

@@ -2,6 +2,7 @@
  * Shapes shared by the simulated cluster's parts: the scenario file (see
  * shared/design.md) and the hook between the API server and the kubelet.
  */
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { RuntimeProfile } from './runtime-profile.js';
 
@@ -95,9 +96,19 @@ export interface ScenarioWorkload {
 /** The apps/v1 resources a scenario can hold, by their scenario key (= resource name). */
 export type WorkloadResource = 'deployments' | 'statefulsets' | 'replicasets';
 
+/**
+ * Where pods' sandboxes are: `simulated` (default) — the simulated kubelet
+ * serves port-forward, backends are local servers; `containerd` — every
+ * running pod is a real CRI sandbox in a private containerd (root, Linux),
+ * its ports served inside its own network namespace (see docs/real-runtime.md).
+ */
+export type SandboxMode = 'simulated' | 'containerd';
+
 export interface Scenario {
   /** How the simulated runtime ends a failed stream pair (see runtime-profile.ts). Default `kubelet-1.32`. */
   runtime?: RuntimeProfile;
+  /** Where pods' sandboxes are. Absent → `simulated`. */
+  sandboxes?: SandboxMode;
   namespaces?: string[];
   pods: ScenarioPod[];
   services: ScenarioService[];
@@ -135,6 +146,17 @@ export interface SimCounters {
 export interface PortForwardHandler {
   /** Called after the API server wrote `101 Switching Protocols`. `head` holds bytes read past the request. */
   accept(target: PortForwardTarget, socket: Duplex, head: Buffer): void;
+}
+
+/**
+ * The kubelet's part for pods whose sandbox is real: the upgrade, once the
+ * API server admitted it, is relayed to the runtime's streaming server.
+ */
+export interface PortForwardRelay {
+  /** Whether pod `uid`'s port-forward goes to the real runtime. */
+  owns(uid: string): boolean;
+  /** Takes over the upgrade request (nothing was answered yet). */
+  relay(target: PortForwardTarget, req: IncomingMessage, socket: Duplex, head: Buffer): void;
 }
 
 /** A duplex connection as given by net or tls. */
