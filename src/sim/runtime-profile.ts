@@ -7,9 +7,10 @@
  *   error text, then resets both streams (RST_STREAM).
  *   https://github.com/kubernetes/kubernetes/blob/v1.32.0/pkg/kubelet/cri/streaming/portforward/httpstream.go
  * - `containerd`: containerd 1.6/1.7/2.0 vendor an older copy of that code:
- *   the error text, then FIN on the data stream, then FIN on the error
- *   stream, never an RST (observed against containerd 1.6.20, see
- *   shared/runtime.md). Its text names the sandbox id and an empty uid.
+ *   FIN on the data stream, then the error text, then FIN on the error
+ *   stream, never an RST — the order on the wire from containerd 1.6.20
+ *   (test/runtime/frames.test.ts compares these frames with the real
+ *   runtime's). Its text names the sandbox id and an empty uid.
  *
  * Both answer SYN_REPLY on both streams before dialling the pod.
  */
@@ -44,7 +45,8 @@ export function errorForwardingText(profile: RuntimeProfile, port: number, pod: 
 /** The dial refusal inside the pod's network namespace (containerd's sandbox_portforward_linux.go). */
 export function refusedReason(profile: RuntimeProfile, port: number, sandboxId: string, cause: string): string {
   const netns = `/var/run/netns/cni-${sandboxId.slice(0, 8)}-${sandboxId.slice(8, 12)}-${sandboxId.slice(12, 16)}`;
-  const ipv6 = profile === 'containerd' ? 'IPv6 dial tcp6: address localhost: no suitable address found' : `IPv6 dial tcp6 [::1]:${port}: connect: ${cause} `;
+  // containerd's format is "…, IPv4: %v IPv6 %v ": a trailing space, as on the wire.
+  const ipv6 = profile === 'containerd' ? 'IPv6 dial tcp6: address localhost: no suitable address found ' : `IPv6 dial tcp6 [::1]:${port}: connect: ${cause} `;
   return (
     `failed to execute portforward in network namespace "${netns}": failed to connect to localhost:${port} ` +
     `inside namespace "${sandboxId}", IPv4: dial tcp4 127.0.0.1:${port}: connect: ${cause} ${ipv6}`
@@ -53,13 +55,19 @@ export function refusedReason(profile: RuntimeProfile, port: number, sandboxId: 
 
 /** Writes `text` on the error stream and ends the pair the way the profile's runtime does. */
 export function failPair(profile: RuntimeProfile, errorStream: SpdyStream, dataStream: SpdyStream, text: string): void {
-  if (!errorStream.destroyed && !errorStream.writableEnded) errorStream.write(text);
   if (profile === 'containerd') {
-    // portForward's deferred Close()s: FIN data, then FIN error; no RST.
-    if (!dataStream.destroyed && !dataStream.writableEnded) dataStream.end();
-    if (!errorStream.destroyed && !errorStream.writableEnded) errorStream.end();
+    // containerd's portForward closes the data stream inside its network
+    // namespace callback (`defer stream.Close()`, sandbox_portforward_linux.go)
+    // before the streaming code writes the text; that code's deferred Close()
+    // then FINs the error stream. No RST. The text waits for the FIN to be sent.
+    const writeText = (): void => {
+      if (!errorStream.destroyed && !errorStream.writableEnded) errorStream.end(text);
+    };
+    if (!dataStream.destroyed && !dataStream.writableEnded) dataStream.end(writeText);
+    else writeText();
     return;
   }
+  if (!errorStream.destroyed && !errorStream.writableEnded) errorStream.write(text);
   errorStream.reset();
   dataStream.reset();
 }

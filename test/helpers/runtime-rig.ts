@@ -48,7 +48,7 @@ export interface RealRig {
 
 /** A cluster over `runtime` (all its pods real), with a dialer and the proxy on 127.0.0.1:0. */
 export async function startRealRig(runtime: Containerd, scenario: Scenario): Promise<RealRig> {
-  const cluster = await SimCluster.start({ scenario, runtime });
+  const cluster = await SimCluster.start({ scenario, containerd: runtime });
   const dir = await mkdtemp(join(tmpdir(), 'kubesocks-runtime-test-'));
   const kubeconfig = join(dir, 'kubeconfig');
   await cluster.writeKubeconfig(kubeconfig);

@@ -37,9 +37,9 @@ const scenario: Scenario = {
   services: [],
 };
 
-/** The simulated cluster to compare: the kubelet profile that claims to be containerd's. */
+/** The simulated cluster to compare: the simulated kubelet with the runtime profile that claims to be containerd's. */
 function simulatedOptions(): Parameters<typeof SimCluster.start>[0] {
-  return { scenario };
+  return { scenario: { ...scenario, runtime: 'containerd' } };
 }
 
 /** Opens the port-forward upgrade to pod-0 through the API server; resolves with a RawPeer on the upgraded connection. */
@@ -200,7 +200,7 @@ describe('the simulated kubelet answers port-forward frame for frame as containe
 
   before(async () => {
     runtime = await startRuntime();
-    real = await SimCluster.start({ scenario, runtime });
+    real = await SimCluster.start({ scenario, containerd: runtime });
     simulated = await SimCluster.start(simulatedOptions());
   });
 

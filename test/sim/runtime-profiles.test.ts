@@ -56,10 +56,10 @@ function framesOn(client: StClient, ids: number[]): string[] {
 }
 
 const EXPECTED: Record<RuntimeProfile, { frames: string[]; text: RegExp }> = {
-  // shared/runtime.md: SYN_REPLY both, the text, FIN data, FIN error; no RST.
+  // containerd 1.6.20 on the wire (test/runtime/frames.test.ts): SYN_REPLY both, FIN data, the text, FIN error; no RST.
   containerd: {
-    frames: ['HEADERS 1', 'HEADERS 3', 'DATA 1 text', 'DATA 3 fin', 'DATA 1 fin'],
-    text: /^error forwarding port 81 to pod [0-9a-f]{64}, uid : failed to execute portforward in network namespace "[^"]+": failed to connect to localhost:81 inside namespace "[0-9a-f]{64}", IPv4: dial tcp4 127\.0\.0\.1:81: connect: connection refused IPv6 dial tcp6: address localhost: no suitable address found$/,
+    frames: ['HEADERS 1', 'HEADERS 3', 'DATA 3 fin', 'DATA 1 text', 'DATA 1 fin'],
+    text: /^error forwarding port 81 to pod [0-9a-f]{64}, uid : failed to execute portforward in network namespace "[^"]+": failed to connect to localhost:81 inside namespace "[0-9a-f]{64}", IPv4: dial tcp4 127\.0\.0\.1:81: connect: connection refused IPv6 dial tcp6: address localhost: no suitable address found $/,
   },
   // kubelet ≥ 1.32: the text, then RST on both streams.
   'kubelet-1.32': {
@@ -97,7 +97,7 @@ for (const profile of RUNTIME_PROFILES) {
     assert.match(text.data.toString(), /^error forwarding port 80 to pod .*: error copying from remote stream to local connection: read: connection reset by peer$/);
     await within(closed, 3000, 'connection closed');
     const frames = framesOn(client, [1, 3]).slice(2).filter((f) => f !== 'DATA 3 text');
-    assert.deepEqual(frames, profile === 'containerd' ? ['DATA 1 text', 'DATA 3 fin', 'DATA 1 fin'] : ['DATA 1 text', 'RST 1 CANCEL', 'RST 3 CANCEL']);
+    assert.deepEqual(frames, profile === 'containerd' ? ['DATA 3 fin', 'DATA 1 text', 'DATA 1 fin'] : ['DATA 1 text', 'RST 1 CANCEL', 'RST 3 CANCEL']);
   });
 }
 
