@@ -8,8 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDialer } from '../dialer/dialer.js';
 import { SimCluster } from '../sim/cluster.js';
-import { loadScenario } from '../sim/scenario.js';
-import { parseAuth, parseFlags } from './flags.js';
+import { SANDBOX_MODES, loadScenario } from '../sim/scenario.js';
+import type { SandboxMode } from '../sim/types.js';
+import { UsageError, parseAuth, parseFlags } from './flags.js';
 import { defaultListen, parseListen, requireAuthOffLoopback } from './listen-address.js';
 import { PROXY_FLAGS, parseDirect } from './serve.js';
 import { runProxy, say } from './proxy-runner.js';
@@ -25,6 +26,8 @@ Flags:
   --write-kubeconfig FILE   write a kubeconfig for the simulated cluster (kubectl can use it)
   --api-port PORT           the simulated API server's port (default: any free port)
   --control                 also serve the simulator's control endpoint (for tests and benchmarks)
+  --sandboxes MODE          simulated (default) or containerd: every running pod a real sandbox in a
+                            private containerd (Linux, root; see docs/real-runtime.md)
   --auth, --direct, -v      as for "kubesocks serve"
   -h, --help                this help
 `;
@@ -36,6 +39,7 @@ export async function demo(args: string[]): Promise<void> {
     'write-kubeconfig': { type: 'string' },
     'api-port': { type: 'string' },
     control: { type: 'boolean' },
+    sandboxes: { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(DEMO_HELP);
@@ -44,13 +48,19 @@ export async function demo(args: string[]): Promise<void> {
   const listen = parseListen(values.listen ?? defaultListen());
   const auth = parseAuth(values.auth ?? process.env.KUBESOCKS_AUTH);
   requireAuthOffLoopback(listen, auth);
+  const sandboxes = values.sandboxes;
+  if (sandboxes !== undefined && !(SANDBOX_MODES as readonly string[]).includes(sandboxes)) {
+    throw new UsageError(`--sandboxes: expected one of ${SANDBOX_MODES.join(', ')}, got "${sandboxes}"`);
+  }
   const scenario = values.scenario ? await loadScenario(values.scenario) : undefined;
   const cluster = await SimCluster.start({
     scenario,
     port: values['api-port'] ? Number(values['api-port']) : 0,
     control: values.control ?? false,
+    ...(sandboxes !== undefined ? { sandboxes: sandboxes as SandboxMode } : {}),
   });
   say(`simulated cluster https://${new URL(cluster.url).host} (API server ${cluster.url})`);
+  if (cluster.containerd) say(`pods are real sandboxes in a private containerd (bridge ${cluster.containerd.bridge}, ${cluster.containerd.subnet}, state in ${cluster.containerd.dir})`);
   if (cluster.controlUrl) say(`simulator control endpoint ${cluster.controlUrl}`);
 
   let kubeconfig = values['write-kubeconfig'];

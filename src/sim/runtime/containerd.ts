@@ -166,7 +166,7 @@ export class Containerd {
    */
   static async start(): Promise<Containerd> {
     const unsupported = runtimeUnsupportedReason();
-    if (unsupported) throw new Error(`real pod sandboxes cannot run here: ${unsupported}`);
+    if (unsupported) throw new Error(`real pod sandboxes cannot run here: ${unsupported}; run as root on Linux, or use simulated sandboxes`);
     await sweepStaleInstances();
     const dir = await mkdtemp(join(tmpdir(), INSTANCE_PREFIX));
     const id = randomBytes(4).toString('hex');
