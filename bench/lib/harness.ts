@@ -38,12 +38,14 @@ export interface Sim {
   resetCounters(): Promise<void>;
 }
 
-export async function startSim(dir: string, sizes: ScenarioSizes): Promise<Sim> {
+export async function startSim(dir: string, sizes: ScenarioSizes, runtime?: 'containerd'): Promise<Sim> {
   const scenarioFile = join(dir, 'scenario.json');
   const kubeconfig = join(dir, 'kubeconfig');
   await writeFile(scenarioFile, JSON.stringify(benchScenario(sizes)));
-  const child = start('simulator', process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'sim-process.ts'), scenarioFile, kubeconfig], { cwd: ROOT });
-  const [line] = await child.waitFor(/^\{.*\}$/m, 30_000);
+  const args = ['--import', 'tsx', join(ROOT, 'bench', 'sim-process.ts'), scenarioFile, kubeconfig, ...(runtime ? [runtime] : [])];
+  const child = start('simulator', process.execPath, args, { cwd: ROOT });
+  // Real sandboxes: containerd's start plus every pod's sandbox.
+  const [line] = await child.waitFor(/^\{.*\}$/m, runtime ? 120_000 : 30_000);
   const ready = JSON.parse(line) as SimReady;
   const control = async (method: string, path: string): Promise<Response> => {
     const response = await fetch(`${ready.controlUrl}${path}`, { method, signal: AbortSignal.timeout(10_000) });

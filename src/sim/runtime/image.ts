@@ -28,12 +28,18 @@ const PATTERN_BLOCKS = 16;
 
 /**
  * `ks-source`: reads `COUNT\n`, writes COUNT bytes of the simulator's source
- * pattern (backends.ts), ends. Byte i is sourceBlock()[i % 64 KiB], as there.
+ * pattern (backends.ts), ends. Byte i is sourceBlock()[i % 64 KiB], as there:
+ * the pattern file is whole blocks, so it repeats as often as needed. Whole
+ * files go out with `cat` straight to the socket (no pipe), the tail with `head`.
  */
 const SOURCE_SCRIPT = `#!/bin/sh
 read n || exit 0
 case "$n" in ''|*[!0-9]*) exit 0 ;; esac
-while :; do cat ${PATTERN_FILE} || exit 0; done | head -c "$n"
+size=$(wc -c < ${PATTERN_FILE})
+whole=$((n / size))
+while [ "$whole" -gt 0 ]; do cat ${PATTERN_FILE} || exit 0; whole=$((whole - 1)); done
+[ $((n % size)) -gt 0 ] && head -c $((n % size)) ${PATTERN_FILE}
+exit 0
 `;
 
 /**
@@ -74,7 +80,7 @@ export async function buildImage(dir: string): Promise<string> {
   await copyFile(BUSYBOX, join(rootfs, 'bin', 'busybox'));
   await chmod(join(rootfs, 'bin', 'busybox'), 0o755);
   // Only the applets the pods' scripts call by name; the rest are reached as `busybox APPLET`.
-  for (const applet of ['sh', 'sleep', 'cat', 'head', 'sha256sum', 'echo', 'mkdir']) await symlink('busybox', join(rootfs, 'bin', applet));
+  for (const applet of ['sh', 'sleep', 'cat', 'head', 'sha256sum', 'echo', 'mkdir', 'wc']) await symlink('busybox', join(rootfs, 'bin', applet));
   await chmod(join(rootfs, 'tmp'), 0o1777);
   const block = sourceBlock();
   await writeFile(join(rootfs, PATTERN_FILE), Buffer.concat(Array.from({ length: PATTERN_BLOCKS }, () => block)));
