@@ -10,8 +10,8 @@ import { createDialer } from '../dialer/dialer.js';
 import { SimCluster } from '../sim/cluster.js';
 import { SANDBOX_MODES, loadScenario } from '../sim/scenario.js';
 import type { SandboxMode } from '../sim/types.js';
-import { UsageError, parseAuth, parseFlags } from './flags.js';
-import { defaultListen, parseListen, requireAuthOffLoopback } from './listen-address.js';
+import { UsageError, parseFlags } from './flags.js';
+import { parseListenAndAuth } from './listen-address.js';
 import { PROXY_FLAGS, parseDirect } from './serve.js';
 import { runProxy, say } from './proxy-runner.js';
 
@@ -45,9 +45,7 @@ export async function demo(args: string[]): Promise<void> {
     process.stdout.write(DEMO_HELP);
     return;
   }
-  const listen = parseListen(values.listen ?? defaultListen());
-  const auth = parseAuth(values.auth ?? process.env.KUBESOCKS_AUTH);
-  requireAuthOffLoopback(listen, auth);
+  const { listen, auth } = parseListenAndAuth(values);
   const sandboxes = values.sandboxes;
   if (sandboxes !== undefined && !(SANDBOX_MODES as readonly string[]).includes(sandboxes)) {
     throw new UsageError(`--sandboxes: expected one of ${SANDBOX_MODES.join(', ')}, got "${sandboxes}"`);

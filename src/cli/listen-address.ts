@@ -1,7 +1,7 @@
 /** `--listen HOST:PORT` (or just PORT), and the loopback rule applied to it before anything starts. */
 import { formatHostPort, parsePortText, splitHostPort, type HostPort } from '../net/address.js';
 import { openListenerRefusal } from '../net/loopback.js';
-import { UsageError } from './flags.js';
+import { parseAuth, UsageError } from './flags.js';
 
 export type ListenAddress = HostPort;
 
@@ -35,4 +35,15 @@ export function requireAuthOffLoopback(listen: ListenAddress, auth: { username: 
       `${refusal}: anyone who can reach it could use your cluster credentials; add --auth USER:PASSWORD (or KUBESOCKS_AUTH), or listen on 127.0.0.1`,
     );
   }
+}
+
+/**
+ * `--listen` and `--auth` (or KUBESOCKS_AUTH) of the commands that run the
+ * proxy, with the loopback rule applied before anything starts.
+ */
+export function parseListenAndAuth(flags: { listen?: string | undefined; auth?: string | undefined }): { listen: ListenAddress; auth: { username: string; password: string } | undefined } {
+  const listen = parseListen(flags.listen ?? defaultListen());
+  const auth = parseAuth(flags.auth ?? process.env.KUBESOCKS_AUTH);
+  requireAuthOffLoopback(listen, auth);
+  return { listen, auth };
 }

@@ -1,7 +1,7 @@
 /** `kubesocks [serve]`: the proxy against the user's cluster. */
 import { createDialer } from '../dialer/dialer.js';
-import { UsageError, parseAuth, parseFlags } from './flags.js';
-import { defaultListen, parseListen, requireAuthOffLoopback } from './listen-address.js';
+import { UsageError, parseFlags } from './flags.js';
+import { parseListenAndAuth } from './listen-address.js';
 import { runProxy } from './proxy-runner.js';
 
 export const SERVE_HELP = `Usage: kubesocks [serve] [flags]
@@ -46,9 +46,7 @@ export async function serve(args: string[]): Promise<void> {
     process.stdout.write(SERVE_HELP);
     return;
   }
-  const listen = parseListen(values.listen ?? defaultListen());
-  const auth = parseAuth(values.auth ?? process.env.KUBESOCKS_AUTH);
-  requireAuthOffLoopback(listen, auth);
+  const { listen, auth } = parseListenAndAuth(values);
   const dialer = await createDialer({
     kubeconfig: values.kubeconfig,
     context: values.context,

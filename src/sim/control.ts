@@ -30,6 +30,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { ScenarioError } from './scenario.js';
 import { StatusError, asStatusError, badRequest, methodNotAllowed, pathNotFound } from './status.js';
 import type { ScenarioPod, ScenarioService, ScenarioUser, ScenarioWorkload, SimCounters, WorkloadResource } from './types.js';
+import { isLoopbackHost } from '../net/loopback.js';
 
 const WORKLOADS: readonly string[] = ['deployments', 'statefulsets', 'replicasets'] satisfies WorkloadResource[];
 const isWorkload = (v: string | undefined): v is WorkloadResource => v !== undefined && WORKLOADS.includes(v);
@@ -169,16 +170,12 @@ async function route(target: ControlTarget, req: IncomingMessage): Promise<{ cod
   throw pathNotFound();
 }
 
-function isLoopback(address: string | undefined): boolean {
-  return address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';
-}
-
 export async function startControlServer(target: ControlTarget, host = '127.0.0.1'): Promise<ControlServer> {
   const sockets = new Set<Socket>();
   let port = 0;
   const server: Server = createServer((req, res) => {
     const allowedHosts = [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`];
-    if (!isLoopback(req.socket.remoteAddress) || !allowedHosts.includes(req.headers.host ?? '') || req.headers.origin !== undefined) {
+    if (!isLoopbackHost(req.socket.remoteAddress ?? '') || !allowedHosts.includes(req.headers.host ?? '') || req.headers.origin !== undefined) {
       send(res, 403, new StatusError(403, 'Forbidden', 'the control endpoint only serves local tools').status);
       return;
     }
