@@ -66,31 +66,36 @@ export interface CredentialSource {
 }
 
 export class CredentialCache {
-  private material: AuthMaterial | null = null;
-  private fetchedAt = 0;
-  private inflight: Promise<AuthMaterial> | null = null;
-  private inflightReloads = false;
-  private reloadedAt = 0;
-  private stale = false;
-  private kc: KubeConfig;
+  #material: AuthMaterial | null = null;
+  #fetchedAt = 0;
+  #inflight: Promise<AuthMaterial> | null = null;
+  #inflightReloads = false;
+  #reloadedAt = 0;
+  #stale = false;
+  #kc: KubeConfig;
+
+  readonly #source: CredentialSource;
+  readonly #ttlMs: number;
 
   constructor(
-    private readonly source: CredentialSource,
-    private readonly ttlMs = CREDENTIAL_TTL_MS,
+    source: CredentialSource,
+    ttlMs = CREDENTIAL_TTL_MS,
   ) {
-    this.kc = source.current();
+    this.#source = source;
+    this.#ttlMs = ttlMs;
+    this.#kc = source.current();
   }
 
   /** The material, refreshed when older than the TTL or after invalidate(). */
   get(): Promise<AuthMaterial> {
-    if (this.material && !this.stale && Date.now() - this.fetchedAt < this.ttlMs) {
-      return Promise.resolve(this.material);
+    if (this.#material && !this.#stale && Date.now() - this.#fetchedAt < this.#ttlMs) {
+      return Promise.resolve(this.#material);
     }
     // One refresh at a time: concurrent callers share it.
-    this.inflight ??= this.refresh().finally(() => {
-      this.inflight = null;
+    this.#inflight ??= this.#refresh().finally(() => {
+      this.#inflight = null;
     });
-    return this.inflight;
+    return this.#inflight;
   }
 
   /**
@@ -99,29 +104,29 @@ export class CredentialCache {
    * running or happened less than a second ago.
    */
   invalidate(): void {
-    if (this.inflight && this.inflightReloads) return;
+    if (this.#inflight && this.#inflightReloads) return;
     // Requests sent with the old credentials answer 401 after a refresh has
     // already replaced them; and a revoked token makes every watch fail over
     // and over. Neither should re-run the plugin each time: one re-read per
     // second at most.
-    if (Date.now() - this.reloadedAt < MIN_RELOAD_INTERVAL_MS) return;
-    this.stale = true;
+    if (Date.now() - this.#reloadedAt < MIN_RELOAD_INTERVAL_MS) return;
+    this.#stale = true;
   }
 
-  private async refresh(): Promise<AuthMaterial> {
-    this.inflightReloads = this.stale;
-    if (this.stale) {
-      this.reloadedAt = Date.now();
-      const reloaded = await this.source.reload();
-      this.kc = reloaded ?? this.source.fresh(this.kc);
-      this.stale = false;
+  async #refresh(): Promise<AuthMaterial> {
+    this.#inflightReloads = this.#stale;
+    if (this.#stale) {
+      this.#reloadedAt = Date.now();
+      const reloaded = await this.#source.reload();
+      this.#kc = reloaded ?? this.#source.fresh(this.#kc);
+      this.#stale = false;
       debug('credentials invalidated; kubeconfig %s', reloaded ? 're-read' : 'kept (re-read failed)');
     }
     const opts: https.RequestOptions = {};
     try {
-      await this.kc.applyToHTTPSOptions(opts);
+      await this.#kc.applyToHTTPSOptions(opts);
     } catch (err) {
-      throw credentialError(this.kc, this.source.contextName, err);
+      throw credentialError(this.#kc, this.#source.contextName, err);
     }
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(opts.headers ?? {})) {
@@ -129,7 +134,7 @@ export class CredentialCache {
       else if (typeof value === 'number') headers[name] = String(value);
       else if (Array.isArray(value)) headers[name] = value.join(', ');
     }
-    const cluster = this.kc.getCurrentCluster();
+    const cluster = this.#kc.getCurrentCluster();
     const material: AuthMaterial = { headers };
     if (opts.ca !== undefined) material.ca = opts.ca;
     if (opts.cert !== undefined) material.cert = opts.cert;
@@ -140,9 +145,9 @@ export class CredentialCache {
     // applyToHTTPSOptions builds a new agent on every call; only a proxy
     // agent is worth keeping (plain requests use the client's own agent).
     if (cluster?.proxyUrl && opts.agent) material.agent = opts.agent as http.Agent;
-    this.material = material;
-    this.fetchedAt = Date.now();
-    debug('credentials refreshed for context %s', this.source.contextName);
+    this.#material = material;
+    this.#fetchedAt = Date.now();
+    debug('credentials refreshed for context %s', this.#source.contextName);
     return material;
   }
 }

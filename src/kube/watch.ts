@@ -62,126 +62,131 @@ interface WatchEvent {
  * `forbidden`(KubesocksError; 403 — it has stopped), `stop` (stop() was called).
  */
 export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
-  private readonly store = new Map<string, T>();
-  private rv = '';
-  private running = false;
-  private ended = false;
-  private abort: AbortController | null = null;
+  readonly #store = new Map<string, T>();
+  #rv = '';
+  #running = false;
+  #ended = false;
+  #abort: AbortController | null = null;
   /** When the current watch request was answered (0: not yet). */
-  private watchAnsweredAt = 0;
-  private sleepTimer: NodeJS.Timeout | null = null;
-  private wake: (() => void) | null = null;
-  private _synced = false;
-  private _forbidden: KubesocksError | undefined;
+  #watchAnsweredAt = 0;
+  #sleepTimer: NodeJS.Timeout | null = null;
+  #wake: (() => void) | null = null;
+  #synced = false;
+  #forbidden: KubesocksError | undefined;
   /** The last error seen since the last successful list or watch event, if any. */
   lastError: KubesocksError | undefined;
-  private readonly backoffMs: number;
-  private readonly maxBackoffMs: number;
-  private readonly project: (raw: unknown) => T | null;
+  readonly #backoffMs: number;
+  readonly #maxBackoffMs: number;
+  readonly #project: (raw: unknown) => T | null;
+
+  readonly #client: RequestSource;
+  readonly #opts: ListWatchOptions<T>;
 
   constructor(
-    private readonly client: RequestSource,
+    client: RequestSource,
     readonly path: string,
-    private readonly opts: ListWatchOptions<T> = {},
+    opts: ListWatchOptions<T> = {},
   ) {
     super();
+    this.#client = client;
+    this.#opts = opts;
     // Every lookup waiting for the first list listens here until it is in;
     // a burst of them (a browser opening 20 resources) is not a leak.
     this.setMaxListeners(0);
-    this.backoffMs = opts.backoffMs ?? 500;
-    this.maxBackoffMs = opts.maxBackoffMs ?? WATCH_MAX_BACKOFF_MS;
-    this.project = opts.project ?? ((raw) => raw as T);
+    this.#backoffMs = opts.backoffMs ?? 500;
+    this.#maxBackoffMs = opts.maxBackoffMs ?? WATCH_MAX_BACKOFF_MS;
+    this.#project = opts.project ?? ((raw) => raw as T);
   }
 
   /** True once the first list has completed (stays true across relists). */
   get synced(): boolean {
-    return this._synced;
+    return this.#synced;
   }
 
   /** Set when the API server answered 403: the watch has stopped for good. */
   get forbidden(): KubesocksError | undefined {
-    return this._forbidden;
+    return this.#forbidden;
   }
 
   /** True between start() and stop() (or a 403). */
   get active(): boolean {
-    return this.running;
+    return this.#running;
   }
 
   /** Starts listing and watching. A ListWatch runs once: start() after stop() or a 403 does nothing. */
   start(): void {
-    if (this.running || this.ended) return;
-    this.running = true;
-    void this.run();
+    if (this.#running || this.#ended) return;
+    this.#running = true;
+    void this.#run();
   }
 
   /** Stops for good: aborts the request in flight and any retry wait. Items stay readable. Emits `stop`. */
   stop(): void {
-    if (!this.running) return;
-    this.running = false;
-    this.ended = true;
-    this.abort?.abort(new KubesocksError('CLOSED', 'watch stopped'));
-    if (this.sleepTimer) clearTimeout(this.sleepTimer);
-    this.wake?.();
+    if (!this.#running) return;
+    this.#running = false;
+    this.#ended = true;
+    this.#abort?.abort(new KubesocksError('CLOSED', 'watch stopped'));
+    if (this.#sleepTimer) clearTimeout(this.#sleepTimer);
+    this.#wake?.();
     this.emit('stop');
   }
 
   items(): T[] {
-    return [...this.store.values()];
+    return [...this.#store.values()];
   }
 
   get(name: string): T | undefined {
-    return this.store.get(name);
+    return this.#store.get(name);
   }
 
   get size(): number {
-    return this.store.size;
+    return this.#store.size;
   }
 
-  private async run(): Promise<void> {
+  async #run(): Promise<void> {
     let failures = 0;
     let gone = 0;
     let relist = true;
-    while (this.running) {
+    while (this.#running) {
       try {
-        if (relist || !this.rv) {
-          await this.list();
+        if (relist || !this.#rv) {
+          await this.#list();
           relist = false;
           failures = 0;
           gone = 0;
         }
         const started = Date.now();
-        this.watchAnsweredAt = 0;
-        const events = await this.watchOnce();
+        this.#watchAnsweredAt = 0;
+        const events = await this.#watchOnce();
         // A watch that ends at once without news, over and over, must not spin.
         if (events === 0 && Date.now() - started < 1000) {
           failures++;
-          await this.sleep(this.delay(failures));
+          await this.#sleep(this.#delay(failures));
         } else {
           failures = 0;
         }
       } catch (err) {
-        if (!this.running) return;
+        if (!this.#running) return;
         // A watch that served for a while and then broke is a cut, not one
         // more failure in a row: the count starts again.
-        const servedMs = this.watchAnsweredAt ? Date.now() - this.watchAnsweredAt : 0;
-        this.watchAnsweredAt = 0; // a failing relist after it must not count as served
+        const servedMs = this.#watchAnsweredAt ? Date.now() - this.#watchAnsweredAt : 0;
+        this.#watchAnsweredAt = 0; // a failing relist after it must not count as served
         if (servedMs >= 1000) failures = 0;
         const e = err instanceof KubesocksError ? err : new KubesocksError('API_UNREACHABLE', String(err), { cause: err });
         if (e instanceof KubeApiError && e.status === 410) {
-          debug('%s: resourceVersion %s expired, relisting', this.path, this.rv);
+          debug('%s: resourceVersion %s expired, relisting', this.path, this.#rv);
           relist = true;
           gone++;
           // The first 410 relists at once; repeated ones back off.
-          if (gone > 1) await this.sleep(this.delay(gone - 1));
+          if (gone > 1) await this.#sleep(this.#delay(gone - 1));
           continue;
         }
         if (e.code === 'FORBIDDEN') {
           debug('%s: forbidden, stopping: %s', this.path, e.message);
-          this.running = false;
-          this.ended = true;
+          this.#running = false;
+          this.#ended = true;
           this.lastError = e;
-          this._forbidden = e;
+          this.#forbidden = e;
           this.emit('forbidden', e);
           return;
         }
@@ -191,97 +196,97 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
         failures++;
         // A watch that was working and got cut is retried at once (a stream
         // closing is routine); only failing again backs off.
-        const wait = failures === 1 ? 0 : this.delay(failures - 1);
+        const wait = failures === 1 ? 0 : this.#delay(failures - 1);
         debug('%s: %s (retry in %d ms)', this.path, e.message, wait);
         if (this.listenerCount('error') > 0) this.emit('error', e);
-        await this.sleep(wait);
+        await this.#sleep(wait);
       }
     }
   }
 
-  private delay(failures: number): number {
-    const base = Math.min(this.maxBackoffMs, this.backoffMs * 2 ** Math.max(0, failures - 1));
+  #delay(failures: number): number {
+    const base = Math.min(this.#maxBackoffMs, this.#backoffMs * 2 ** Math.max(0, failures - 1));
     // ±20 % jitter so a restarted API server is not hit by every watch at once.
     return Math.round(base * (0.8 + Math.random() * 0.4));
   }
 
-  private sleep(ms: number): Promise<void> {
+  #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      this.wake = () => {
-        this.wake = null;
+      this.#wake = () => {
+        this.#wake = null;
         resolve();
       };
-      this.sleepTimer = setTimeout(() => {
-        this.sleepTimer = null;
-        this.wake?.();
+      this.#sleepTimer = setTimeout(() => {
+        this.#sleepTimer = null;
+        this.#wake?.();
       }, ms);
     });
   }
 
-  private query(extra: Record<string, string>): string {
+  #query(extra: Record<string, string>): string {
     const q = new URLSearchParams(extra);
-    if (this.opts.labelSelector) q.set('labelSelector', this.opts.labelSelector);
+    if (this.#opts.labelSelector) q.set('labelSelector', this.#opts.labelSelector);
     const s = q.toString();
     return s ? `${this.path}?${s}` : this.path;
   }
 
-  private async list(): Promise<void> {
+  async #list(): Promise<void> {
     const ac = new AbortController();
-    this.abort = ac;
+    this.#abort = ac;
     const fresh = new Map<string, T>();
-    const listed = await listAll(this.client, this.query({}), this.project, {
+    const listed = await listAll(this.#client, this.#query({}), this.#project, {
       signal: ac.signal,
-      pageSize: this.opts.pageSize ?? 500,
-      timeoutMs: this.opts.listTimeoutMs ?? API_GET_TIMEOUT_MS,
+      pageSize: this.#opts.pageSize ?? 500,
+      timeoutMs: this.#opts.listTimeoutMs ?? API_GET_TIMEOUT_MS,
     });
     for (const obj of listed.items) {
       const name = obj.metadata?.name;
       if (name !== undefined) fresh.set(name, obj);
     }
     const rv = listed.resourceVersion;
-    if (!this.running) return;
+    if (!this.#running) return;
 
     // Replace the store, telling listeners what changed since the last list.
-    for (const [name, old] of this.store) {
+    for (const [name, old] of this.#store) {
       if (!fresh.has(name)) {
-        this.store.delete(name);
+        this.#store.delete(name);
         this.emit('delete', old);
       }
     }
     for (const [name, obj] of fresh) {
-      const old = this.store.get(name);
-      this.store.set(name, obj);
+      const old = this.#store.get(name);
+      this.#store.set(name, obj);
       if (!old) this.emit('add', obj);
       else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion || obj.metadata?.resourceVersion === undefined) {
         this.emit('update', obj, old);
       }
     }
-    this.rv = rv;
-    this._synced = true;
+    this.#rv = rv;
+    this.#synced = true;
     this.lastError = undefined;
     debug('%s: listed %d objects at resourceVersion %s', this.path, fresh.size, rv);
     this.emit('synced');
   }
 
   /** One watch request; resolves with the number of events when the server ends it cleanly. */
-  private async watchOnce(): Promise<number> {
+  async #watchOnce(): Promise<number> {
     const ac = new AbortController();
-    this.abort = ac;
+    this.#abort = ac;
     // Like client-go: a random server-side timeout between 5 and 10 minutes,
     // so watches do not all reconnect together.
     const timeoutSeconds = 300 + Math.floor(Math.random() * 300);
-    const path = this.query({
+    const path = this.#query({
       watch: '1',
-      resourceVersion: this.rv,
+      resourceVersion: this.#rv,
       allowWatchBookmarks: 'true',
       timeoutSeconds: String(timeoutSeconds),
     });
-    const res = await request(this.client, 'GET', path, { signal: ac.signal });
-    this.watchAnsweredAt = Date.now();
-    return this.consume(res, ac, (timeoutSeconds + 30) * 1000);
+    const res = await request(this.#client, 'GET', path, { signal: ac.signal });
+    this.#watchAnsweredAt = Date.now();
+    return this.#consume(res, ac, (timeoutSeconds + 30) * 1000);
   }
 
-  private consume(res: http.IncomingMessage, ac: AbortController, idleMs: number): Promise<number> {
+  #consume(res: http.IncomingMessage, ac: AbortController, idleMs: number): Promise<number> {
     return new Promise<number>((resolve, reject) => {
       let buffered = '';
       let count = 0;
@@ -313,7 +318,7 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
             fail(new KubesocksError('API_UNREACHABLE', `invalid watch event from ${this.path}`));
             return;
           }
-          const err = this.apply(ev);
+          const err = this.#apply(ev);
           if (err) {
             fail(err);
             return;
@@ -337,36 +342,36 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
   }
 
   /** Applies one watch event; returns an error to end the watch with. */
-  private apply(ev: WatchEvent): KubesocksError | null {
+  #apply(ev: WatchEvent): KubesocksError | null {
     const obj = ev.object;
     if (ev.type === 'ERROR') {
       const status = obj ?? {};
       const code = status.code ?? 500;
-      return statusError(this.client, code, JSON.stringify({ kind: 'Status', ...status }), { method: 'WATCH', path: this.path, fromWatchEvent: true });
+      return statusError(this.#client, code, JSON.stringify({ kind: 'Status', ...status }), { method: 'WATCH', path: this.path, fromWatchEvent: true });
     }
     const rv = obj?.metadata?.resourceVersion;
     if (ev.type === 'BOOKMARK') {
-      if (rv) this.rv = rv;
+      if (rv) this.#rv = rv;
       return null;
     }
     const name = obj?.metadata?.name;
     if (!obj || name === undefined) return null;
     if (ev.type === 'ADDED' || ev.type === 'MODIFIED') {
-      const p = this.project(obj);
+      const p = this.#project(obj);
       if (p) {
-        const old = this.store.get(name);
-        this.store.set(name, p);
+        const old = this.#store.get(name);
+        this.#store.set(name, p);
         if (old) this.emit('update', p, old);
         else this.emit('add', p);
       }
     } else if (ev.type === 'DELETED') {
-      const old = this.store.get(name);
+      const old = this.#store.get(name);
       if (old) {
-        this.store.delete(name);
+        this.#store.delete(name);
         this.emit('delete', old);
       }
     }
-    if (rv) this.rv = rv;
+    if (rv) this.#rv = rv;
     this.lastError = undefined;
     return null;
   }

@@ -71,21 +71,24 @@ export class NamespaceCache {
   readonly slices: ListWatch<SliceInfo>;
   readonly pods: ListWatch<PodInfo>;
 
-  private readonly slicesByService = new Map<string, string[]>();
-  private readonly serviceByIP = new Map<string, string>();
-  private readonly podsByIP = new Map<string, string[]>();
-  private readonly gets: LRUCache<string, Promise<unknown>>;
-  private slicesListForbidden: KubesocksError | undefined;
-  private readonly syncTimeoutMs: number;
-  private closed = false;
+  readonly #slicesByService = new Map<string, string[]>();
+  readonly #serviceByIP = new Map<string, string>();
+  readonly #podsByIP = new Map<string, string[]>();
+  readonly #gets: LRUCache<string, Promise<unknown>>;
+  #slicesListForbidden: KubesocksError | undefined;
+  readonly #syncTimeoutMs: number;
+  #closed = false;
+
+  readonly #client: RequestSource;
 
   constructor(
     readonly namespace: string,
-    private readonly client: RequestSource,
+    client: RequestSource,
     opts: CacheOptions = {},
   ) {
-    this.syncTimeoutMs = opts.syncTimeoutMs ?? CACHE_SYNC_TIMEOUT_MS;
-    this.gets = new LRUCache<string, Promise<unknown>>({ max: 2_000, ttl: Math.max(1, opts.getFallbackTtlMs ?? 5_000) });
+    this.#client = client;
+    this.#syncTimeoutMs = opts.syncTimeoutMs ?? CACHE_SYNC_TIMEOUT_MS;
+    this.#gets = new LRUCache<string, Promise<unknown>>({ max: 2_000, ttl: Math.max(1, opts.getFallbackTtlMs ?? 5_000) });
     const ns = encodeURIComponent(namespace);
     const lw = { backoffMs: opts.backoffMs ?? 500, maxBackoffMs: opts.maxBackoffMs ?? WATCH_MAX_BACKOFF_MS };
     this.services = new ListWatch<ServiceInfo>(client, `/api/v1/namespaces/${ns}/services`, { ...lw, project: projectService });
@@ -96,34 +99,34 @@ export class NamespaceCache {
     this.pods = new ListWatch<PodInfo>(client, `/api/v1/namespaces/${ns}/pods`, { ...lw, project: projectPod });
 
     this.services.on('add', (s: ServiceInfo) => {
-      this.indexService(s);
+      this.#indexService(s);
     });
     this.services.on('update', (s: ServiceInfo, old: ServiceInfo) => {
-      this.unindexService(old);
-      this.indexService(s);
+      this.#unindexService(old);
+      this.#indexService(s);
     });
     this.services.on('delete', (s: ServiceInfo) => {
-      this.unindexService(s);
+      this.#unindexService(s);
     });
     this.slices.on('add', (s: SliceInfo) => {
-      addTo(this.slicesByService, s.service, s.metadata.name);
+      addTo(this.#slicesByService, s.service, s.metadata.name);
     });
     this.slices.on('update', (s: SliceInfo, old: SliceInfo) => {
-      removeFrom(this.slicesByService, old.service, old.metadata.name);
-      addTo(this.slicesByService, s.service, s.metadata.name);
+      removeFrom(this.#slicesByService, old.service, old.metadata.name);
+      addTo(this.#slicesByService, s.service, s.metadata.name);
     });
     this.slices.on('delete', (s: SliceInfo) => {
-      removeFrom(this.slicesByService, s.service, s.metadata.name);
+      removeFrom(this.#slicesByService, s.service, s.metadata.name);
     });
     this.pods.on('add', (p: PodInfo) => {
-      for (const ip of p.ips) addTo(this.podsByIP, ip, p.metadata.name);
+      for (const ip of p.ips) addTo(this.#podsByIP, ip, p.metadata.name);
     });
     this.pods.on('update', (p: PodInfo, old: PodInfo) => {
-      for (const ip of old.ips) removeFrom(this.podsByIP, ip, old.metadata.name);
-      for (const ip of p.ips) addTo(this.podsByIP, ip, p.metadata.name);
+      for (const ip of old.ips) removeFrom(this.#podsByIP, ip, old.metadata.name);
+      for (const ip of p.ips) addTo(this.#podsByIP, ip, p.metadata.name);
     });
     this.pods.on('delete', (p: PodInfo) => {
-      for (const ip of p.ips) removeFrom(this.podsByIP, ip, p.metadata.name);
+      for (const ip of p.ips) removeFrom(this.#podsByIP, ip, p.metadata.name);
     });
     for (const w of [this.services, this.slices, this.pods] as Array<ListWatch<{ metadata: { name: string } }>>) {
       // Errors are retried by the ListWatch; lookups see them through lastError.
@@ -154,28 +157,28 @@ export class NamespaceCache {
 
   /** Stops the three watches (eviction or resolver close). */
   stop(): void {
-    this.closed = true;
+    this.#closed = true;
     this.services.stop();
     this.slices.stop();
     this.pods.stop();
-    this.gets.clear();
+    this.#gets.clear();
   }
 
-  private indexService(s: ServiceInfo): void {
-    for (const ip of s.clusterIPs ?? []) this.serviceByIP.set(ip, s.metadata.name);
+  #indexService(s: ServiceInfo): void {
+    for (const ip of s.clusterIPs ?? []) this.#serviceByIP.set(ip, s.metadata.name);
   }
 
-  private unindexService(s: ServiceInfo): void {
+  #unindexService(s: ServiceInfo): void {
     for (const ip of s.clusterIPs ?? []) {
-      if (this.serviceByIP.get(ip) === s.metadata.name) this.serviceByIP.delete(ip);
+      if (this.#serviceByIP.get(ip) === s.metadata.name) this.#serviceByIP.delete(ip);
     }
   }
 
   /** Waits for the first list of `lw`; 'get' when list/watch is forbidden. */
-  private async mode(lw: ListWatch<{ metadata: { name: string } }>, what: string, signal?: AbortSignal): Promise<Mode> {
+  async #mode(lw: ListWatch<{ metadata: { name: string } }>, what: string, signal?: AbortSignal): Promise<Mode> {
     if (lw.forbidden) return 'get';
     if (lw.synced) return 'watch';
-    if (this.closed) throw new KubesocksError('CLOSED', `the cache of namespace "${this.namespace}" was closed`);
+    if (this.#closed) throw new KubesocksError('CLOSED', `the cache of namespace "${this.namespace}" was closed`);
     await new Promise<void>((resolve, reject) => {
       const cleanup = (): void => {
         clearTimeout(timer);
@@ -210,9 +213,9 @@ export class NamespaceCache {
         reject(
           last
             ? new KubesocksError(last.code, `listing ${what} in namespace "${this.namespace}" failed: ${last.message}`, { cause: last })
-            : new KubesocksError('TIMEOUT', `listing ${what} in namespace "${this.namespace}" took longer than ${this.syncTimeoutMs} ms`),
+            : new KubesocksError('TIMEOUT', `listing ${what} in namespace "${this.namespace}" took longer than ${this.#syncTimeoutMs} ms`),
         );
-      }, this.syncTimeoutMs);
+      }, this.#syncTimeoutMs);
       lw.on('synced', onDone);
       lw.on('forbidden', onDone);
       lw.on('error', onError);
@@ -223,22 +226,22 @@ export class NamespaceCache {
   }
 
   /** One GET shared by concurrent callers and reused for the TTL; failures are not kept. */
-  private cachedGet<T>(key: string, fetch: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    let p = this.gets.get(key) as Promise<T> | undefined;
+  #cachedGet<T>(key: string, fetch: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    let p = this.#gets.get(key) as Promise<T> | undefined;
     if (!p) {
       p = fetch();
-      this.gets.set(key, p);
+      this.#gets.set(key, p);
       p.catch(() => {
-        if (this.gets.get(key) === p) this.gets.delete(key);
+        if (this.#gets.get(key) === p) this.#gets.delete(key);
       });
     }
     return untilAborted(p, signal, abortError);
   }
 
   /** GET a single object; null on 404. */
-  private async getOrNull<T>(path: string, project: (raw: unknown) => T | null): Promise<T | null> {
+  async #getOrNull<T>(path: string, project: (raw: unknown) => T | null): Promise<T | null> {
     try {
-      return project(await getJSON<unknown>(this.client, path, { timeoutMs: API_LOOKUP_TIMEOUT_MS }));
+      return project(await getJSON<unknown>(this.#client, path, { timeoutMs: API_LOOKUP_TIMEOUT_MS }));
     } catch (err) {
       if (err instanceof KubesocksError && err.code === 'NOT_FOUND') return null;
       throw err;
@@ -246,54 +249,54 @@ export class NamespaceCache {
   }
 
   async service(name: string, signal?: AbortSignal): Promise<ServiceInfo | null> {
-    if ((await this.mode(this.services, 'services', signal)) === 'watch') return this.services.get(name) ?? null;
+    if ((await this.#mode(this.services, 'services', signal)) === 'watch') return this.services.get(name) ?? null;
     const path = `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/services/${encodeURIComponent(name)}`;
-    return this.cachedGet(`svc/${name}`, () => this.getOrNull(path, projectService), signal);
+    return this.#cachedGet(`svc/${name}`, () => this.#getOrNull(path, projectService), signal);
   }
 
   async pod(name: string, signal?: AbortSignal): Promise<PodInfo | null> {
-    if ((await this.mode(this.pods, 'pods', signal)) === 'watch') return this.pods.get(name) ?? null;
+    if ((await this.#mode(this.pods, 'pods', signal)) === 'watch') return this.pods.get(name) ?? null;
     const path = `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/pods/${encodeURIComponent(name)}`;
-    return this.cachedGet(`pod/${name}`, () => this.getOrNull(path, projectPod), signal);
+    return this.#cachedGet(`pod/${name}`, () => this.#getOrNull(path, projectPod), signal);
   }
 
   /** The EndpointSlices of a service (through GETs when list/watch is forbidden). */
   async slicesFor(service: string, signal?: AbortSignal): Promise<SliceInfo[]> {
-    if ((await this.mode(this.slices, 'endpointslices', signal)) === 'watch') {
+    if ((await this.#mode(this.slices, 'endpointslices', signal)) === 'watch') {
       const out: SliceInfo[] = [];
-      for (const name of this.slicesByService.get(service) ?? []) {
+      for (const name of this.#slicesByService.get(service) ?? []) {
         const s = this.slices.get(name);
         if (s) out.push(s);
       }
       return out;
     }
-    return this.cachedGet(`slices/${service}`, () => this.fetchSlices(service), signal);
+    return this.#cachedGet(`slices/${service}`, () => this.#fetchSlices(service), signal);
   }
 
-  private async fetchSlices(service: string): Promise<SliceInfo[]> {
+  async #fetchSlices(service: string): Promise<SliceInfo[]> {
     const ns = encodeURIComponent(this.namespace);
-    if (!this.slicesListForbidden) {
+    if (!this.#slicesListForbidden) {
       // A user who may list but not watch still gets slices in one request.
       const selector = encodeURIComponent(`kubernetes.io/service-name=${service}`);
       try {
         const list = await getJSON<{ items?: unknown[] }>(
-          this.client,
+          this.#client,
           `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices?labelSelector=${selector}`,
           { timeoutMs: API_LOOKUP_TIMEOUT_MS },
         );
         return (list.items ?? []).map(projectSlice).filter((s): s is SliceInfo => s !== null && s.service === service);
       } catch (err) {
         if (!(err instanceof KubesocksError) || err.code !== 'FORBIDDEN') throw err;
-        this.slicesListForbidden = err;
+        this.#slicesListForbidden = err;
       }
     }
     // Last resort: the v1 Endpoints object, which has the service's name and so needs only `get`.
     try {
-      const ep = await getJSON<unknown>(this.client, `/api/v1/namespaces/${ns}/endpoints/${encodeURIComponent(service)}`, { timeoutMs: API_LOOKUP_TIMEOUT_MS });
+      const ep = await getJSON<unknown>(this.#client, `/api/v1/namespaces/${ns}/endpoints/${encodeURIComponent(service)}`, { timeoutMs: API_LOOKUP_TIMEOUT_MS });
       return sliceFromEndpoints(ep, service);
     } catch (err) {
       if (err instanceof KubesocksError && (err.code === 'NOT_FOUND' || err.code === 'FORBIDDEN')) {
-        const denied = this.slicesListForbidden;
+        const denied = this.#slicesListForbidden;
         throw new KubesocksError(
           'FORBIDDEN',
           `${denied?.message ?? err.message} (kubesocks must list endpointslices or get endpoints in namespace "${this.namespace}" to find the pods of service "${service}")`,
@@ -306,7 +309,7 @@ export class NamespaceCache {
 
   /** Pods with this IP, or null when pods cannot be listed here (so nobody can tell). */
   async podsWithIP(ip: string, signal?: AbortSignal): Promise<PodInfo[] | null> {
-    if ((await this.mode(this.pods, 'pods', signal)) === 'get') return null;
+    if ((await this.#mode(this.pods, 'pods', signal)) === 'get') return null;
     return this.podsWithIPNow(ip) ?? [];
   }
 
@@ -314,7 +317,7 @@ export class NamespaceCache {
   podsWithIPNow(ip: string): PodInfo[] | null {
     if (!this.pods.synced || this.pods.forbidden) return null;
     const out: PodInfo[] = [];
-    for (const name of this.podsByIP.get(ip) ?? []) {
+    for (const name of this.#podsByIP.get(ip) ?? []) {
       const p = this.pods.get(name);
       if (p) out.push(p);
     }
@@ -324,20 +327,25 @@ export class NamespaceCache {
   /** Without waiting: the service with this ClusterIP if the service list is in. */
   serviceWithIPNow(ip: string): ServiceInfo | undefined {
     if (!this.services.synced || this.services.forbidden) return undefined;
-    const name = this.serviceByIP.get(ip);
+    const name = this.#serviceByIP.get(ip);
     return name === undefined ? undefined : this.services.get(name);
   }
 }
 
 /** The LRU of namespace caches: an evicted namespace stops its watches. */
 export class NamespaceCaches {
-  private readonly lru: LRUCache<string, NamespaceCache>;
+  readonly #lru: LRUCache<string, NamespaceCache>;
+
+  readonly #client: RequestSource;
+  readonly #opts: CacheOptions;
 
   constructor(
-    private readonly client: RequestSource,
-    private readonly opts: CacheOptions = {},
+    client: RequestSource,
+    opts: CacheOptions = {},
   ) {
-    this.lru = new LRUCache<string, NamespaceCache>({
+    this.#client = client;
+    this.#opts = opts;
+    this.#lru = new LRUCache<string, NamespaceCache>({
       max: Math.max(1, opts.maxNamespaces ?? 64),
       dispose: (cache, ns) => {
         debug('namespace %s leaves the cache: stopping its watches', ns);
@@ -348,10 +356,10 @@ export class NamespaceCaches {
 
   /** The cache of `namespace`, started on first use; marks it most recently used. */
   get(namespace: string): NamespaceCache {
-    let cache = this.lru.get(namespace);
+    let cache = this.#lru.get(namespace);
     if (!cache) {
-      cache = new NamespaceCache(namespace, this.client, this.opts);
-      this.lru.set(namespace, cache);
+      cache = new NamespaceCache(namespace, this.#client, this.#opts);
+      this.#lru.set(namespace, cache);
       cache.start();
     }
     return cache;
@@ -359,30 +367,30 @@ export class NamespaceCaches {
 
   /** Drops `namespace`'s cache (stopping its watches) if it is still `cache`. */
   drop(namespace: string, cache: NamespaceCache): void {
-    if (this.lru.peek(namespace) === cache) this.lru.delete(namespace);
+    if (this.#lru.peek(namespace) === cache) this.#lru.delete(namespace);
   }
 
   /** Is the namespace cached (without touching its recency)? */
   has(namespace: string): boolean {
-    return this.lru.has(namespace);
+    return this.#lru.has(namespace);
   }
 
   /** The namespaces cached (watched) now, without touching recency. */
   names(): string[] {
-    return [...this.lru.keys()];
+    return [...this.#lru.keys()];
   }
 
   /** Every cache, without touching recency. */
   all(): NamespaceCache[] {
-    return [...this.lru.values()];
+    return [...this.#lru.values()];
   }
 
   get size(): number {
-    return this.lru.size;
+    return this.#lru.size;
   }
 
   /** Stops every watch. */
   close(): void {
-    this.lru.clear();
+    this.#lru.clear();
   }
 }

@@ -22,15 +22,15 @@ function key(ep: ChoosableEndpoint): string {
 
 export class EndpointChooser {
   /** Pod → a use counter value (larger = used more recently). Bounded so pod churn cannot grow it. */
-  private readonly lastUsed: LRUCache<string, number>;
+  readonly #lastUsed: LRUCache<string, number>;
   /** Pods recently reported refused/gone; entries expire after avoidMs. */
-  private readonly avoid: LRUCache<string, Outcome>;
-  private seq = 0;
+  readonly #avoid: LRUCache<string, Outcome>;
+  #seq = 0;
 
   constructor(opts: { avoidMs?: number; max?: number } = {}) {
     const max = opts.max ?? 10_000;
-    this.lastUsed = new LRUCache<string, number>({ max });
-    this.avoid = new LRUCache<string, Outcome>({ max, ttl: Math.max(1, opts.avoidMs ?? 10_000) });
+    this.#lastUsed = new LRUCache<string, number>({ max });
+    this.#avoid = new LRUCache<string, Outcome>({ max, ttl: Math.max(1, opts.avoidMs ?? 10_000) });
   }
 
   /**
@@ -40,25 +40,25 @@ export class EndpointChooser {
   order<E extends ChoosableEndpoint>(eps: E[]): E[] {
     const rank = eps.map((ep) => {
       const k = key(ep);
-      return { ep, avoided: this.avoid.has(k) ? 1 : 0, used: this.lastUsed.peek(k) ?? 0, k };
+      return { ep, avoided: this.#avoid.has(k) ? 1 : 0, used: this.#lastUsed.peek(k) ?? 0, k };
     });
     rank.sort((a, b) => a.avoided - b.avoided || a.used - b.used || (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
     const first = rank[0];
-    if (first) this.lastUsed.set(first.k, ++this.seq);
+    if (first) this.#lastUsed.set(first.k, ++this.#seq);
     return rank.map((r) => r.ep);
   }
 
   report(ep: ChoosableEndpoint, outcome: Outcome): void {
     const k = key(ep);
     if (outcome === 'ok') {
-      this.avoid.delete(k);
-      this.lastUsed.set(k, ++this.seq);
+      this.#avoid.delete(k);
+      this.#lastUsed.set(k, ++this.#seq);
     } else {
-      this.avoid.set(k, outcome);
+      this.#avoid.set(k, outcome);
     }
   }
 
   isAvoided(ep: ChoosableEndpoint): boolean {
-    return this.avoid.has(key(ep));
+    return this.#avoid.has(key(ep));
   }
 }

@@ -58,73 +58,78 @@ function projectOwner(kind: 'service' | 'pod') {
 const FORBIDDEN = Symbol('forbidden');
 
 export class ClusterIPLookup {
-  private readonly answers: LRUCache<string, Promise<IPAnswer>>;
+  readonly #answers: LRUCache<string, Promise<IPAnswer>>;
   /** Fallback when the service field selector is not supported: ClusterIP → service, reused for the TTL. */
-  private serviceMap: { map: Map<string, IPOwner>; at: number } | null = null;
-  private noServiceSelector = false;
+  #serviceMap: { map: Map<string, IPOwner>; at: number } | null = null;
+  #noServiceSelector = false;
+
+  readonly #client: RequestSource;
+  readonly #ttlMs: number;
 
   constructor(
-    private readonly client: RequestSource,
-    private readonly ttlMs = 10_000,
+    client: RequestSource,
+    ttlMs = 10_000,
     maxEntries = 1_000,
   ) {
-    this.answers = new LRUCache<string, Promise<IPAnswer>>({ max: maxEntries, ttl: Math.max(1, ttlMs) });
+    this.#client = client;
+    this.#ttlMs = ttlMs;
+    this.#answers = new LRUCache<string, Promise<IPAnswer>>({ max: maxEntries, ttl: Math.max(1, ttlMs) });
   }
 
   lookup(ip: string, signal?: AbortSignal): Promise<IPAnswer> {
-    let p = this.answers.get(ip);
+    let p = this.#answers.get(ip);
     if (!p) {
-      p = this.find(ip);
-      this.answers.set(ip, p);
+      p = this.#find(ip);
+      this.#answers.set(ip, p);
       p.catch(() => {
-        if (this.answers.get(ip) === p) this.answers.delete(ip);
+        if (this.#answers.get(ip) === p) this.#answers.delete(ip);
       });
     }
     return untilAborted(p, signal, abortError);
   }
 
-  private async find(ip: string): Promise<IPAnswer> {
-    const svc = await this.findService(ip);
+  async #find(ip: string): Promise<IPAnswer> {
+    const svc = await this.#findService(ip);
     if (svc !== null && svc !== FORBIDDEN) return svc;
-    const pod = await this.findPod(ip);
+    const pod = await this.#findPod(ip);
     if (pod !== null && pod !== FORBIDDEN) return pod;
     return svc === FORBIDDEN || pod === FORBIDDEN ? 'unknown' : null;
   }
 
-  private async query(kind: 'service' | 'pod', path: string): Promise<Found[] | typeof FORBIDDEN> {
+  async #query(kind: 'service' | 'pod', path: string): Promise<Found[] | typeof FORBIDDEN> {
     try {
-      return (await listAll(this.client, path, projectOwner(kind), { timeoutMs: API_LOOKUP_TIMEOUT_MS })).items;
+      return (await listAll(this.#client, path, projectOwner(kind), { timeoutMs: API_LOOKUP_TIMEOUT_MS })).items;
     } catch (err) {
       if (err instanceof KubesocksError && err.code === 'FORBIDDEN') return FORBIDDEN;
       throw err;
     }
   }
 
-  private async findService(ip: string): Promise<IPOwner | null | typeof FORBIDDEN> {
-    if (!this.noServiceSelector) {
+  async #findService(ip: string): Promise<IPOwner | null | typeof FORBIDDEN> {
+    if (!this.#noServiceSelector) {
       try {
-        const found = await this.query('service', `/api/v1/services?fieldSelector=${encodeURIComponent(`spec.clusterIP=${ip}`)}`);
+        const found = await this.#query('service', `/api/v1/services?fieldSelector=${encodeURIComponent(`spec.clusterIP=${ip}`)}`);
         if (found === FORBIDDEN) return FORBIDDEN;
         const hit = found.find((s) => s.ips.includes(ip)) ?? found[0];
         return hit ? { kind: 'service', namespace: hit.namespace, name: hit.name } : null;
       } catch (err) {
         // Older API servers: "field label not supported: spec.clusterIP".
         if (!(err instanceof KubesocksError && /field label not supported/.test(err.message))) throw err;
-        this.noServiceSelector = true;
+        this.#noServiceSelector = true;
       }
     }
-    if (!this.serviceMap || Date.now() - this.serviceMap.at >= this.ttlMs) {
-      const all = await this.query('service', '/api/v1/services');
+    if (!this.#serviceMap || Date.now() - this.#serviceMap.at >= this.#ttlMs) {
+      const all = await this.#query('service', '/api/v1/services');
       if (all === FORBIDDEN) return FORBIDDEN;
       const map = new Map<string, IPOwner>();
       for (const s of all) for (const a of s.ips) map.set(a, { kind: 'service', namespace: s.namespace, name: s.name });
-      this.serviceMap = { map, at: Date.now() };
+      this.#serviceMap = { map, at: Date.now() };
     }
-    return this.serviceMap.map.get(ip) ?? null;
+    return this.#serviceMap.map.get(ip) ?? null;
   }
 
-  private async findPod(ip: string): Promise<IPOwner | null | typeof FORBIDDEN> {
-    const found = await this.query('pod', `/api/v1/pods?fieldSelector=${encodeURIComponent(`status.podIP=${ip}`)}`);
+  async #findPod(ip: string): Promise<IPOwner | null | typeof FORBIDDEN> {
+    const found = await this.#query('pod', `/api/v1/pods?fieldSelector=${encodeURIComponent(`status.podIP=${ip}`)}`);
     if (found === FORBIDDEN) return FORBIDDEN;
     // Pod IPs are reused: a Running pod beats a finished one that held the same IP.
     const hit = found.find((p) => p.running) ?? found[0];
@@ -132,7 +137,7 @@ export class ClusterIPLookup {
   }
 
   close(): void {
-    this.answers.clear();
-    this.serviceMap = null;
+    this.#answers.clear();
+    this.#serviceMap = null;
   }
 }

@@ -30,71 +30,74 @@ function nameOf(raw: unknown): string | null {
 }
 
 export class NamespaceDirectory {
-  private names: Set<string> | null = null;
-  private fetchedAt = 0;
-  private inflight: Promise<Set<string> | 'forbidden'> | null = null;
-  private forbiddenAt = 0;
-  private readonly perName: LRUCache<string, Promise<boolean>>;
+  #names: Set<string> | null = null;
+  #fetchedAt = 0;
+  #inflight: Promise<Set<string> | 'forbidden'> | null = null;
+  #forbiddenAt = 0;
+  readonly #perName: LRUCache<string, Promise<boolean>>;
   /** Namespaces known to exist without a list (for namespaces() when listing is forbidden). */
-  private readonly seen = new LRUCache<string, true>({ max: 1_000 });
-  private readonly ttlMs: number;
-  private readonly missRefreshMs: number;
+  readonly #seen = new LRUCache<string, true>({ max: 1_000 });
+  readonly #ttlMs: number;
+  readonly #missRefreshMs: number;
+
+  readonly #client: RequestSource;
 
   constructor(
-    private readonly client: RequestSource,
+    client: RequestSource,
     opts: NamespaceDirectoryOptions = {},
   ) {
-    this.ttlMs = opts.ttlMs ?? 30_000;
-    this.missRefreshMs = opts.missRefreshMs ?? 5_000;
-    this.perName = new LRUCache<string, Promise<boolean>>({ max: 1_000, ttl: Math.max(1, this.ttlMs) });
+    this.#client = client;
+    this.#ttlMs = opts.ttlMs ?? 30_000;
+    this.#missRefreshMs = opts.missRefreshMs ?? 5_000;
+    this.#perName = new LRUCache<string, Promise<boolean>>({ max: 1_000, ttl: Math.max(1, this.#ttlMs) });
   }
 
-  private refresh(): Promise<Set<string> | 'forbidden'> {
-    this.inflight ??= listAll(this.client, '/api/v1/namespaces', nameOf)
+  #refresh(): Promise<Set<string> | 'forbidden'> {
+    this.#inflight ??= listAll(this.#client, '/api/v1/namespaces', nameOf)
       .then(
         ({ items }) => {
-          this.names = new Set(items);
-          this.fetchedAt = Date.now();
-          return this.names;
+          this.#names = new Set(items);
+          this.#fetchedAt = Date.now();
+          return this.#names;
         },
         (err: unknown) => {
           if (err instanceof KubesocksError && err.code === 'FORBIDDEN') {
-            this.forbiddenAt = Date.now();
+            this.#forbiddenAt = Date.now();
             return 'forbidden' as const;
           }
           throw err;
         },
       )
       .finally(() => {
-        this.inflight = null;
+        this.#inflight = null;
       });
-    return this.inflight;
+    return this.#inflight;
   }
 
   /** The cached list if fresh, else a new one; 'forbidden' when listing is not allowed. */
-  private async current(maxAgeMs: number): Promise<Set<string> | 'forbidden'> {
+  async #current(maxAgeMs: number): Promise<Set<string> | 'forbidden'> {
     const now = Date.now();
     // Permissions rarely change: after a 403, try listing again only after the TTL.
-    if (this.forbiddenAt && now - this.forbiddenAt < this.ttlMs) return 'forbidden';
-    if (this.names && now - this.fetchedAt < maxAgeMs) return this.names;
-    return this.refresh();
+    if (this.#forbiddenAt && now - this.#forbiddenAt < this.#ttlMs) return 'forbidden';
+    if (this.#names && now - this.#fetchedAt < maxAgeMs) return this.#names;
+    return this.#refresh();
   }
 
   /** Does namespace `ns` exist? Rejects on API failures (other than 403). */
   async exists(ns: string, signal?: AbortSignal): Promise<boolean> {
-    let list = await untilAborted(this.current(this.ttlMs), signal, abortError);
-    if (list !== 'forbidden' && !list.has(ns) && Date.now() - this.fetchedAt >= this.missRefreshMs) {
+    let list = await untilAborted(this.#current(this.#ttlMs), signal, abortError);
+    if (list !== 'forbidden' && !list.has(ns) && Date.now() - this.#fetchedAt >= this.#missRefreshMs) {
       // An old list is refreshed once for every miss; the new one is the answer.
-      list = await untilAborted(this.current(this.missRefreshMs), signal, abortError);
-      if (list !== 'forbidden') return this.fromList(list, ns);
+      list = await untilAborted(this.#current(this.#missRefreshMs), signal, abortError);
+      if (list !== 'forbidden') return this.#fromList(list, ns);
     }
-    if (list !== 'forbidden' && list.has(ns)) return this.fromList(list, ns);
+    if (list !== 'forbidden' && list.has(ns)) return this.#fromList(list, ns);
     // A miss in a recent list may be a namespace created since, so that one
     // name is asked for (a GET, cheap; a "no" is kept missRefreshMs). Without
     // the right to list, these GETs are all there is.
-    let p = this.perName.get(ns);
+    let p = this.#perName.get(ns);
     if (!p) {
-      p = getJSON<unknown>(this.client, `/api/v1/namespaces/${encodeURIComponent(ns)}`, { timeoutMs: API_LOOKUP_TIMEOUT_MS }).then(
+      p = getJSON<unknown>(this.#client, `/api/v1/namespaces/${encodeURIComponent(ns)}`, { timeoutMs: API_LOOKUP_TIMEOUT_MS }).then(
         () => true,
         (err: unknown) => {
           if (err instanceof KubesocksError) {
@@ -105,30 +108,30 @@ export class NamespaceDirectory {
         },
       );
       const asked = p;
-      this.perName.set(ns, asked);
+      this.#perName.set(ns, asked);
       asked.then(
         (exists) => {
-          if (!exists && this.perName.get(ns) === asked) this.perName.set(ns, asked, { ttl: Math.max(1, this.missRefreshMs) });
+          if (!exists && this.#perName.get(ns) === asked) this.#perName.set(ns, asked, { ttl: Math.max(1, this.#missRefreshMs) });
         },
         () => {
-          if (this.perName.get(ns) === asked) this.perName.delete(ns);
+          if (this.#perName.get(ns) === asked) this.#perName.delete(ns);
         },
       );
     }
     const exists = await untilAborted(p, signal, abortError);
-    if (exists) this.seen.set(ns, true);
+    if (exists) this.#seen.set(ns, true);
     return exists;
   }
 
-  private fromList(list: Set<string>, ns: string): boolean {
+  #fromList(list: Set<string>, ns: string): boolean {
     if (!list.has(ns)) return false;
-    this.seen.set(ns, true);
+    this.#seen.set(ns, true);
     return true;
   }
 
   /** Remember a namespace seen to exist some other way (e.g. its objects were listed). */
   noteSeen(ns: string): void {
-    this.seen.set(ns, true);
+    this.#seen.set(ns, true);
   }
 
   /**
@@ -139,11 +142,11 @@ export class NamespaceDirectory {
   async list(): Promise<string[]> {
     let list: Set<string> | 'forbidden';
     try {
-      list = await this.current(this.ttlMs);
+      list = await this.#current(this.#ttlMs);
     } catch {
-      list = this.names ?? 'forbidden';
+      list = this.#names ?? 'forbidden';
     }
     if (list !== 'forbidden') return [...list].sort();
-    return [...this.seen.keys()].sort();
+    return [...this.#seen.keys()].sort();
   }
 }

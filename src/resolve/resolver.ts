@@ -102,18 +102,18 @@ function notFound(message: string): KubesocksError {
 }
 
 export class Resolver {
-  private readonly clusterDomain: string;
-  private readonly defaultNamespace: string;
-  private readonly caches: NamespaceCaches;
-  private readonly directory: NamespaceDirectory;
-  private readonly ipIndex: ClusterIPLookup;
-  private readonly chooser: EndpointChooser;
-  private readonly negative: LRUCache<string, KubesocksError> | null;
-  private closed = false;
+  readonly #clusterDomain: string;
+  readonly #defaultNamespace: string;
+  readonly #caches: NamespaceCaches;
+  readonly #directory: NamespaceDirectory;
+  readonly #ipIndex: ClusterIPLookup;
+  readonly #chooser: EndpointChooser;
+  readonly #negative: LRUCache<string, KubesocksError> | null;
+  #closed = false;
 
   constructor(client: ResolverClient, opts: ResolverOptions = {}) {
-    this.clusterDomain = normalizeHost(opts.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN);
-    this.defaultNamespace = opts.namespace ?? client.namespace;
+    this.#clusterDomain = normalizeHost(opts.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN);
+    this.#defaultNamespace = opts.namespace ?? client.namespace;
     const cacheOpts = {
       maxNamespaces: opts.maxNamespaces ?? 64,
       getFallbackTtlMs: opts.getFallbackTtlMs ?? 5_000,
@@ -123,13 +123,13 @@ export class Resolver {
       observer: opts.observer,
       context: opts.context,
     };
-    this.caches = new NamespaceCaches(client, cacheOpts);
+    this.#caches = new NamespaceCaches(client, cacheOpts);
     const listTtl = opts.listTtlMs ?? 30_000;
-    this.directory = new NamespaceDirectory(client, { ttlMs: listTtl });
-    this.ipIndex = new ClusterIPLookup(client, opts.ipTtlMs ?? 10_000);
-    this.chooser = new EndpointChooser({ avoidMs: opts.avoidMs ?? 10_000 });
+    this.#directory = new NamespaceDirectory(client, { ttlMs: listTtl });
+    this.#ipIndex = new ClusterIPLookup(client, opts.ipTtlMs ?? 10_000);
+    this.#chooser = new EndpointChooser({ avoidMs: opts.avoidMs ?? 10_000 });
     const negativeTtl = opts.negativeTtlMs ?? 2_000;
-    this.negative = negativeTtl > 0 ? new LRUCache<string, KubesocksError>({ max: 1_000, ttl: negativeTtl }) : null;
+    this.#negative = negativeTtl > 0 ? new LRUCache<string, KubesocksError>({ max: 1_000, ttl: negativeTtl }) : null;
   }
 
   /**
@@ -138,27 +138,27 @@ export class Resolver {
    * FORBIDDEN, BAD_TARGET, TIMEOUT, API_UNREACHABLE, CLOSED.
    */
   async resolve(host: string, port: number, signal?: AbortSignal): Promise<Resolution> {
-    if (this.closed) throw new KubesocksError('CLOSED', 'the resolver is closed');
+    if (this.#closed) throw new KubesocksError('CLOSED', 'the resolver is closed');
     if (!isValidPort(port)) {
       throw new KubesocksError('BAD_TARGET', `port must be an integer 1-65535, got ${String(port)}`);
     }
     const name = normalizeHost(host);
     if (name === '') throw new KubesocksError('BAD_TARGET', 'empty host name');
-    const cached = this.negative?.get(name);
+    const cached = this.#negative?.get(name);
     if (cached) throw new KubesocksError(cached.code, cached.message);
     try {
-      const r = await this.resolveParsed(name, this.parse(name), port, 0, signal);
+      const r = await this.#resolveParsed(name, this.#parse(name), port, 0, signal);
       debug('%s:%d → %s', name, port, r.kind === 'cluster' ? r.description : `external ${r.host}:${r.port}`);
       return r;
     } catch (err) {
-      if (err instanceof KubesocksError && err.code === 'NOT_FOUND') this.negative?.set(name, err);
+      if (err instanceof KubesocksError && err.code === 'NOT_FOUND') this.#negative?.set(name, err);
       throw err;
     }
   }
 
   /** Report how a connection to an endpoint went, so the next choices adapt. */
   report(ep: Endpoint, outcome: 'ok' | 'refused' | 'gone'): void {
-    this.chooser.report(ep, outcome);
+    this.#chooser.report(ep, outcome);
   }
 
   /**
@@ -168,20 +168,20 @@ export class Resolver {
    * namespace; an IP when a service or pod has it. Lookup failures → false.
    */
   async isClusterName(host: string): Promise<boolean> {
-    const parsed = this.parse(normalizeHost(host));
+    const parsed = this.#parse(normalizeHost(host));
     const byForm = isClusterForm(parsed);
     if (byForm !== null) return byForm;
     const first = parsed[0];
     try {
       if (!first) return true;
       if (first.kind === 'ip') {
-        const owner = await this.findIP(first.ip);
+        const owner = await this.#findIP(first.ip);
         return owner !== null && owner !== 'unknown';
       }
       if (parsed[parsed.length - 1]?.kind === 'external') {
-        return await this.directory.exists((first as { namespace: string }).namespace);
+        return await this.#directory.exists((first as { namespace: string }).namespace);
       }
-      const cache = await this.ns(this.defaultNamespace, undefined);
+      const cache = await this.#ns(this.#defaultNamespace, undefined);
       for (const c of parsed) {
         if (c.kind === 'service' && (await cache.service(c.service))) return true;
         if (c.kind === 'pod' && (await cache.pod(c.pod))) return true;
@@ -195,17 +195,17 @@ export class Resolver {
 
   /** The namespaces whose services, pods and slices are watched now. */
   cachedNamespaces(): string[] {
-    return this.caches.names();
+    return this.#caches.names();
   }
 
   /** Namespaces that exist (for the PAC file): the list, or, when that is forbidden, those seen. */
   namespaces(): Promise<string[]> {
-    return this.directory.list();
+    return this.#directory.list();
   }
 
   /** Namespaces whose services, EndpointSlices and pods are watched now. */
   watchedNamespaces(): string[] {
-    return this.caches
+    return this.#caches
       .all()
       .map((cache) => cache.namespace)
       .sort();
@@ -213,13 +213,13 @@ export class Resolver {
 
   /** Stops every watch. Later resolve() calls reject with CLOSED. */
   close(): void {
-    this.closed = true;
-    this.caches.close();
-    this.ipIndex.close();
+    this.#closed = true;
+    this.#caches.close();
+    this.#ipIndex.close();
   }
 
-  private parse(name: string): ParsedName[] {
-    return parseName(name, { clusterDomain: this.clusterDomain, namespace: this.defaultNamespace });
+  #parse(name: string): ParsedName[] {
+    return parseName(name, { clusterDomain: this.#clusterDomain, namespace: this.#defaultNamespace });
   }
 
   /**
@@ -229,21 +229,21 @@ export class Resolver {
    * the cache is dropped again when it does not exist, so three watches on a
    * name that is not a namespace do not push a useful namespace out of the LRU.
    */
-  private async ns(namespace: string, signal: AbortSignal | undefined): Promise<NamespaceCache> {
-    if (this.closed) throw new KubesocksError('CLOSED', 'the resolver is closed');
-    if (this.caches.has(namespace)) return this.caches.get(namespace);
-    const cache = this.caches.get(namespace);
+  async #ns(namespace: string, signal: AbortSignal | undefined): Promise<NamespaceCache> {
+    if (this.#closed) throw new KubesocksError('CLOSED', 'the resolver is closed');
+    if (this.#caches.has(namespace)) return this.#caches.get(namespace);
+    const cache = this.#caches.get(namespace);
     try {
-      await this.assertNamespace(namespace, signal);
+      await this.#assertNamespace(namespace, signal);
     } catch (error) {
-      this.caches.drop(namespace, cache);
+      this.#caches.drop(namespace, cache);
       throw error;
     }
-    if (this.closed) throw new KubesocksError('CLOSED', 'the resolver is closed');
+    if (this.#closed) throw new KubesocksError('CLOSED', 'the resolver is closed');
     return cache;
   }
 
-  private async resolveParsed(
+  async #resolveParsed(
     name: string,
     parsed: ParsedName[],
     port: number,
@@ -253,19 +253,19 @@ export class Resolver {
     const first = parsed[0];
     if (!first) {
       throw notFound(
-        `${name} is inside the cluster domain ${this.clusterDomain} but is not a name Kubernetes DNS serves ` +
-          `(SERVICE.NAMESPACE.svc.${this.clusterDomain}, HOSTNAME.SERVICE.NAMESPACE.svc.${this.clusterDomain}, A-B-C-D.NAMESPACE.pod.${this.clusterDomain})`,
+        `${name} is inside the cluster domain ${this.#clusterDomain} but is not a name Kubernetes DNS serves ` +
+          `(SERVICE.NAMESPACE.svc.${this.#clusterDomain}, HOSTNAME.SERVICE.NAMESPACE.svc.${this.#clusterDomain}, A-B-C-D.NAMESPACE.pod.${this.#clusterDomain})`,
       );
     }
     switch (first.kind) {
       case 'external':
         return { kind: 'external', host: first.host, port };
       case 'ip':
-        return this.resolveIP(first.ip, port, depth, signal);
+        return this.#resolveIP(first.ip, port, depth, signal);
       case 'podIP':
-        return this.resolvePodIP(first.namespace, first.ip, port, signal);
+        return this.#resolvePodIP(first.namespace, first.ip, port, signal);
       case 'serviceHost':
-        return this.resolveServiceHost(first.namespace, first.service, first.hostname, port, signal);
+        return this.#resolveServiceHost(first.namespace, first.service, first.hostname, port, signal);
       case 'service':
       case 'pod':
         break;
@@ -274,21 +274,21 @@ export class Resolver {
     // `x.y`, the internet host x.y when there is no namespace y.
     const namespace = first.namespace;
     const external = parsed.find((p) => p.kind === 'external');
-    if (external && !(await this.directory.exists(namespace, signal))) {
+    if (external && !(await this.#directory.exists(namespace, signal))) {
       return { kind: 'external', host: external.host, port };
     }
-    const cache = await this.ns(namespace, signal);
+    const cache = await this.#ns(namespace, signal);
     const svcCandidate = parsed.find((p): p is Extract<ParsedName, { kind: 'service' }> => p.kind === 'service');
     const podCandidate = parsed.find((p): p is Extract<ParsedName, { kind: 'pod' }> => p.kind === 'pod');
     if (svcCandidate) {
       const svc = await cache.service(svcCandidate.service, signal);
-      if (svc) return this.resolveService(cache, svc, port, depth, signal);
+      if (svc) return this.#resolveService(cache, svc, port, depth, signal);
     }
     if (podCandidate) {
       const pod = await cache.pod(podCandidate.pod, signal);
-      if (pod) return this.resolvePod(namespace, pod, port);
+      if (pod) return this.#resolvePod(namespace, pod, port);
     }
-    await this.assertNamespace(namespace, signal);
+    await this.#assertNamespace(namespace, signal);
     if (svcCandidate && podCandidate) {
       throw notFound(`no service or pod named "${svcCandidate.service}" in namespace "${namespace}" (see kubectl get svc,pods -n ${namespace})`);
     }
@@ -300,17 +300,17 @@ export class Resolver {
   }
 
   /** NOT_FOUND naming the namespace when it does not exist (after a miss, to say which part is wrong). */
-  private async assertNamespace(namespace: string, signal: AbortSignal | undefined): Promise<void> {
+  async #assertNamespace(namespace: string, signal: AbortSignal | undefined): Promise<void> {
     let exists = true;
     try {
-      exists = await this.directory.exists(namespace, signal);
+      exists = await this.#directory.exists(namespace, signal);
     } catch {
       // Could not tell: the caller's own NOT_FOUND is still true.
     }
     if (!exists) throw notFound(`namespace "${namespace}" does not exist (see kubectl get namespaces)`);
   }
 
-  private async resolveService(
+  async #resolveService(
     cache: NamespaceCache,
     svc: ServiceInfo,
     port: number,
@@ -322,21 +322,21 @@ export class Resolver {
     if (svc.type === 'ExternalName') {
       const target = normalizeHost(svc.externalName ?? '');
       if (target === '') throw new KubesocksError('NOT_FORWARDABLE', `${id} is an ExternalName service without an externalName`);
-      const parsed = this.parse(target);
+      const parsed = this.#parse(target);
       const first = parsed[0];
       if (first?.kind === 'external' && parsed.length === 1) return { kind: 'external', host: target, port };
       // A cluster name (or an IP, or an `x.y` that may be one): follow it once.
       if (depth >= 1) {
         throw new KubesocksError('NOT_FORWARDABLE', `${id} points to ${target}, another ExternalName hop; kubesocks follows only one`);
       }
-      return this.resolveParsed(target, parsed, port, depth + 1, signal);
+      return this.#resolveParsed(target, parsed, port, depth + 1, signal);
     }
 
     if (svc.headless) {
       // DNS answers a headless name with the pods' own IPs: the port is the pod's.
       const slices = await cache.slicesFor(svc.metadata.name, signal);
       const eps = slices.flatMap((s) => s.endpoints.map((ep) => ({ ep, port })));
-      return this.choose(namespace, svc, eps, port, `headless service ${namespace}/${svc.metadata.name} port ${port}`);
+      return this.#choose(namespace, svc, eps, port, `headless service ${namespace}/${svc.metadata.name} port ${port}`);
     }
 
     const tcp = svc.ports.filter((p) => (p.protocol ?? 'TCP') === 'TCP');
@@ -359,10 +359,10 @@ export class Resolver {
       for (const ep of slice.endpoints) eps.push({ ep, port: sp.port });
     }
     const target = [...new Set(eps.map((e) => e.port))].join('/');
-    return this.choose(namespace, svc, eps, port, `service ${namespace}/${svc.metadata.name} port ${port}${target ? ` → ${target}` : ''}`);
+    return this.#choose(namespace, svc, eps, port, `service ${namespace}/${svc.metadata.name} port ${port}${target ? ` → ${target}` : ''}`);
   }
 
-  private choose(
+  #choose(
     namespace: string,
     svc: ServiceInfo,
     eps: Array<{ ep: EndpointInfo; port: number }>,
@@ -399,7 +399,7 @@ export class Resolver {
       }
       throw new KubesocksError('NO_READY_ENDPOINTS', `${id} has no ready endpoints for port ${port}: ${why}`);
     }
-    const candidates = this.chooser.order(
+    const candidates = this.#chooser.order(
       ready.map((e) => {
         const ep: Endpoint = { namespace, pod: e.ep.pod as string, port: e.port, service: svc.metadata.name };
         if (e.ep.uid) ep.podUid = e.ep.uid;
@@ -409,17 +409,17 @@ export class Resolver {
     return { kind: 'cluster', candidates, description: `${what} (${ready.length} ready)` };
   }
 
-  private async resolveServiceHost(
+  async #resolveServiceHost(
     namespace: string,
     service: string,
     hostname: string,
     port: number,
     signal: AbortSignal | undefined,
   ): Promise<Resolution> {
-    const cache = await this.ns(namespace, signal);
+    const cache = await this.#ns(namespace, signal);
     const svc = await cache.service(service, signal);
     if (!svc) {
-      await this.assertNamespace(namespace, signal);
+      await this.#assertNamespace(namespace, signal);
       throw notFound(`service "${service}" not found in namespace "${namespace}" (see kubectl get svc -n ${namespace})`);
     }
     const slices = await cache.slicesFor(service, signal);
@@ -430,7 +430,7 @@ export class Resolver {
           `(see kubectl get endpointslices -n ${namespace} -l kubernetes.io/service-name=${service})`,
       );
     }
-    return this.choose(
+    return this.#choose(
       namespace,
       svc,
       matches.map((ep) => ({ ep, port })),
@@ -439,7 +439,7 @@ export class Resolver {
     );
   }
 
-  private resolvePod(namespace: string, pod: PodInfo, port: number): Resolution {
+  #resolvePod(namespace: string, pod: PodInfo, port: number): Resolution {
     if (pod.phase !== 'Running') {
       throw new KubesocksError(
         'POD_NOT_RUNNING',
@@ -451,8 +451,8 @@ export class Resolver {
     return { kind: 'cluster', candidates: [ep], description: `pod ${namespace}/${pod.metadata.name} port ${port}` };
   }
 
-  private async resolvePodIP(namespace: string, ip: string, port: number, signal: AbortSignal | undefined): Promise<Resolution> {
-    const cache = await this.ns(namespace, signal);
+  async #resolvePodIP(namespace: string, ip: string, port: number, signal: AbortSignal | undefined): Promise<Resolution> {
+    const cache = await this.#ns(namespace, signal);
     const pods = await cache.podsWithIP(ip, signal);
     if (pods === null) {
       throw notFound(
@@ -461,30 +461,30 @@ export class Resolver {
     }
     const pod = pods.find((p) => p.phase === 'Running') ?? pods[0];
     if (!pod) {
-      await this.assertNamespace(namespace, signal);
+      await this.#assertNamespace(namespace, signal);
       throw notFound(`no pod with IP ${ip} in namespace "${namespace}" (see kubectl get pods -n ${namespace} -o wide)`);
     }
-    return this.resolvePod(namespace, pod, port);
+    return this.#resolvePod(namespace, pod, port);
   }
 
   /** The service or pod owning `ip`: watched namespaces first, then a cluster-wide list. */
-  private async findIP(
+  async #findIP(
     ip: string,
     signal?: AbortSignal,
   ): Promise<{ svc: ServiceInfo; cache: NamespaceCache } | { pod: PodInfo; namespace: string } | null | 'unknown'> {
-    for (const cache of this.caches.all()) {
+    for (const cache of this.#caches.all()) {
       const svc = cache.serviceWithIPNow(ip);
       if (svc) return { svc, cache };
     }
-    for (const cache of this.caches.all()) {
+    for (const cache of this.#caches.all()) {
       const pods = cache.podsWithIPNow(ip);
       const pod = pods?.find((p) => p.phase === 'Running') ?? pods?.[0];
       if (pod) return { pod, namespace: cache.namespace };
     }
-    const owner = await this.ipIndex.lookup(ip, signal);
+    const owner = await this.#ipIndex.lookup(ip, signal);
     if (owner === null || owner === 'unknown') return owner;
-    this.directory.noteSeen(owner.namespace);
-    const cache = await this.ns(owner.namespace, signal);
+    this.#directory.noteSeen(owner.namespace);
+    const cache = await this.#ns(owner.namespace, signal);
     if (owner.kind === 'service') {
       const svc = await cache.service(owner.name, signal);
       return svc ? { svc, cache } : null;
@@ -493,8 +493,8 @@ export class Resolver {
     return pod ? { pod, namespace: owner.namespace } : null;
   }
 
-  private async resolveIP(ip: string, port: number, depth: number, signal: AbortSignal | undefined): Promise<Resolution> {
-    const owner = await this.findIP(ip, signal);
+  async #resolveIP(ip: string, port: number, depth: number, signal: AbortSignal | undefined): Promise<Resolution> {
+    const owner = await this.#findIP(ip, signal);
     if (owner === null) return { kind: 'external', host: ip, port };
     if (owner === 'unknown') {
       if (!isPrivate(ip)) return { kind: 'external', host: ip, port };
@@ -502,8 +502,8 @@ export class Resolver {
         `${ip} is not a ClusterIP or pod IP kubesocks can see (listing services and pods across namespaces is forbidden); use a name such as SERVICE.NAMESPACE`,
       );
     }
-    if ('svc' in owner) return this.resolveService(owner.cache, owner.svc, port, depth, signal);
-    return this.resolvePod(owner.namespace, owner.pod, port);
+    if ('svc' in owner) return this.#resolveService(owner.cache, owner.svc, port, depth, signal);
+    return this.#resolvePod(owner.namespace, owner.pod, port);
   }
 }
 
