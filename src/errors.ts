@@ -55,6 +55,10 @@ export const ERROR_CODES = {
   API_UNREACHABLE: 'the API server is unreachable',
   /** A client of the proxy sent no or wrong proxy credentials. */
   PROXY_AUTH: 'proxy credentials missing or wrong',
+  /** The proxy is at one of its limits (handshakes in flight) and closed a connection to make room. */
+  OVERLOADED: 'the proxy is at a limit',
+  /** The request uses a protocol feature the proxy does not implement (e.g. an unknown transfer coding). */
+  NOT_IMPLEMENTED: 'not implemented by the proxy',
   /**
    * The work was abandoned because something closed: the client went away,
    * or the object asked (dialer, pool, proxy, connection) is closed.

@@ -5,7 +5,7 @@
  */
 import type { Dialer } from '../dialer/dialer.js';
 import { createProxyServer, type ProxyServer } from '../proxy/server.js';
-import type { ConnectionRecord } from '../proxy/client-connection.js';
+import { ConnectionLog } from './connection-log.js';
 import { formatAddress, type ListenAddress } from './listen-address.js';
 
 export interface RunProxyOptions {
@@ -25,14 +25,6 @@ export function say(line: string): void {
   process.stderr.write(`kubesocks: ${line}\n`);
 }
 
-export function formatRecord(record: ConnectionRecord): string {
-  const target = record.target ?? '(no target)';
-  const route = record.via ? ` via ${record.via}` : '';
-  const traffic = `up ${record.bytesUp} B, down ${record.bytesDown} B, ${Math.round(record.durationMs)} ms`;
-  if (record.error) return `${record.client} ${record.protocol} ${target}${route} failed [${record.error.code}]: ${record.error.message}`;
-  return `${record.client} ${record.protocol} ${target}${route} (${traffic})`;
-}
-
 /** A listen failure as one line that says what to do. */
 export function explainListenError(error: unknown, address: string): string {
   const code = (error as NodeJS.ErrnoException).code;
@@ -45,13 +37,13 @@ export function explainListenError(error: unknown, address: string): string {
 
 export async function runProxy(options: RunProxyOptions): Promise<ProxyServer> {
   const { dialer, listen, auth, verbose } = options;
+  const log = new ConnectionLog({ verbose, print: say });
   const server = createProxyServer({
     connector: dialer.connector(),
     auth,
     observer: dialer.observer,
-    onConnection: (record) => {
-      if (verbose || record.error) say(formatRecord(record));
-    },
+    onConnection: (record) => log.record(record),
+    onError: (error) => say(error.message),
   });
   // Before the ready line: a script that sees it may signal at once, and an
   // unhandled SIGTERM would kill the process without closing anything.
@@ -64,6 +56,7 @@ export async function runProxy(options: RunProxyOptions): Promise<ProxyServer> {
     say(`${signal}: closing (open connections get ${SHUTDOWN_GRACE_MS / 1000} s to finish)`);
     void server
       .close(SHUTDOWN_GRACE_MS)
+      .then(() => log.close())
       .then(() => dialer.close())
       .then(() => options.onShutdown?.())
       .then(

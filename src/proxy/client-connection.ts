@@ -45,16 +45,20 @@ export interface ConnectionRecord {
 
 /** Counters behind `ProxyServer.stats()`. */
 export interface ProxyStats {
-  /** Client sockets open now. */
+  /** Client sockets being served now (not counting `waiting`). */
   openSockets: number;
-  /** Client sockets still in their handshake (no complete request yet). */
+  /** Client sockets still in their handshake (no complete request yet), read now. */
   handshakes: number;
-  /** Client sockets accepted since start. */
+  /** Client sockets accepted and waiting to be read (`maxHandshakes` are in flight). */
+  waiting: number;
+  /** Client sockets admitted (read) since start. */
   accepted: number;
-  /** Client sockets closed at once because `maxHandshakes` were in flight. */
-  rejected: number;
+  /** Client sockets closed because they sent nothing while others waited for a handshake slot. */
+  evicted: number;
   /** Client sockets closed because the handshake took longer than `handshakeTimeoutMs`. */
   handshakeTimeouts: number;
+  /** accept() failures of the listener (EMFILE: the process is out of file descriptors). */
+  acceptErrors: number;
 }
 
 /** What the server shares with every connection. */
@@ -90,16 +94,18 @@ export class ClientConnection {
   protocol: ProxyProtocol = 'unknown';
   readonly #ctx: ProxyContext;
   readonly #abort = new AbortController();
+  readonly #onHandshakeEnd: () => void;
   #handshaking = true;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(socket: Socket, ctx: ProxyContext) {
+  /** `onHandshakeEnd` runs once, when the handshake completes or the socket closes (it frees a slot). */
+  constructor(socket: Socket, ctx: ProxyContext, onHandshakeEnd: () => void = () => {}) {
     this.socket = socket;
     this.#ctx = ctx;
+    this.#onHandshakeEnd = onHandshakeEnd;
     this.client = formatHostPort(unmapIPv4(socket.remoteAddress ?? '?'), socket.remotePort ?? 0);
     ctx.stats.accepted++;
     ctx.stats.openSockets++;
-    ctx.stats.handshakes++;
     // Every socket gets an 'error' listener: a reset client must never crash the process.
     socket.on('error', (err) => debug('%s socket error: %s', this.client, err.message));
     socket.once('close', () => {
@@ -128,8 +134,8 @@ export class ClientConnection {
   endHandshake(): void {
     if (!this.#handshaking) return;
     this.#handshaking = false;
-    this.#ctx.stats.handshakes--;
     clearTimeout(this.#timer);
+    this.#onHandshakeEnd();
   }
 
   #handshakeTimedOut(): void {

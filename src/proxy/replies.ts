@@ -83,6 +83,8 @@ export const FAILURE_REPLIES: Readonly<Record<ErrorCode, FailureReply>> = {
   CLOSED: general,
   LISTEN_FAILED: general,
   INTERNAL: general,
+  OVERLOADED: unavailable,
+  NOT_IMPLEMENTED: { socks5: SOCKS5_REPLY.GENERAL_FAILURE, socks4: SOCKS4_REPLY.REJECTED_OR_FAILED, http: 501 },
 };
 
 /** What to answer for `err`; codes not in the table (never expected) get the general failure. */

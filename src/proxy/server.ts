@@ -1,14 +1,18 @@
 /**
  * The proxy's one listener. Each connection goes to the front its first
- * byte names (sniff.ts). It owns the limits that protect the process: the handshake
- * deadline, the cap on handshakes in flight and the header size cap, and
- * the refusal to serve other machines without credentials.
+ * byte names (sniff.ts). It owns the limits that protect the process: the
+ * handshake deadline, the handshakes read at once (admission.ts: beyond them
+ * sockets wait, and silent ones make room), the header size cap, the
+ * failures of accept() (EMFILE), and the refusal to serve other machines
+ * without credentials.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { debuglog } from 'node:util';
 import { asKubesocksError, KubesocksError } from '../errors.js';
 import { openListenerRefusal } from '../net/loopback.js';
 import { positiveInteger } from '../net/options.js';
+import { AcceptFailures } from './accept-failures.js';
+import { Admission, type AdmissionTicket } from './admission.js';
 import { CredentialChecker, validateCredentials, type Credentials } from './auth.js';
 import { ClientConnection, type ConnectionRecord, type ProxyContext, type ProxyStats } from './client-connection.js';
 import { Observer } from '../observe/observer.js';
@@ -35,11 +39,25 @@ export interface ProxyServerOptions {
   handshakeTimeoutMs?: number | undefined;
   /** Cap on the size of HTTP request headers; larger gets 431. Default 16 KiB. */
   maxHeaderBytes?: number | undefined;
-  /** Cap on connections still in their handshake; new ones beyond it are closed at once. Default 512. */
+  /**
+   * Connections read at once while in their handshake. Connections beyond it
+   * are accepted but not read until a slot frees (never closed for it).
+   * Default 1024.
+   */
   maxHandshakes?: number | undefined;
+  /**
+   * While connections wait for a slot, a connection that has sent nothing
+   * for this long since it started being read is closed to make room, oldest
+   * first. Default 500 ms.
+   */
+  silentGraceMs?: number | undefined;
   /** Called once per proxied connection or forwarded request, and for failed handshakes (the `-v` log). */
   onConnection?: ((record: ConnectionRecord) => void) | undefined;
-  /** Called for failures of the proxy itself: LISTEN_FAILED (accept failing, e.g. EMFILE), INTERNAL (a bug caught in a handler or thrown by onConnection). */
+  /**
+   * Called for failures of the proxy itself: LISTEN_FAILED (accept failing,
+   * e.g. EMFILE, told at most once per 10 s with a count), INTERNAL (a bug
+   * caught in a handler or thrown by onConnection).
+   */
   onError?: ((err: KubesocksError) => void) | undefined;
   /**
    * Records what the proxy does, for `/`, `/status.json` and `/metrics`.
@@ -68,7 +86,15 @@ export type { ConnectionRecord, ProxyStats } from './client-connection.js';
 
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = HANDSHAKE_TIMEOUT_MS;
 export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
-export const DEFAULT_MAX_HANDSHAKES = 512;
+export const DEFAULT_MAX_HANDSHAKES = 1024;
+export const DEFAULT_SILENT_GRACE_MS = 500;
+/**
+ * Connections the kernel completes before the proxy accepts them. Node's
+ * default, 511, overflows under a burst of a few thousand connects and
+ * Linux then drops or resets the excess; Linux caps it at
+ * net.core.somaxconn (4096 since 5.4).
+ */
+const ACCEPT_BACKLOG = 4096;
 
 export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   if (typeof options?.connector?.connect !== 'function' || typeof options.connector.pacInfo !== 'function') {
@@ -78,11 +104,12 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const handshakeTimeoutMs = positiveInteger('handshakeTimeoutMs', options.handshakeTimeoutMs, DEFAULT_HANDSHAKE_TIMEOUT_MS);
   const maxHeaderBytes = positiveInteger('maxHeaderBytes', options.maxHeaderBytes, DEFAULT_MAX_HEADER_BYTES);
   const maxHandshakes = positiveInteger('maxHandshakes', options.maxHandshakes, DEFAULT_MAX_HANDSHAKES);
+  const silentGraceMs = positiveInteger('silentGraceMs', options.silentGraceMs, DEFAULT_SILENT_GRACE_MS);
   const checker = options.auth ? new CredentialChecker(options.auth) : undefined;
   const { onConnection, onError } = options;
   const observer = options.observer ?? new Observer();
 
-  const stats: ProxyStats = { openSockets: 0, handshakes: 0, accepted: 0, rejected: 0, handshakeTimeouts: 0 };
+  const stats: ProxyStats = { openSockets: 0, handshakes: 0, waiting: 0, accepted: 0, evicted: 0, handshakeTimeouts: 0, acceptErrors: 0 };
   let closing = false;
   const connections = new Set<ClientConnection>();
   /** Waiters for the moment no client socket is open (net.Server's close fires a little earlier). */
@@ -127,28 +154,43 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     http: (conn, first) => httpFront.accept(conn, first),
   };
 
+  const byTicket = new WeakMap<AdmissionTicket, ClientConnection>();
+  const admission = new Admission({
+    maxHandshakes,
+    silentGraceMs,
+    admit(socket, ticket) {
+      const conn = new ClientConnection(socket, ctx, () => admission.release(ticket));
+      connections.add(conn);
+      byTicket.set(ticket, conn);
+      socket.once('close', () => {
+        admission.release(ticket);
+        connections.delete(conn);
+        if (connections.size === 0 && admission.waiting === 0) for (const drained of onDrained.splice(0)) drained();
+      });
+      sniff(conn, fronts, () => admission.heard(ticket));
+    },
+    evict(ticket) {
+      stats.evicted++;
+      byTicket.get(ticket)?.report({
+        target: null,
+        error: new KubesocksError('OVERLOADED', `closed to make room: sent nothing for ${silentGraceMs} ms while ${maxHandshakes} handshakes were in flight and others waited`),
+      });
+      ticket.socket.destroy();
+    },
+  });
+
+  const acceptFailures = new AcceptFailures(reportError);
+
   // allowHalfOpen: a client's FIN must only end the way to the destination (see relay.ts).
-  const server: Server = createServer({ allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
+  // pauseOnConnect: a socket is read only once admitted (admission.ts).
+  const server: Server = createServer({ allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000, pauseOnConnect: true });
 
   server.on('connection', (socket: Socket) => {
     if (closing) {
       socket.destroy();
       return;
     }
-    if (stats.handshakes >= maxHandshakes) {
-      stats.rejected++;
-      debug('rejecting %s: %d handshakes in flight', socket.remoteAddress, stats.handshakes);
-      socket.on('error', () => {});
-      socket.destroy();
-      return;
-    }
-    const conn = new ClientConnection(socket, ctx);
-    connections.add(conn);
-    socket.once('close', () => {
-      connections.delete(conn);
-      if (connections.size === 0) for (const drained of onDrained.splice(0)) drained();
-    });
-    sniff(conn, fronts);
+    admission.offer(socket);
   });
 
   let listening = false;
@@ -170,7 +212,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
         };
         server.once('error', onListenError);
         try {
-          server.listen({ host, port }, onListening);
+          server.listen({ host, port, backlog: ACCEPT_BACKLOG }, onListening);
         } catch (err) {
           // Bad arguments (a port out of range) throw synchronously.
           server.off('error', onListenError);
@@ -178,8 +220,11 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
         }
         function onListening(): void {
           server.off('error', onListenError);
-          // Later listener errors (accept failing, e.g. EMFILE) do not stop the proxy; report them.
-          server.on('error', (err) => reportError(asKubesocksError(err, 'LISTEN_FAILED')));
+          // Later listener errors (accept failing, e.g. EMFILE) do not stop the proxy; report them, summarised.
+          server.on('error', (err: NodeJS.ErrnoException) => {
+            stats.acceptErrors++;
+            acceptFailures.note(err);
+          });
           const address = server.address();
           if (address === null || typeof address === 'string') {
             reject(new KubesocksError('LISTEN_FAILED', 'the proxy listener has no TCP address'));
@@ -197,6 +242,8 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
         return Promise.reject(new TypeError(`Expected \`graceMs\` to be a non-negative number, got ${String(graceMs)}`));
       }
       closing = true;
+      admission.close();
+      acceptFailures.close();
       closed = new Promise<void>((resolve) => {
         const listenerClosed = new Promise<void>((done) => {
           if (!server.listening) done();
@@ -225,7 +272,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     },
 
     stats() {
-      return { ...stats };
+      return { ...stats, handshakes: admission.inFlight, waiting: admission.waiting };
     },
   };
 }

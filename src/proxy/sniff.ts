@@ -17,13 +17,15 @@ export interface Fronts {
 
 /**
  * Waits for the first bytes (in paused mode, so nothing is lost) and hands
- * the socket to the front its first byte names.
+ * the socket to the front its first byte names. `onFirstBytes` is told
+ * first (the admission: the client is no longer silent).
  */
-export function sniff(conn: ClientConnection, fronts: Fronts): void {
+export function sniff(conn: ClientConnection, fronts: Fronts, onFirstBytes: () => void = () => {}): void {
   const { socket } = conn;
   const onReadable = conn.guard(() => {
     const first = socket.read() as Buffer | null;
     if (first === null || first.length === 0) return;
+    onFirstBytes();
     stop();
     const byte = first[0];
     if (byte === FIRST_BYTE.SOCKS5) fronts.socks5(conn, first);
