@@ -3,13 +3,15 @@
  * raw bytes both ways.
  */
 import type { IncomingMessage } from 'node:http';
-import { asKubesocksError, KubesocksError } from '../errors.js';
-import { parseAuthority } from '../net/address.js';
+import { asKubesocksError } from '../errors.js';
+import { formatTarget, parseAuthority } from '../net/address.js';
 import { BASIC_CHALLENGE } from './auth.js';
 import type { ClientConnection, ProxyContext } from './client-connection.js';
 import { openTunnel, type TunnelReplies } from './connect-and-relay.js';
 import { authorized, ERROR_CODE_HEADER, proxyAuthError, rawResponse } from './http-responses.js';
+import { badConnectTargetError, hostError } from './http-request-checks.js';
 import { failureReply } from './replies.js';
+import { displayWireText, redactUserinfo } from './wire-text.js';
 
 /** Sent once a CONNECT tunnel is open (RFC 9110 §9.3.6: any 2xx; this is the customary text). */
 export const CONNECT_ESTABLISHED = 'HTTP/1.1 200 Connection established\r\n\r\n';
@@ -24,15 +26,16 @@ const CONNECT_REPLIES: TunnelReplies = {
 export function serveConnect(ctx: ProxyContext, conn: ClientConnection, req: IncomingMessage, head: Buffer): void {
   const authority = req.url ?? '';
   if (!authorized(ctx, req, 'proxy-authorization')) {
-    conn.report({ target: authority.slice(0, 300), error: proxyAuthError() });
+    conn.report({ target: displayWireText(redactUserinfo(authority.slice(0, 300))), error: proxyAuthError() });
     conn.endWith(rawResponse(407, 'proxy credentials required', { 'Proxy-Authenticate': BASIC_CHALLENGE }));
     return;
   }
   const target = parseAuthority(authority);
-  if (!target) {
-    const error = new KubesocksError('BAD_TARGET', `CONNECT needs host:port, got ${JSON.stringify(authority.slice(0, 200))}`);
-    conn.report({ target: null, error });
-    conn.endWith(rawResponse(400, error.message, { [ERROR_CODE_HEADER]: error.code }));
+  const error = target ? hostError(target.host) : badConnectTargetError(authority);
+  if (error || !target) {
+    const failure = error ?? badConnectTargetError(authority);
+    conn.report({ target: target ? displayWireText(formatTarget(target)) : null, error: failure });
+    conn.endWith(rawResponse(400, failure.message, { [ERROR_CODE_HEADER]: failure.code }));
     return;
   }
   openTunnel(conn, target, head, CONNECT_REPLIES).catch((err: unknown) => {

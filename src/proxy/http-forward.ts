@@ -5,12 +5,14 @@
  */
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { debuglog } from 'node:util';
 import { asKubesocksError, KubesocksError } from '../errors.js';
 import { formatTarget, parseAuthority } from '../net/address.js';
 import type { ProxyTarget } from '../net/connector.js';
 import type { ClientConnection } from './client-connection.js';
 import { filterHeaders } from './http-headers.js';
+import { endsInChunked } from './http-request-checks.js';
 import { sendError } from './http-responses.js';
 
 const debug = debuglog('kubesocks:proxy');
@@ -46,7 +48,9 @@ export async function forwardRequest(conn: ClientConnection, req: IncomingMessag
   // Aborted when the client connection closes or this response is abandoned.
   const abort = new AbortController();
   const onSocketGone = (): void => abort.abort(conn.signal.reason);
-  conn.signal.addEventListener('abort', onSocketGone, { once: true });
+  // A queued pipelined request can start after its client left.
+  if (conn.signal.aborted) onSocketGone();
+  else conn.signal.addEventListener('abort', onSocketGone, { once: true });
   res.once('close', () => {
     conn.signal.removeEventListener('abort', onSocketGone);
     abort.abort(new KubesocksError('CLOSED', 'the response is over'));
@@ -99,9 +103,26 @@ export async function forwardRequest(conn: ClientConnection, req: IncomingMessag
     else resetClient(res);
     finish(error);
   });
+  // The upstream request carries no Upgrade (hop-by-hop, dropped), so a 101
+  // is a broken or hostile backend; Node hands it over as 'upgrade' and
+  // would otherwise leave the client without an answer.
+  upstream.on('upgrade', (_response: IncomingMessage, upSocket: Duplex) => {
+    upSocket.destroy();
+    const error = new KubesocksError('PROTOCOL_ERROR', 'the destination answered 101 Switching Protocols to a request that asked for no upgrade');
+    sendError(res, error);
+    finish(error);
+  });
   upstream.on('response', (up: IncomingMessage) => {
+    const headers = filterHeaders(up.rawHeaders, { transferEncoding: 'unless-chunked' });
+    // RFC 9112 §6.3: a response whose transfer coding does not end in
+    // chunked is delimited by closing the connection. Relayed on a kept-alive
+    // connection, the next response would become part of its body.
+    if (!endsInChunked(up.headers['transfer-encoding'])) {
+      headers.push('Connection', 'close');
+      res.shouldKeepAlive = false;
+    }
     try {
-      res.writeHead(up.statusCode ?? 502, up.statusMessage, filterHeaders(up.rawHeaders, { transferEncoding: 'unless-chunked' }));
+      res.writeHead(up.statusCode ?? 502, up.statusMessage, headers);
     } catch (err) {
       // Node's writer is stricter than its parser about some characters.
       up.destroy();
@@ -125,13 +146,18 @@ export async function forwardRequest(conn: ClientConnection, req: IncomingMessag
   });
   req.on('error', () => upstream.destroy());
   req.pipe(upstream);
-  res.once('close', () => {
-    // Finished, or the client went away early (normal, as for tunnels); a
-    // destination failure was reported where it happened.
+  // Finished, or the client went away early (normal, as for tunnels); a
+  // destination failure was reported where it happened. Keyed on the abort
+  // signal, not only on the response's 'close': a pipelined response still
+  // queued behind another is never given the socket, and Node never closes
+  // it when the client connection goes.
+  const cleanUp = (): void => {
     finish();
     upstream.destroy();
     stream.destroy();
-  });
+  };
+  if (abort.signal.aborted) cleanUp();
+  else abort.signal.addEventListener('abort', cleanUp, { once: true });
 }
 
 /**

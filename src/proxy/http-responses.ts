@@ -25,14 +25,17 @@ export function proxyAuthError(): KubesocksError {
   return new KubesocksError('PROXY_AUTH', 'proxy credentials missing or wrong (HTTP)');
 }
 
-export function sendText(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
+/** A one-line text response; `close`: the connection cannot carry another request after it. */
+export function sendText(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}, close = false): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
   const body = `${oneLine(message)}\n`;
+  if (close) res.shouldKeepAlive = false;
   res.writeHead(status, {
     ...headers,
+    ...(close ? { Connection: 'close' } : {}),
     'Content-Type': 'text/plain; charset=utf-8',
     'Content-Length': Buffer.byteLength(body),
   });

@@ -19,16 +19,29 @@ import { formatTarget } from '../net/address.js';
 import type { ClientConnection, ProxyContext } from './client-connection.js';
 import { serveConnect } from './http-connect.js';
 import { forwardRequest, parseAbsoluteHttpUrl } from './http-forward.js';
-import { authorized, proxyAuthError, rawResponse, sendError, sendProxyAuthRequired } from './http-responses.js';
+import { hostError, requestLineOf, transferCodingError, unforwardableUrlError } from './http-request-checks.js';
+import { authorized, ERROR_CODE_HEADER, proxyAuthError, rawResponse, sendError, sendProxyAuthRequired, sendText } from './http-responses.js';
 import { isSelf, serveOwnPage } from './own-pages.js';
+import { displayWireText } from './wire-text.js';
 
 const debug = debuglog('kubesocks:proxy');
+
+/**
+ * Pipelined requests served at once on one connection; beyond it the client
+ * is not read until one finishes (backpressure: 10,000 pipelined requests
+ * must not become 10,000 streams).
+ */
+export const PIPELINE_LIMIT = 4;
 
 /** Per-socket state of the HTTP front. */
 interface HttpSocketState {
   conn: ClientConnection;
-  /** Requests received whose responses have not closed yet. */
+  /** Requests received whose responses have not closed yet (started or queued). */
   inFlight: number;
+  /** Requests being served now (at most PIPELINE_LIMIT). */
+  active: number;
+  /** Pipelined requests received beyond PIPELINE_LIMIT, started in order as others finish; the socket is not read meanwhile. */
+  queue: Array<() => void>;
   /** The socket became a CONNECT tunnel: no more HTTP on it. */
   tunnel: boolean;
   /** A malformed request was answered; the socket is closing. */
@@ -64,7 +77,14 @@ export class HttpFront {
   accept(conn: ClientConnection, first: Buffer): void {
     const { socket } = conn;
     conn.protocol = 'http';
-    const state: HttpSocketState = { conn, inFlight: 0, tunnel: false, rejected: false, idleTimer: undefined };
+    const state: HttpSocketState = { conn, inFlight: 0, active: 0, queue: [], tunnel: false, rejected: false, idleTimer: undefined };
+    // While requests are queued the socket stays paused: Node's server
+    // resumes it when its own reasons to pause pass (and a request body's
+    // read does too), so pause it again at once ('resume' comes on the next
+    // tick, before any read).
+    socket.on('resume', () => {
+      if (state.queue.length > 0) socket.pause();
+    });
     this.#sockets.set(socket, state);
     socket.once('close', () => {
       clearTimeout(state.idleTimer);
@@ -108,12 +128,35 @@ export class HttpFront {
     conn.endHandshake();
     clearTimeout(state.idleTimer);
     state.inFlight++;
+    let started = false;
+    const start = (): void => {
+      started = true;
+      state.active++;
+      conn.guard(() => this.#dispatch(conn, req, res, startedAt))();
+    };
     res.once('close', () => {
       state.inFlight--;
+      if (started) state.active--;
+      this.#startQueued(state);
       this.#armIdle(state);
     });
     if (this.#ctx.closing) res.shouldKeepAlive = false;
-    conn.guard(() => this.#dispatch(conn, req, res, startedAt))();
+    if (state.active < PIPELINE_LIMIT && state.queue.length === 0) {
+      start();
+      return;
+    }
+    // Pipelined beyond the limit: serve it later, read nothing more meanwhile.
+    // Node parses the rest of the chunk at hand, so the queue holds at most
+    // one read's worth of requests (objects, no streams).
+    state.queue.push(start);
+    conn.socket.pause();
+  }
+
+  #startQueued(state: HttpSocketState): void {
+    // A closed client takes its queued requests with it.
+    if (state.conn.socket.destroyed) state.queue.length = 0;
+    while (state.active < PIPELINE_LIMIT && state.queue.length > 0) state.queue.shift()?.();
+    if (state.queue.length === 0 && !state.conn.socket.destroyed && !state.tunnel) state.conn.socket.resume();
   }
 
   #dispatch(conn: ClientConnection, req: IncomingMessage, res: ServerResponse, startedAt: number): void {
@@ -124,7 +167,7 @@ export class HttpFront {
     }
     const parsed = parseAbsoluteHttpUrl(url);
     if (!parsed) {
-      const err = new KubesocksError('BAD_TARGET', `cannot forward ${JSON.stringify(url.slice(0, 200))}: only http:// URLs are forwarded (use CONNECT for https)`);
+      const err = unforwardableUrlError(url);
       conn.report({ protocol: 'http', target: null, startedAt, error: err });
       sendError(res, err);
       return;
@@ -133,9 +176,18 @@ export class HttpFront {
       serveOwnPage(this.#ctx, conn, req, res, { path: parsed.path, asProxy: true, startedAt });
       return;
     }
+    const targetText = displayWireText(formatTarget(parsed.target));
     if (!authorized(this.#ctx, req, 'proxy-authorization')) {
-      conn.report({ protocol: 'http', target: formatTarget(parsed.target), startedAt, error: proxyAuthError() });
+      conn.report({ protocol: 'http', target: targetText, startedAt, error: proxyAuthError() });
       sendProxyAuthRequired(res);
+      return;
+    }
+    // Refused before anything is dialled: the request cannot be framed upstream, or names no host.
+    const refusal = transferCodingError(req) ?? hostError(parsed.target.host);
+    if (refusal) {
+      conn.report({ protocol: 'http', target: targetText, startedAt, error: refusal });
+      // The body's length is unknown: the connection cannot carry another request.
+      sendText(res, refusal.code === 'NOT_IMPLEMENTED' ? 501 : 400, refusal.message, { [ERROR_CODE_HEADER]: refusal.code }, true);
       return;
     }
     forwardRequest(conn, req, res, parsed, startedAt).catch((err: unknown) => {
@@ -178,7 +230,8 @@ export class HttpFront {
       return;
     }
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-    const error = new KubesocksError('PROTOCOL_ERROR', `malformed HTTP request (${err.code ?? err.message})`);
+    const line = requestLineOf((err as { rawPacket?: unknown }).rawPacket);
+    const error = new KubesocksError('PROTOCOL_ERROR', `malformed HTTP request (${err.code ?? err.message})${line ? `: ${line}` : ''}`);
     conn.report({ protocol: 'http', target: null, error });
     conn.endWith(rawResponse(status, error.message));
   }

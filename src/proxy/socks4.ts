@@ -11,7 +11,8 @@
  * SOCKS4 request is refused.
  */
 import { KubesocksError } from '../errors.js';
-import { formatIPv4, isPlausibleHostName, isValidPort, stripTrailingDot } from '../net/address.js';
+import { formatIPv4, isValidPort, stripTrailingDot } from '../net/address.js';
+import { hostProblem } from './wire-text.js';
 import { MORE, type HandshakeOutcome, type HandshakeStep, type SocksHandshake } from './handshake.js';
 import { failureReply, SOCKS4_REPLY } from './replies.js';
 
@@ -123,7 +124,8 @@ export class Socks4Handshake implements SocksHandshake {
     }
     const rest = buf.subarray(end);
     this.#buf = Buffer.alloc(0);
-    if (!isPlausibleHostName(host) || host === '0.0.0.0') return this.#badTarget(`SOCKS4 request for an invalid host ${JSON.stringify(host)}`);
+    const problem = hostProblem(host);
+    if (problem) return this.#badTarget(`SOCKS4 request refused: ${problem}`);
     if (!isValidPort(port)) return this.#badTarget(`SOCKS4 request for port ${port}`);
     this.#state = 'done';
     return { type: 'connect', target: { host, port }, rest };

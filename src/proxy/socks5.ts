@@ -12,7 +12,8 @@
  * UDP ASSOCIATE are answered with 07 (command not supported).
  */
 import { KubesocksError } from '../errors.js';
-import { formatIPv4, formatIPv6, isPlausibleHostName, isValidPort, stripTrailingDot } from '../net/address.js';
+import { formatIPv4, formatIPv6, isValidPort, stripTrailingDot } from '../net/address.js';
+import { hostProblem } from './wire-text.js';
 import type { CredentialChecker } from './auth.js';
 import { MORE, type HandshakeOutcome, type HandshakeStep, type SocksHandshake } from './handshake.js';
 import { failureReply, SOCKS5_REPLY } from './replies.js';
@@ -253,7 +254,8 @@ export class Socks5Handshake implements SocksHandshake {
     }
     const port = buf.readUInt16BE(addrEnd);
     this.#consume(addrEnd + 2);
-    if (!isPlausibleHostName(host)) return this.#badTarget(`SOCKS5 request for an invalid host name ${JSON.stringify(host)}`);
+    const problem = hostProblem(host);
+    if (problem) return this.#badTarget(`SOCKS5 request refused: ${problem}`);
     if (!isValidPort(port)) return this.#badTarget(`SOCKS5 request for port ${port}`);
     const rest = this.#buf;
     this.#buf = Buffer.alloc(0);
