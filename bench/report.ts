@@ -9,6 +9,7 @@ import type { ServicesFigures } from './services.js';
 import type { StartupFigures } from './startup.js';
 import { summaryTable } from './summary.js';
 import type { ThroughputRow } from './throughput.js';
+import { transportsTable, type TransportRow } from './transports.js';
 import type { UpgradeFigures } from './upgrades.js';
 
 export interface Machine {
@@ -40,6 +41,8 @@ export interface Results {
   /** `--rtt MS`: through a relay delaying each direction by MS/2. */
   rtt?: RttFigures;
   services?: ServicesFigures;
+  /** kubesocks and kubectl over each port-forward transport. */
+  transports?: TransportRow[];
   /** CPU profiles of kubesocks during a SOCKS5 download and upload (full runs). */
   profiles: Profile[];
   /** Measurements that did not complete, or whose integrity check failed. */
@@ -252,6 +255,9 @@ export function renderReport(r: Results): string {
   }
   if (r.concurrency) parts.push(`## Concurrent sockets (fresh kubesocks process)\n\n${concurrencyTable(r.concurrency, r.throughput.find((t) => t.route === 'kubectl'))}`);
   if (r.services) parts.push(`## Many services at once (one socket held open to each)\n\n${servicesTable(r.services)}`);
+  if (r.transports) {
+    parts.push(`## Port-forward transports: SPDY and WebSockets (${mib(Number(r.config.transportBytes))} each way, sha256-checked)\n\n${transportsTable(r.transports)}`);
+  }
   for (const p of r.profiles) parts.push(`## Where kubesocks spends its CPU: ${p.transfer.split(' at ')[0]} (node --cpu-prof, top self time)\n\n${profileTable(p)}`);
   const goals = targets(r);
   if (goals.length) {

@@ -31,6 +31,7 @@ import type { Machine, Profile, Results } from './report.js';
 import { measureServices } from './services.js';
 import { ceilingRoute, dialerRoute, measureThroughput, ROUTE_LABELS } from './throughput.js';
 import type { RouteSpec, ThroughputRow } from './throughput.js';
+import { measureTransports } from './transports.js';
 import { measureUpgrades } from './upgrades.js';
 import { measureOnePod } from './onepod.js';
 import { measureRtt } from './rtt.js';
@@ -52,7 +53,7 @@ const { values: flags } = parseArgs({
 
 if (flags.help) {
   process.stdout.write(
-    'Usage: npm run bench [-- --quick] [-- --runs N] [-- --rtt MS] [-- --only throughput,latency,upgrades,startup,onepod,concurrency,services,rtt,profile] [-- --no-profile] [-- --out FILE] [-- --runtime containerd]\nSee bench/README.md.\n',
+    'Usage: npm run bench [-- --quick] [-- --runs N] [-- --rtt MS] [-- --only throughput,latency,upgrades,startup,onepod,concurrency,services,rtt,transports,profile] [-- --no-profile] [-- --out FILE] [-- --runtime containerd]\nSee bench/README.md.\n',
   );
   process.exit(0);
 }
@@ -90,10 +91,12 @@ const config = {
   rttMs: flags.rtt === undefined ? 0 : Number(flags.rtt),
   rttBytes: quick ? 16 * MiB : 256 * MiB,
   rttLatencySamples: quick ? 20 : 200,
+  transportBytes: quick ? 64 * MiB : 512 * MiB,
+  transportRuns: quick ? 1 : 3,
   profile: flags['no-profile'] ? false : (flags.profile ?? !quick),
 } as const;
 const outFile = flags.out ?? join(ROOT, 'bench', 'results.json');
-const PHASES = ['throughput', 'latency', 'upgrades', 'startup', 'onepod', 'concurrency', 'services', 'rtt', 'profile'] as const;
+const PHASES = ['throughput', 'latency', 'upgrades', 'startup', 'onepod', 'concurrency', 'services', 'rtt', 'transports', 'profile'] as const;
 if (!(config.rttMs >= 0 && config.rttMs <= 10_000)) {
   process.stderr.write(`--rtt: "${flags.rtt}" is not a round-trip time in ms (0–10000)\n`);
   process.exit(2);
@@ -388,6 +391,19 @@ async function main(): Promise<Results> {
           latencySamples: config.rttLatencySamples,
           bytes: config.rttBytes,
           runs: quick ? 1 : 3,
+        });
+      });
+    }
+
+    // ---- each port-forward transport, kubesocks and kubectl, in fresh processes
+    if (want('transports')) {
+      await phase('transports', async () => {
+        log(`transports: kubesocks and kubectl over SPDY and over WebSockets, ${config.transportBytes / MiB} MiB each way, ${config.transportRuns} run(s)`);
+        results.transports = await measureTransports(sim, kubectl, {
+          bytes: config.transportBytes,
+          warmupBytes: config.warmupBytes,
+          runs: config.transportRuns,
+          connectSamples: config.latencySamples,
         });
       });
     }

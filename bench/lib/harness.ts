@@ -70,12 +70,13 @@ export interface Kubesocks {
 }
 
 /** `node dist/cli.js serve` against the simulator; `profileDir` runs it under --cpu-prof. */
-export async function startKubesocks(sim: Sim, name: string, profileDir?: string): Promise<Kubesocks> {
+export async function startKubesocks(sim: Sim, name: string, profileDir?: string, extra: { args?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<Kubesocks> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first`);
   const nodeFlags = ['--import', join(ROOT, 'bench', 'lib', 'exit-with-parent.mjs'), ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])];
   if (profileDir) await mkdir(profileDir, { recursive: true });
-  const child = start(name, process.execPath, [...nodeFlags, CLI, 'serve', '--kubeconfig', sim.kubeconfig, '--listen', '127.0.0.1:0', '-n', NS], {
+  const child = start(name, process.execPath, [...nodeFlags, CLI, 'serve', '--kubeconfig', sim.kubeconfig, '--listen', '127.0.0.1:0', '-n', NS, ...(extra.args ?? [])], {
     cwd: ROOT,
+    ...(extra.env ? { env: { ...process.env, ...extra.env } } : {}),
   });
   const m = await child.waitFor(/listening on ([\d.]+):(\d+)/, 30_000);
   return { child, proxy: { host: m[1]!, port: Number(m[2]) }, sample: () => sample(child.pid) };
@@ -121,9 +122,11 @@ export async function startPortForward(
   remotePorts: number[],
   name = `kubectl ${target}`,
   namespace = NS,
+  env?: NodeJS.ProcessEnv,
 ): Promise<PortForward & { readyMs: number }> {
   const t0 = performance.now();
-  const child = start(name, kubectl, ['--kubeconfig', sim.kubeconfig, '-n', namespace, 'port-forward', '--address', '127.0.0.1', target, ...remotePorts.map((p) => `:${p}`)]);
+  const args = ['--kubeconfig', sim.kubeconfig, '-n', namespace, 'port-forward', '--address', '127.0.0.1', target, ...remotePorts.map((p) => `:${p}`)];
+  const child = start(name, kubectl, args, env ? { env: { ...process.env, ...env } } : {});
   const ports = new Map<number, Address>();
   for (const remote of remotePorts) {
     const m = await child.waitFor(new RegExp(`Forwarding from 127\\.0\\.0\\.1:(\\d+) -> ${remote}\\b`), 30_000);

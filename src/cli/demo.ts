@@ -10,7 +10,7 @@ import { createDialer } from '../dialer/dialer.js';
 import { SimCluster } from '../sim/cluster.js';
 import { SANDBOX_MODES, loadScenario } from '../sim/scenario.js';
 import type { SandboxMode } from '../sim/types.js';
-import { UsageError, parseFlags } from './flags.js';
+import { UsageError, parseFlags, parseTransportFlag } from './flags.js';
 import { parseListenAndAuth } from './listen-address.js';
 import { PROXY_FLAGS, parseDirect } from './serve.js';
 import { runProxy, say } from './proxy-runner.js';
@@ -28,7 +28,10 @@ Flags:
   --control                 also serve the simulator's control endpoint (for tests and benchmarks)
   --sandboxes MODE          simulated (default) or containerd: every running pod a real sandbox in a
                             private containerd (Linux, root; see docs/real-runtime.md)
-  --auth, --direct, -v      as for "kubesocks serve"
+  --feature-gates G=BOOL    the simulated API server's gates: PortForwardWebsockets=false acts as an
+                            API server without port-forward over WebSockets (before 1.31), so clients
+                            fall back to SPDY (default: true, as 1.31+)
+  --auth, --direct, --transport, -v   as for "kubesocks serve"
   -h, --help                this help
 `;
 
@@ -40,6 +43,7 @@ export async function demo(args: string[]): Promise<void> {
     'api-port': { type: 'string' },
     control: { type: 'boolean' },
     sandboxes: { type: 'string' },
+    'feature-gates': { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(DEMO_HELP);
@@ -56,6 +60,7 @@ export async function demo(args: string[]): Promise<void> {
     port: values['api-port'] ? Number(values['api-port']) : 0,
     control: values.control ?? false,
     ...(sandboxes !== undefined ? { sandboxes: sandboxes as SandboxMode } : {}),
+    ...parseFeatureGates(values['feature-gates']),
   });
   say(`simulated cluster https://${new URL(cluster.url).host} (API server ${cluster.url})`);
   if (cluster.containerd) say(`pods are real sandboxes in a private containerd (bridge ${cluster.containerd.bridge}, ${cluster.containerd.subnet}, state in ${cluster.containerd.dir})`);
@@ -77,7 +82,13 @@ export async function demo(args: string[]): Promise<void> {
     await cluster.writeKubeconfig(kubeconfig);
     say(`kubeconfig ${kubeconfig}${values['write-kubeconfig'] ? ` (try: kubectl --kubeconfig ${kubeconfig} get pods -n demo)` : ''}`);
 
-    const dialer = await createDialer({ kubeconfig, clusterDomain: values['cluster-domain'], direct: parseDirect(values.direct), namespace: values.namespace });
+    const dialer = await createDialer({
+      kubeconfig,
+      clusterDomain: values['cluster-domain'],
+      direct: parseDirect(values.direct),
+      namespace: values.namespace,
+      transport: parseTransportFlag(values.transport),
+    });
     await runProxy({
       dialer,
       listen,
@@ -115,4 +126,18 @@ function demoHints(proxy: string): string[] {
     `curl -x http://${proxy} http://web-0.demo:9090/               # a pod port nothing listens on: 502 with the kubelet reason`,
     `browser PAC file: http://${proxy}/proxy.pac`,
   ];
+}
+
+/** `--feature-gates PortForwardWebsockets=false` (kube-apiserver's flag syntax; the one gate the simulator has). */
+export function parseFeatureGates(value: string | undefined): { featureGates?: { PortForwardWebsockets: boolean } } {
+  if (value === undefined) return {};
+  const gates = { PortForwardWebsockets: true };
+  for (const item of value.split(',')) {
+    const match = /^\s*([A-Za-z]+)=(true|false)\s*$/.exec(item);
+    if (!match || match[1] !== 'PortForwardWebsockets') {
+      throw new UsageError(`--feature-gates: expected PortForwardWebsockets=true|false, got "${item}"`);
+    }
+    gates.PortForwardWebsockets = match[2] === 'true';
+  }
+  return { featureGates: gates };
 }

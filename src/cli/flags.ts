@@ -1,5 +1,6 @@
 /** Flag parsing shared by the commands (node:util parseArgs: strict, no dependency). */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { TRANSPORT_CHOICES, type TransportChoice } from '../tunnel/transport.js';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -48,3 +49,13 @@ export function parseDuration(value: string, flag: string): number {
   const unit = match[2] ?? 's';
   return Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit as 'ms' | 's' | 'm' | 'h']);
 }
+
+/** `--transport auto|spdy|websocket` (default auto). */
+export function parseTransportFlag(value: string | undefined): TransportChoice {
+  if (value === undefined) return 'auto';
+  if ((TRANSPORT_CHOICES as readonly string[]).includes(value)) return value as TransportChoice;
+  throw new UsageError(`--transport: expected one of ${TRANSPORT_CHOICES.join(', ')}, got "${value}"`);
+}
+
+/** The help line every command shows for --transport. */
+export const TRANSPORT_HELP = '--transport T          port-forward over auto (default: WebSocket, else SPDY, as kubectl), spdy or websocket';

@@ -3,7 +3,7 @@ import { createDialer } from '../dialer/dialer.js';
 import { Forwarder } from '../forward/forwarder.js';
 import { parseAddresses, parsePortSpec, parseResource } from './forward-spec.js';
 import { ForwardTarget } from '../forward/forward-target.js';
-import { UsageError, parseDuration, parseFlags } from './flags.js';
+import { UsageError, parseDuration, parseFlags, parseTransportFlag } from './flags.js';
 import { SHUTDOWN_GRACE_MS, say } from './proxy-runner.js';
 
 export const FORWARD_HELP = `Usage: kubesocks forward [flags] TYPE/NAME [LOCAL:]REMOTE [...]
@@ -22,6 +22,7 @@ Flags:
   -n, --namespace NS           namespace (default: the context's)
   --address LIST               local addresses, comma-separated (default localhost = 127.0.0.1 and ::1)
   --pod-running-timeout DUR    how long to wait at start for a running pod (default 1m)
+  --transport T                port-forward over auto (default: WebSocket, else SPDY, as kubectl), spdy or websocket
   --kubeconfig FILE, --context NAME, --cluster-domain D
   -h, --help                   this help
 `;
@@ -34,6 +35,7 @@ export async function forward(args: string[]): Promise<void> {
     kubeconfig: { type: 'string' },
     context: { type: 'string' },
     'cluster-domain': { type: 'string' },
+    transport: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -53,6 +55,7 @@ export async function forward(args: string[]): Promise<void> {
     namespace: values.namespace,
     clusterDomain: values['cluster-domain'],
     direct: 'deny',
+    transport: parseTransportFlag(values.transport),
   });
   const target = new ForwardTarget(dialer, dialer.context().namespace, resource);
   try {

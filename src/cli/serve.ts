@@ -1,6 +1,6 @@
 /** `kubesocks [serve]`: the proxy against the user's cluster. */
 import { createDialer } from '../dialer/dialer.js';
-import { UsageError, parseFlags } from './flags.js';
+import { TRANSPORT_HELP, UsageError, parseFlags, parseTransportFlag } from './flags.js';
 import { parseListenAndAuth } from './listen-address.js';
 import { runProxy } from './proxy-runner.js';
 
@@ -18,6 +18,7 @@ Flags:
   --cluster-domain D     cluster DNS domain (default cluster.local)
   --auth USER:PASS       require these credentials (or set KUBESOCKS_AUTH); needed off loopback
   --direct allow|deny    hosts outside the cluster: dial directly (default) or refuse
+  ${TRANSPORT_HELP}
   -v, --verbose          log every proxied connection
   -h, --help             this help
 `;
@@ -30,6 +31,7 @@ export const PROXY_FLAGS = {
   'cluster-domain': { type: 'string' },
   auth: { type: 'string' },
   direct: { type: 'string' },
+  transport: { type: 'string' },
   verbose: { type: 'boolean', short: 'v' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -53,6 +55,7 @@ export async function serve(args: string[]): Promise<void> {
     namespace: values.namespace,
     clusterDomain: values['cluster-domain'],
     direct: parseDirect(values.direct),
+    transport: parseTransportFlag(values.transport),
   });
   await runProxy({ dialer, listen, auth, verbose: values.verbose ?? false });
 }

@@ -16,6 +16,7 @@ import { Observer } from '../observe/observer.js';
 import { WorkloadPods, type PodPorts, type ServicePort, type WorkloadKind } from '../resolve/workloads.js';
 import { Resolver, type Endpoint } from '../resolve/resolver.js';
 import { TunnelPool, type PoolStats, type TunnelPoolOptions } from '../tunnel/pool.js';
+import type { TransportChoice } from '../tunnel/transport.js';
 import { dialDirect } from './direct.js';
 import { DialerView } from './view.js';
 import { KubeSocket, type Attempt, type AttemptOpener } from './kube-socket.js';
@@ -44,6 +45,8 @@ export interface DialerOptions extends KubeClientOptions {
    * proxy's status page and /metrics read it (`dialer.observer`). Default: a new one.
    */
   observer?: Observer;
+  /** How port-forward connections are carried: `auto` (default: WebSocket first, SPDY fallback), `spdy` or `websocket`. */
+  transport?: TransportChoice;
 }
 
 export interface ConnectOptions {
@@ -359,6 +362,6 @@ export async function createDialer(options: DialerOptions = {}): Promise<Dialer>
     observer,
     context,
   });
-  const pool = new TunnelPool(client, { ...options.pool, observer, context });
+  const pool = new TunnelPool(client, { ...options.pool, observer, context, ...(options.transport ? { transport: options.transport } : {}) });
   return new Dialer(client, resolver, pool, { ...options, observer });
 }

@@ -26,7 +26,7 @@ import { asStatusError, badRequest, methodNotAllowed, notFound, pathNotFound, un
 import type { ObjectStore } from './store.js';
 import { toTable } from './tables.js';
 import type { IncludeObject, TableOptions } from './tables.js';
-import type { PortForwardHandler, PortForwardRelay, SimCounters } from './types.js';
+import type { PortForwardHandler, PortForwardRelay, SimCounters, SimFeatureGates } from './types.js';
 import { serveWatch } from './watch.js';
 
 /**
@@ -51,6 +51,8 @@ export interface ApiServerOptions {
   counters: SimCounters;
   /** The kubelet's relay to a real runtime, for pods with a real sandbox. */
   relay?: PortForwardRelay | undefined;
+  /** Read on every request, so switching a gate takes effect at once. */
+  gates: SimFeatureGates;
 }
 
 /** `meta.k8s.io/v1` when the Accept header's first usable type is a Table, else undefined (plain JSON). */
@@ -169,8 +171,8 @@ export class ApiServer {
   }
 
   #deps(): PortForwardDeps {
-    const { users, store, kubelet, counters, relay } = this.#options;
-    return { users, store, kubelet, counters, relay };
+    const { users, store, kubelet, counters, relay, gates } = this.#options;
+    return { users, store, kubelet, counters, relay, gates };
   }
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {

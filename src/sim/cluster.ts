@@ -27,10 +27,10 @@ import { Containerd } from './runtime/containerd.js';
 import { RealPods } from './runtime/pods.js';
 import { RuntimeRelay } from './runtime/relay.js';
 import type { RealPod, RealPodSpec } from './runtime/sandboxes.js';
-import { checkRealPod, demoScenario, parseBackend, validatePod, validateScenario, validateService, validateUser, validateWorkload } from './scenario.js';
+import { checkRealPod, demoScenario, parseBackend, validateFeatureGates, validatePod, validateScenario, validateService, validateUser, validateWorkload } from './scenario.js';
 import { alreadyExists, notFound } from './status.js';
 import { ObjectStore } from './store.js';
-import type { PortForwardTarget, SandboxMode, Scenario, ScenarioPod, ScenarioService, ScenarioUser, ScenarioWorkload, SimCounters, WorkloadResource } from './types.js';
+import type { PortForwardTarget, SandboxMode, Scenario, SimFeatureGates, ScenarioPod, ScenarioService, ScenarioUser, ScenarioWorkload, SimCounters, WorkloadResource } from './types.js';
 import { WORKLOAD_RESOURCES, workloadObject } from './workloads.js';
 import type { WorkloadRecord } from './workloads.js';
 
@@ -55,6 +55,8 @@ export interface SimClusterOptions {
   sandboxes?: SandboxMode;
   /** A running containerd to create real sandboxes in (implies `sandboxes: containerd`); close() leaves it running. */
   containerd?: Containerd;
+  /** API server feature gates; override the scenario's. Default: all on (1.31+). */
+  featureGates?: Partial<SimFeatureGates>;
 }
 
 export interface KubeconfigRequest {
@@ -75,8 +77,17 @@ function podKey(namespace: string, name: string): string {
   return `${namespace}/${name}`;
 }
 
-function zeroCounters(): SimCounters {
-  return { upgrades: 0, openConnections: 0, streams: 0, pairs: 0, bytesToPods: 0, bytesFromPods: 0 };
+/** Every counter at zero. */
+export function zeroCounters(): SimCounters {
+  return {
+    upgrades: 0,
+    tunnels: { 'SPDY/3.1': 0, 'SPDY/3.1+portforward.k8s.io': 0, 'v4.channel.k8s.io': 0, 'v4.base64.channel.k8s.io': 0, channel: 0 },
+    openConnections: 0,
+    streams: 0,
+    pairs: 0,
+    bytesToPods: 0,
+    bytesFromPods: 0,
+  };
 }
 
 export class SimCluster {
@@ -91,6 +102,7 @@ export class SimCluster {
   readonly #caPem: string;
   readonly #adminToken = randomToken();
   readonly #counters = zeroCounters();
+  readonly #gates: SimFeatureGates = { PortForwardWebsockets: true };
   readonly #backends = new PodBackends();
   readonly #pods = new Map<string, PodRecord>();
   readonly #podsByUid = new Map<string, PodRecord>();
@@ -126,6 +138,7 @@ export class SimCluster {
     }
     this.#users = new Users(scenario.users ?? [], this.#adminToken);
     this.runtime = options.runtime ?? scenario.runtime ?? DEFAULT_RUNTIME_PROFILE;
+    Object.assign(this.#gates, scenario.featureGates, options.featureGates);
     this.kubelet = new SimKubelet({
       backendFor: (target, port) => this.#backendFor(target, port),
       runtime: () => this.runtime,
@@ -141,6 +154,7 @@ export class SimCluster {
       kubelet: this.kubelet,
       counters: this.#counters,
       relay: this.#real?.relay,
+      gates: this.#gates,
     });
     this.#load(scenario);
   }
@@ -235,12 +249,22 @@ export class SimCluster {
 
   /** A copy of the counters. */
   counters(): SimCounters {
-    return { ...this.#counters };
+    return { ...this.#counters, tunnels: { ...this.#counters.tunnels } };
   }
 
   /** Zeroes the counters, except `openConnections`, which counts what is open now. */
   resetCounters(): void {
     Object.assign(this.#counters, { ...zeroCounters(), openConnections: this.#counters.openConnections });
+  }
+
+  /** The API server's feature gates now (a copy). */
+  featureGates(): SimFeatureGates {
+    return { ...this.#gates };
+  }
+
+  /** Switches API server feature gates at run time (as a control-plane upgrade or downgrade would). */
+  setFeatureGates(gates: Partial<SimFeatureGates>): void {
+    Object.assign(this.#gates, validateFeatureGates(gates, 'feature gates'));
   }
 
   // -------------------------------------------------------------------------

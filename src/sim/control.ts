@@ -6,6 +6,8 @@
  *
  *   GET    /counters                    → SimCounters
  *   POST   /counters/reset
+ *   GET    /feature-gates               → {"PortForwardWebsockets": bool}
+ *   POST   /feature-gates               body {"PortForwardWebsockets": false} (switch at run time)
  *   POST   /pods                        body ScenarioPod (add or replace)
  *   DELETE /pods/NS/NAME
  *   POST   /pods/NS/NAME/ready          body {"ready": bool}
@@ -29,7 +31,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { ScenarioError } from './scenario.js';
 import { StatusError, asStatusError, badRequest, methodNotAllowed, pathNotFound } from './status.js';
-import type { ScenarioPod, ScenarioService, ScenarioUser, ScenarioWorkload, SimCounters, WorkloadResource } from './types.js';
+import type { ScenarioPod, ScenarioService, ScenarioUser, ScenarioWorkload, SimCounters, SimFeatureGates, WorkloadResource } from './types.js';
 import { isLoopbackHost } from '../net/loopback.js';
 
 const WORKLOADS: readonly string[] = ['deployments', 'statefulsets', 'replicasets'] satisfies WorkloadResource[];
@@ -39,6 +41,8 @@ const isWorkload = (v: string | undefined): v is WorkloadResource => v !== undef
 export interface ControlTarget {
   counters(): SimCounters;
   resetCounters(): void;
+  featureGates(): SimFeatureGates;
+  setFeatureGates(gates: Partial<SimFeatureGates>): void;
   replacePod(pod: ScenarioPod): void;
   deletePod(namespace: string, name: string): void;
   setPodReady(namespace: string, name: string, ready: boolean): void;
@@ -110,6 +114,12 @@ async function route(target: ControlTarget, req: IncomingMessage): Promise<{ cod
   if (head === 'counters' && parts.length === 1) {
     if (method !== 'GET') throw methodNotAllowed();
     return { code: 200, body: target.counters() };
+  }
+  if (head === 'feature-gates' && parts.length === 1) {
+    if (method === 'GET') return { code: 200, body: target.featureGates() };
+    if (method !== 'POST') throw methodNotAllowed();
+    target.setFeatureGates((await readJson(req)) as Partial<SimFeatureGates>);
+    return done;
   }
   if (method === 'POST' && parts.length === 1) {
     if (isWorkload(head)) {

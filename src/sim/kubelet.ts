@@ -12,6 +12,8 @@ import { debuglog } from 'node:util';
 import { SpdySession } from '../spdy/session.js';
 import type { SpdyStream } from '../spdy/stream.js';
 import { DEFAULT_RUNTIME_PROFILE, errorForwardingText, failPair, refusedReason, type RuntimeProfile } from './runtime-profile.js';
+import type { WebSocket } from 'ws';
+import { ChannelConnection } from './kubelet-websocket.js';
 import type { PortForwardHandler, PortForwardTarget, SimCounters } from './types.js';
 
 const debug = debuglog('kubesocks:sim');
@@ -249,6 +251,7 @@ class PortForwardConnection {
 
 export class SimKubelet implements PortForwardHandler {
   readonly #connections = new Set<PortForwardConnection>();
+  readonly #channelConnections = new Set<ChannelConnection>();
 
   constructor(readonly options: SimKubeletOptions) {}
 
@@ -263,9 +266,25 @@ export class SimKubelet implements PortForwardHandler {
     });
   }
 
+  acceptChannels(target: PortForwardTarget, ws: WebSocket, ports: number[], base64: boolean): void {
+    const sandboxId = randomBytes(32).toString('hex');
+    const connection = new ChannelConnection(target, ws, ports, base64, {
+      backendFor: this.options.backendFor,
+      counters: this.options.counters,
+      refusedText: (port, cause) => refusedReason(this.options.runtime?.() ?? DEFAULT_RUNTIME_PROFILE, port, sandboxId, cause),
+    });
+    this.#channelConnections.add(connection);
+    this.options.counters.openConnections++;
+    connection.onClose = () => {
+      this.#channelConnections.delete(connection);
+      this.options.counters.openConnections--;
+    };
+  }
+
   /** The pod's sandbox is gone: close all its port-forward connections. */
   closePod(uid: string): void {
     for (const connection of this.#connections) if (connection.target.uid === uid) connection.podGone();
+    for (const connection of this.#channelConnections) if (connection.target.uid === uid) connection.close();
   }
 
   /** Fails (`text`: error text and the profile's ending) or resets (`reset`: RST, no text) every pair of the pod still copying. */
@@ -285,5 +304,6 @@ export class SimKubelet implements PortForwardHandler {
   /** Close every port-forward connection. */
   close(): void {
     for (const connection of this.#connections) connection.close();
+    for (const connection of this.#channelConnections) connection.close();
   }
 }

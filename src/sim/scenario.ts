@@ -14,6 +14,7 @@ import type {
   BuiltinBackend,
   SandboxMode,
   Scenario,
+  SimFeatureGates,
   ScenarioLabelSelector,
   ScenarioPod,
   ScenarioPort,
@@ -347,7 +348,7 @@ export function checkRealPod(pod: ScenarioPod, path = 'pod'): void {
 
 /** Validates a whole scenario (a parsed JSON value). */
 export function validateScenario(value: unknown): Scenario {
-  const o = object('scenario', value, ['runtime', 'sandboxes', 'namespaces', 'pods', 'services', ...WORKLOAD_KEYS, 'users']);
+  const o = object('scenario', value, ['runtime', 'sandboxes', 'namespaces', 'pods', 'services', ...WORKLOAD_KEYS, 'users', 'featureGates']);
   const scenario: Scenario = {
     pods: o.pods === undefined ? [] : array('scenario pods', o.pods).map((p, i) => validatePod(p, `scenario pods[${i}]`)),
     services: o.services === undefined ? [] : array('scenario services', o.services).map((s, i) => validateService(s, `scenario services[${i}]`)),
@@ -370,6 +371,7 @@ export function validateScenario(value: unknown): Scenario {
     scenario.sandboxes = mode as SandboxMode;
     if (mode === 'containerd') scenario.pods.forEach((p, i) => checkRealPod(p, `scenario pods[${i}]`));
   }
+  if (o.featureGates !== undefined) scenario.featureGates = validateFeatureGates(o.featureGates, 'scenario featureGates');
 
   const unique = (kind: string, keys: string[]) => {
     const seen = new Set<string>();
@@ -488,4 +490,15 @@ export function demoScenario(): Scenario {
       { name: 'scoped', token: randomToken(), rules: [{ verbs: ['*'], resources: ['*'], namespaces: ['demo'] }] },
     ],
   };
+}
+
+/** `{"PortForwardWebsockets": false}`: known gates only, booleans only. */
+export function validateFeatureGates(value: unknown, where: string): Partial<SimFeatureGates> {
+  const o = object(where, value, ['PortForwardWebsockets']);
+  const gates: Partial<SimFeatureGates> = {};
+  if (o.PortForwardWebsockets !== undefined) {
+    if (typeof o.PortForwardWebsockets !== 'boolean') throw new ScenarioError(`${where}.PortForwardWebsockets: expected true or false`);
+    gates.PortForwardWebsockets = o.PortForwardWebsockets;
+  }
+  return gates;
 }

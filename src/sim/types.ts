@@ -5,6 +5,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { RuntimeProfile } from './runtime-profile.js';
+import type { WebSocket } from 'ws';
 
 /** Built-in backends a container port can be served by. */
 export type BuiltinBackend = 'http' | 'echo' | 'source' | 'sink' | 'closed';
@@ -117,6 +118,8 @@ export interface Scenario {
   replicasets?: ScenarioWorkload[];
   /** Extra users besides the admin user the simulator always creates. */
   users?: ScenarioUser[];
+  /** The API server's feature gates. Absent → every gate at its 1.31+ default (on). */
+  featureGates?: Partial<SimFeatureGates>;
 }
 
 /** What the API server tells the kubelet about the pod whose port-forward it accepted. */
@@ -126,10 +129,21 @@ export interface PortForwardTarget {
   uid: string;
 }
 
+/**
+ * The protocol a port-forward connection was accepted with: `SPDY/3.1` (the
+ * POST upgrade), `SPDY/3.1+portforward.k8s.io` (SPDY tunnelled in a
+ * WebSocket, KEP-4006), or the kubelet's own WebSocket channel protocol
+ * (`v4.channel.k8s.io`, `v4.base64.channel.k8s.io`, or `channel` when the
+ * client offered no subprotocol).
+ */
+export type TunnelProtocol = 'SPDY/3.1' | 'SPDY/3.1+portforward.k8s.io' | 'v4.channel.k8s.io' | 'v4.base64.channel.k8s.io' | 'channel';
+
 /** Counters the simulator keeps for tests and benchmarks. */
 export interface SimCounters {
-  /** Port-forward upgrades answered with 101. */
+  /** Port-forward upgrades answered with 101 (every protocol). */
   upgrades: number;
+  /** The same, by the protocol accepted. */
+  tunnels: Record<TunnelProtocol, number>;
   /** Port-forward SPDY connections currently open. */
   openConnections: number;
   /** SPDY streams opened by clients (error and data streams both count). */
@@ -146,6 +160,12 @@ export interface SimCounters {
 export interface PortForwardHandler {
   /** Called after the API server wrote `101 Switching Protocols`. `head` holds bytes read past the request. */
   accept(target: PortForwardTarget, socket: Duplex, head: Buffer): void;
+  /**
+   * The kubelet's own WebSocket protocol: one TCP connection to each of
+   * `ports`, carried on channels 2i (data) and 2i+1 (errors); `base64` for
+   * `v4.base64.channel.k8s.io` (text messages).
+   */
+  acceptChannels(target: PortForwardTarget, ws: WebSocket, ports: number[], base64: boolean): void;
 }
 
 /**
@@ -161,3 +181,14 @@ export interface PortForwardRelay {
 
 /** A duplex connection as given by net or tls. */
 export type Socket = Duplex;
+
+/** Switches of the simulated API server, named after the real feature gates. */
+export interface SimFeatureGates {
+  /**
+   * `PortForwardWebsockets` (beta and on since 1.31): a WebSocket GET offering
+   * `SPDY/3.1+portforward.k8s.io` is tunnelled to the kubelet's SPDY. Off, the
+   * API server acts as before 1.31: such a request reaches the kubelet's own
+   * WebSocket protocol, which wants `?ports=` (400), and clients fall back to SPDY.
+   */
+  PortForwardWebsockets: boolean;
+}

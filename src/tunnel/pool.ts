@@ -13,13 +13,11 @@ import { Observer, type PoolPod } from '../observe/observer.js';
 import type { ReadBudget } from '../spdy/read-budget.js';
 import { DEFAULT_STREAM_BUFFER_BYTES, PodConnection } from './pod-connection.js';
 import { DEFAULT_CONFIRM_MS, type PortForwardStream } from './pair.js';
-import { upgradeToPortForward, type UpgradeCredentials } from './upgrade.js';
+import { TransportSelector, type Transport, type TransportChoice } from './transport.js';
+import type { UpgradeCredentials } from './upgrade.js';
 import { PING_INTERVAL_MS, PING_TIMEOUT_MS, POOL_HOUSEKEEPING_MAX_INTERVAL_MS, POOL_IDLE_TIMEOUT_MS, POOL_SURPLUS_IDLE_TIMEOUT_MS, UPGRADE_TIMEOUT_MS } from '../net/timeouts.js';
 
 const debug = debuglog('kubesocks:tunnel');
-
-/** How this pool's connections are made (the WebSocket transport will be another). */
-const TRANSPORT = 'spdy';
 
 export interface TunnelPoolOptions {
   /** Stream pairs per SPDY connection before another connection is opened. Default 100. */
@@ -50,6 +48,8 @@ export interface TunnelPoolOptions {
   streamBufferBytes?: number;
   /** Cap on unread bytes over all sockets. Default: one budget of 64 MiB for the whole process. */
   readBudget?: ReadBudget;
+  /** SPDY upgrade, WebSocket tunnel, or `auto` (WebSocket first, SPDY on an upgrade failure; see transport.ts). Default `auto`. */
+  transport?: TransportChoice;
 }
 
 export interface PoolStats {
@@ -58,6 +58,8 @@ export interface PoolStats {
   upgrades: number;
   /** Connections whose reading a paused client holds back (their other sockets wait, new ones go elsewhere). */
   stalled: number;
+  /** Connections opened so far, by transport. */
+  transports: Record<Transport, number>;
 }
 
 interface PodEntry {
@@ -68,9 +70,12 @@ interface PodEntry {
 
 export class TunnelPool {
   readonly #credentials: UpgradeCredentials;
-  readonly #options: Required<Omit<TunnelPoolOptions, 'observer' | 'context' | 'readBudget'>> & { readBudget: ReadBudget | undefined };
+  readonly #options: Required<Omit<TunnelPoolOptions, 'observer' | 'context' | 'readBudget' | 'transport'>> & { readBudget: ReadBudget | undefined };
   readonly #observer: Observer;
   readonly #context: string;
+  readonly #transports: TransportSelector;
+  /** Which transport each connection came over, for the status page. */
+  readonly #transportOf = new WeakMap<PodConnection, Transport>();
   readonly #pods = new Map<string, PodEntry>();
   readonly #idleTimer: NodeJS.Timeout;
   #upgrades = 0;
@@ -92,6 +97,7 @@ export class TunnelPool {
       streamBufferBytes: options.streamBufferBytes ?? DEFAULT_STREAM_BUFFER_BYTES,
       readBudget: options.readBudget,
     };
+    this.#transports = new TransportSelector(options.transport ?? 'auto');
     const shortest = Math.min(this.#options.idleTimeoutMs, this.#options.surplusIdleTimeoutMs);
     this.#idleTimer = setInterval(() => this.#closeIdle(), Math.max(100, Math.min(shortest / 2, POOL_HOUSEKEEPING_MAX_INTERVAL_MS)));
     this.#idleTimer.unref();
@@ -125,7 +131,7 @@ export class TunnelPool {
         if (connection.stalled) stalled++;
       }
     }
-    return { connections, pairs, upgrades: this.#upgrades, stalled };
+    return { connections, pairs, upgrades: this.#upgrades, stalled, transports: { ...this.#transports.opened } };
   }
 
   /** Each pod with connections now, for the status page. */
@@ -140,7 +146,7 @@ export class TunnelPool {
         sockets += connection.pairs;
         openedAt = Math.min(openedAt, connection.openedAt);
       }
-      pods.push({ context: this.#context, namespace: first.namespace, pod: first.pod, connections: entry.connections.length, sockets, openedAt, transport: TRANSPORT });
+      pods.push({ context: this.#context, namespace: first.namespace, pod: first.pod, connections: entry.connections.length, sockets, openedAt, transport: this.#transportOf.get(first) ?? this.#transports.choice });
     }
     return pods;
   }
@@ -194,11 +200,12 @@ export class TunnelPool {
   async #dial(entry: PodEntry, namespace: string, pod: string): Promise<PodConnection> {
     debug('upgrading to pod %s/%s', namespace, pod);
     let socket;
+    let transport: Transport;
     try {
-      socket = await upgradeToPortForward(this.#credentials, { namespace, pod, timeoutMs: this.#options.upgradeTimeoutMs });
+      ({ socket, transport } = await this.#transports.open(this.#credentials, { namespace, pod, timeoutMs: this.#options.upgradeTimeoutMs }));
     } catch (error) {
       if (error instanceof KubesocksError) {
-        this.#observer.upgraded(TRANSPORT, error);
+        this.#observer.upgraded(this.#transports.lastAttempted, error);
         this.#observer.podFailed({ context: this.#context, namespace, pod }, error);
         if (error.code !== 'CLOSED') this.#observer.apiResult(this.#context, error);
       }
@@ -206,9 +213,10 @@ export class TunnelPool {
       throw error;
     }
     this.#upgrades++;
-    this.#observer.upgraded(TRANSPORT);
+    this.#observer.upgraded(transport);
     this.#observer.apiResult(this.#context);
     const connection = new PodConnection(socket, namespace, pod, this.#options);
+    this.#transportOf.set(connection, transport);
     if (this.#closed) {
       connection.close();
       throw new KubesocksError('CLOSED', 'the tunnel pool is closed');

@@ -137,14 +137,20 @@ function checkUpgradeResponse(response: IncomingMessage): string | null {
   return null;
 }
 
-function errorFromResponse(status: number, body: string, target: string, context: string): KubesocksError {
+export function errorFromResponse(
+  status: number,
+  body: string,
+  target: string,
+  context: string,
+  forbiddenHint = 'port-forward needs RBAC "create" on pods/portforward',
+): KubesocksError {
   const message = statusMessage(body) || `HTTP ${status}`;
   const code = codeForStatus(status, message, 'portforward');
   let hint = '';
   if (code === 'UNAUTHORIZED') {
     hint = ` — the credentials of context "${context}" were rejected; log in again (e.g. refresh your cloud CLI login) and retry`;
   } else if (code === 'FORBIDDEN') {
-    hint = ' — port-forward needs RBAC "create" on pods/portforward';
+    hint = ` — ${forbiddenHint}`;
   }
   return new KubesocksError(code, `port-forward to pod ${target} failed: ${message}${hint}`);
 }

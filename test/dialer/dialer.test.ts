@@ -13,6 +13,7 @@ import { demoScenario } from '../../src/sim/scenario.js';
 import type { Scenario } from '../../src/sim/types.js';
 import { startTestCluster, type TestCluster } from '../helpers/sim.js';
 import { exchange } from '../helpers/streams.js';
+import { TEST_TRANSPORT } from '../helpers/transport.js';
 
 function httpGet(dialer: Dialer, url: string, agent = dialer.agent()): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -60,7 +61,7 @@ describe('dialer', () => {
 
   before(async () => {
     t = await startTestCluster(scenarioWithFlakyService());
-    dialer = await createDialer({ kubeconfig: t.kubeconfig });
+    dialer = await createDialer({ kubeconfig: t.kubeconfig, transport: TEST_TRANSPORT });
   });
   after(async () => {
     await dialer.close();

@@ -6,6 +6,7 @@
 import { request } from 'node:https';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Proc, REPO_ROOT, cleanEnv, type Exit } from './e2e-procs.js';
+import { TEST_TRANSPORT_ARGS } from './transport.js';
 
 export interface DemoProcess {
   proc: Proc;
@@ -22,7 +23,7 @@ export interface DemoProcess {
 
 /** Starts `kubesocks demo --listen 127.0.0.1:0 ARGS…` and waits until it has printed its hints. */
 export async function startDemo(args: readonly string[] = []): Promise<DemoProcess> {
-  const proc = new Proc(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'demo', '--listen', '127.0.0.1:0', ...args], {
+  const proc = new Proc(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'demo', '--listen', '127.0.0.1:0', ...TEST_TRANSPORT_ARGS, ...args], {
     cwd: REPO_ROOT,
     env: cleanEnv(),
   });

@@ -37,9 +37,10 @@ describe('control endpoint', () => {
   test('counters and reset', async () => {
     const up = await spdyUpgrade(c, PF('demo', 'web-0'));
     up.socket.destroy();
-    const counters = (await control('GET', '/counters')).json as Record<string, number>;
-    assert.deepEqual(Object.keys(counters).sort(), ['bytesFromPods', 'bytesToPods', 'openConnections', 'pairs', 'streams', 'upgrades']);
+    const counters = (await control('GET', '/counters')).json as Record<string, number> & { tunnels: Record<string, number> };
+    assert.deepEqual(Object.keys(counters).sort(), ['bytesFromPods', 'bytesToPods', 'openConnections', 'pairs', 'streams', 'tunnels', 'upgrades']);
     assert.ok((counters.upgrades ?? 0) >= 1);
+    assert.ok((counters.tunnels['SPDY/3.1'] ?? 0) >= 1, JSON.stringify(counters.tunnels));
     assert.equal((await control('POST', '/counters/reset')).status, 204);
     assert.equal(((await control('GET', '/counters')).json as Record<string, number>).upgrades, 0);
   });

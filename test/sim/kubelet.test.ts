@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { test, type TestContext } from 'node:test';
 import { SimKubelet } from '../../src/sim/kubelet.js';
+import { zeroCounters } from '../../src/sim/cluster.js';
 import { StreamResetError } from '../../src/spdy/errors.js';
 import { SpdySession } from '../../src/spdy/session.js';
 import type { PortForwardTarget, SimCounters } from '../../src/sim/types.js';
@@ -29,7 +30,7 @@ interface Rig {
 
 async function rig(t: TestContext, options: { streamPairTimeoutMs?: number } = {}): Promise<Rig> {
   const echo = await echoServer();
-  const counters: SimCounters = { upgrades: 0, openConnections: 0, streams: 0, pairs: 0, bytesToPods: 0, bytesFromPods: 0 };
+  const counters: SimCounters = zeroCounters();
   const kubelet = new SimKubelet({
     // Only OPEN_PORT has a listener "inside the pod"; anything else is refused.
     backendFor: async (_target, port) => (port === OPEN_PORT ? { host: echo.host, port: echo.port } : null),

@@ -106,7 +106,9 @@ describe('port-forward upgrade negotiation', () => {
     assert.equal(anonymous.status, 401);
   });
 
-  test('a WebSocket request gets a non-101 answer (kubectl falls back to SPDY)', async () => {
+  test('with PortForwardWebsockets off, a tunnelling WebSocket request gets the kubelet protocol’s 400 (kubectl falls back to SPDY)', async (t) => {
+    c.setFeatureGates({ PortForwardWebsockets: false });
+    t.after(() => c.setFeatureGates({ PortForwardWebsockets: true }));
     const r = await raw(c, [
       `GET ${PF('demo', 'web-0')} HTTP/1.1`,
       `Host: ${new URL(c.url).host}`,

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { SimKubelet } from '../../src/sim/kubelet.js';
+import { zeroCounters } from '../../src/sim/cluster.js';
 import { RUNTIME_PROFILES, type RuntimeProfile } from '../../src/sim/runtime-profile.js';
 import { validateScenario } from '../../src/sim/scenario.js';
 import type { PortForwardTarget, SimCounters } from '../../src/sim/types.js';
@@ -17,7 +18,7 @@ const OPEN_PORT = 80;
 
 async function rig(t: TestContext, runtime: RuntimeProfile): Promise<{ kubelet: SimKubelet; client: StClient }> {
   const echo = await echoServer();
-  const counters: SimCounters = { upgrades: 0, openConnections: 0, streams: 0, pairs: 0, bytesToPods: 0, bytesFromPods: 0 };
+  const counters: SimCounters = zeroCounters();
   const kubelet = new SimKubelet({
     backendFor: async (_target, port) => (port === OPEN_PORT ? { host: echo.host, port: echo.port } : null),
     counters,

@@ -13,6 +13,7 @@ import { KubeClient } from '../../src/kube/client.js';
 import { TunnelPool } from '../../src/tunnel/pool.js';
 import { podsBehindService, startTestCluster, type TestCluster } from '../helpers/sim.js';
 import { exchange } from '../helpers/streams.js';
+import { TEST_TRANSPORT } from '../helpers/transport.js';
 
 /**
  * Writes `payload` and resolves once as many bytes came back; only then ends.
@@ -53,7 +54,7 @@ describe('tunnel against the simulated cluster', () => {
   before(async () => {
     t = await startTestCluster();
     client = await KubeClient.load({ kubeconfig: t.kubeconfig });
-    pool = new TunnelPool(client);
+    pool = new TunnelPool(client, { transport: TEST_TRANSPORT });
   });
   after(async () => {
     pool.close();
@@ -84,7 +85,7 @@ describe('tunnel against the simulated cluster', () => {
   test('a pod that does not exist, and a user without pods/portforward, get the Status message', async () => {
     await assert.rejects(pool.open('demo', 'no-such-pod', 80), expectCode('POD_GONE', /pods "no-such-pod" not found/));
     const viewer = await KubeClient.load({ kubeconfig: await t.kubeconfigFor('viewer') });
-    const viewerPool = new TunnelPool(viewer);
+    const viewerPool = new TunnelPool(viewer, { transport: TEST_TRANSPORT });
     try {
       await assert.rejects(
         viewerPool.open('demo', 'web-0', 8080),
@@ -103,14 +104,14 @@ describe('tunnel against the simulated cluster', () => {
     const file = join(t.dir, 'kubeconfig-tokenfile');
     await writeFile(file, yaml);
     const fileClient = await KubeClient.load({ kubeconfig: file });
-    const filePool = new TunnelPool(fileClient);
+    const filePool = new TunnelPool(fileClient, { transport: TEST_TRANSPORT });
     try {
       (await filePool.open('demo', 'echo-1', 7)).destroy();
       filePool.close();
       // Rotate: the old token stops working, the file holds a new one.
       t.cluster.addUser({ name: 'rotated', token: 'rotated-token-0123456789' });
       await writeFile(tokenFile, 'rotated-token-0123456789');
-      const again = new TunnelPool(fileClient);
+      const again = new TunnelPool(fileClient, { transport: TEST_TRANSPORT });
       try {
         const pair = await again.open('demo', 'echo-1', 7);
         assert.equal((await exchange(pair, Buffer.from('still works'))).toString(), 'still works');
@@ -127,7 +128,7 @@ describe('a slow reader', () => {
   test('holds back only its own connection: a new pair to the same pod goes on a fresh one', async () => {
     const t = await startTestCluster();
     const client = await KubeClient.load({ kubeconfig: t.kubeconfig });
-    const pool = new TunnelPool(client);
+    const pool = new TunnelPool(client, { transport: TEST_TRANSPORT });
     try {
       t.cluster.addPod({
         name: 'mixed-0',
@@ -163,7 +164,7 @@ describe('idle connections', () => {
     const t = await startTestCluster(podsBehindService('burst', 'echo', 1, 7, 'echo'));
     const client = await KubeClient.load({ kubeconfig: t.kubeconfig });
     // Two pairs per connection: six open pairs need three connections.
-    const pool = new TunnelPool(client, { maxPairsPerConnection: 2, surplusIdleTimeoutMs: 200, idleTimeoutMs: 60_000 });
+    const pool = new TunnelPool(client, { transport: TEST_TRANSPORT, maxPairsPerConnection: 2, surplusIdleTimeoutMs: 200, idleTimeoutMs: 60_000 });
     try {
       const pairs = await Promise.all(Array.from({ length: 6 }, () => pool.open('burst', 'echo-0', 7)));
       assert.equal(pool.stats().connections, 3);
@@ -201,7 +202,7 @@ describe('pooling and failures under load', () => {
   });
 
   test('500 concurrent sockets across 10 pods use exactly one upgrade per pod', async () => {
-    const pool = new TunnelPool(client);
+    const pool = new TunnelPool(client, { transport: TEST_TRANSPORT });
     t.cluster.resetCounters();
     try {
       const results = await Promise.all(
@@ -221,7 +222,7 @@ describe('pooling and failures under load', () => {
   });
 
   test('deleting a pod mid-transfer destroys only its sockets; others continue', async () => {
-    const pool = new TunnelPool(client);
+    const pool = new TunnelPool(client, { transport: TEST_TRANSPORT });
     try {
       const doomed = await pool.open('load', 'echo-3', 7);
       const survivor = await pool.open('load', 'echo-4', 7);
@@ -242,7 +243,7 @@ describe('pooling and failures under load', () => {
   });
 
   test('the API server going away and coming back at the same address is survived', async () => {
-    const pool = new TunnelPool(client);
+    const pool = new TunnelPool(client, { transport: TEST_TRANSPORT });
     try {
       const pair = await pool.open('load', 'echo-6', 7);
       const lost = new Promise<unknown>((resolve) => pair.once('error', resolve));
