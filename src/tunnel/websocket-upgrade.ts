@@ -93,7 +93,10 @@ async function attempt(credentials: UpgradeCredentials, options: UpgradeOptions)
       ...(requestOptions.servername !== undefined ? { servername: requestOptions.servername } : {}),
       ...(requestOptions.rejectUnauthorized !== undefined ? { rejectUnauthorized: requestOptions.rejectUnauthorized } : {}),
       ...(requestOptions.auth ? { auth: requestOptions.auth } : {}),
-      ...(requestOptions.agent ? { agent: requestOptions.agent } : {}),
+      // The proxy-url agent, else the client's keep-alive agent: like the SPDY
+      // upgrade, the handshake reuses an idle API connection (one TLS
+      // handshake less on a remote cluster), which then leaves the agent.
+      ...(requestOptions.agent || credentials.agent ? { agent: requestOptions.agent ?? credentials.agent } : {}),
       headers: { ...(requestOptions.headers as Record<string, string>), 'Sec-WebSocket-Protocol': WEBSOCKET_PORT_FORWARD_PROTOCOL },
       // client-go's gorilla dialer offers no compression; SPDY compresses its own headers.
       perMessageDeflate: false,
