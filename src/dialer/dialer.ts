@@ -353,7 +353,7 @@ function validateDialerOptions(options: DialerOptions): void {
 export async function createDialer(options: DialerOptions = {}): Promise<Dialer> {
   validateDialerOptions(options);
   const client = await KubeClient.load(options);
-  const observer = options.observer ?? new Observer();
+  const observer = options.observer ?? new Observer({ transport: options.transport ?? 'auto' });
   const context = client.contextName;
   const resolver = new Resolver(client, {
     clusterDomain: options.clusterDomain,

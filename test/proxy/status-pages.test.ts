@@ -139,7 +139,7 @@ describe('status pages of a proxy in front of the simulated cluster', () => {
     const lint = await promtoolCheck(before.body);
     assert.equal(lint.code, 0, lint.output);
     assert.equal(lint.output, '', 'no lint findings');
-    assert.match(before.body, /^kubesocks_build_info\{version="\d+\.\d+\.\d+[^"]*",transport="spdy",nodejs="[\d.]+"\} 1$/m);
+    assert.match(before.body, /^kubesocks_build_info\{version="\d+\.\d+\.\d+[^"]*",transport="(auto|spdy|websocket)",nodejs="[\d.]+"\} 1$/m);
 
     const ok = 'kubesocks_connections_total{protocol="socks5",result="ok"}';
     const failed = 'kubesocks_connections_total{protocol="socks5",result="error"}';
@@ -154,7 +154,8 @@ describe('status pages of a proxy in front of the simulated cluster', () => {
     const during = (await get(rig.port, '/metrics')).body;
     assert.ok(sample(during, up) >= sample(before.body, up) + 1000, 'bytes up count while the connection is open');
     assert.ok(sample(during, 'kubesocks_connections_open{protocol="socks5"}') >= 1);
-    assert.ok(sample(during, 'kubesocks_pool_connections_open{transport="spdy"}') >= 1);
+    // The simulator has port-forward over WebSockets: `auto` takes it.
+    assert.ok(sample(during, 'kubesocks_pool_connections_open{transport="spdy"}') + sample(during, 'kubesocks_pool_connections_open{transport="websocket"}') >= 1);
     assert.ok(sample(during, 'kubesocks_pool_sockets_open') >= 1);
     socket.end();
     await once(socket, 'close');
@@ -174,7 +175,7 @@ describe('status pages of a proxy in front of the simulated cluster', () => {
     assert.ok(sample(afterText, up) >= sample(before.body, up) + 1000);
     assert.ok(sample(afterText, down) >= sample(before.body, down) + 1000);
     assert.ok(sample(afterText, connects) >= sample(before.body, connects) + 1);
-    assert.ok(sample(afterText, 'kubesocks_upgrades_total{transport="spdy",result="ok"}') >= 1);
+    assert.ok(sample(afterText, 'kubesocks_upgrades_total{transport="spdy",result="ok"}') + sample(afterText, 'kubesocks_upgrades_total{transport="websocket",result="ok"}') >= 1);
     const lintAfter = await promtoolCheck(afterText);
     assert.equal(lintAfter.code, 0, lintAfter.output);
   });
