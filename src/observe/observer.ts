@@ -153,7 +153,11 @@ export class Observer {
     'Port-forward connections to pods the API server was asked to upgrade, by transport and result.',
     ['transport', 'result'],
   );
-  readonly #failoversTotal = new Counter('kubesocks_failovers_total', 'Sockets that moved to another pod after a failure before their first byte.', []);
+  readonly #failoversTotal = new Counter(
+    'kubesocks_failovers_total',
+    'Times another pod was tried for a socket: at connect time, or after a refusal before its first byte.',
+    [],
+  );
   readonly #keepaliveTotal = new Counter(
     'kubesocks_keepalive_failures_total',
     'Port-forward connections closed because a PING went unanswered.',

@@ -95,7 +95,7 @@ export interface TotalsStatus {
   upgrades: number;
   /** Port-forward connections open now. */
   poolConnections: number;
-  /** Sockets that moved to another pod after a failure before their first byte. */
+  /** Times another pod was tried for a socket (at connect time, or after a refusal before its first byte). */
   failovers: number;
   keepaliveFailures: number;
   watchRelists: number;
