@@ -416,6 +416,7 @@ export class Observer {
           context: ref.context,
           namespace: ref.namespace,
           pod: ref.pod,
+          transport: null,
           connections: 0,
           socketsOpen: 0,
           socketsTotal: history?.socketsTotal ?? 0,
@@ -431,6 +432,7 @@ export class Observer {
     };
     for (const pooled of views.flatMap((v) => v.pods())) {
       const status = row(pooled);
+      status.transport = pooled.transport;
       status.connections += pooled.connections;
       status.socketsOpen += pooled.sockets;
       if (pooled.connections > 0 && (status.ageMs === null || now - pooled.openedAt > status.ageMs)) {

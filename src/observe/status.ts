@@ -38,7 +38,9 @@ export interface PodStatus {
   context: string;
   namespace: string;
   pod: string;
-  /** Port-forward (SPDY) connections to the pod open now. */
+  /** How its port-forward connections are made (`spdy`, `websocket`); null when none is open. */
+  transport: string | null;
+  /** Port-forward connections to the pod open now. */
   connections: number;
   /** Sockets (stream pairs) open now on those connections. */
   socketsOpen: number;

@@ -55,6 +55,7 @@ export const TABLES: readonly TableSpec[] = [
       { key: 'context', label: 'Context', format: 'text' },
       { key: 'namespace', label: 'Namespace', format: 'text' },
       { key: 'pod', label: 'Pod', format: 'text' },
+      { key: 'transport', label: 'Transport', format: 'text' },
       { key: 'connections', label: 'Connections', format: 'number' },
       { key: 'socketsOpen', label: 'Sockets open', format: 'number' },
       { key: 'socketsTotal', label: 'Sockets total', format: 'number' },

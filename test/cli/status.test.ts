@@ -49,7 +49,7 @@ describe('kubesocks status', () => {
     const out = proc.stdout;
     assert.match(out, new RegExp(`^kubesocks \\S+ on ${demo.proxy.replace(/\./g, '\\.')}, transport spdy, up since `));
     assert.match(out, /^Contexts:\n {2}CONTEXT +API SERVER +USER +REACHABLE +LAST ERROR +NAMESPACES WATCHED\n {2}kubesocks-sim +https:\/\/127\.0\.0\.1:\d+ +admin +yes +— +demo$/m);
-    assert.match(out, /^ {2}kubesocks-sim +demo +echo-[01] +1 +1 +1 +5 B +5 B +/m);
+    assert.match(out, /^ {2}kubesocks-sim +demo +echo-[01] +spdy +1 +1 +1 +5 B +5 B +/m);
     assert.match(out, /^Open connections:\n {2}CLIENT .*\n {2}127\.0\.0\.1:\d+ +socks5 +echo\.demo:7 +demo\/echo-[01]:7 +5 B +5 B +/m);
     assert.match(out, /^Totals: 1 open, 1 connections, 0 failed, /m);
     assert.equal(proc.stderr, '');
