@@ -83,6 +83,8 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
   readonly #streams = new Map<number, SpdyStream>();
   readonly #blockedReaders = new Set<SpdyStream>();
   readonly #drainWaiters: Array<(error?: Error | null) => void> = [];
+  /** Stream writes held back while the socket has writeBufferBytes queued (see writeStreamData). */
+  readonly #waitingWrites: Array<{ stream: SpdyStream; data: Buffer; fin: boolean; callback: (error?: Error | null) => void }> = [];
   readonly #pendingPings = new Map<number, { sentAt: bigint; resolve: (rttMs: number) => void; reject: (e: Error) => void }>();
   readonly #maxDataFrame: number;
   readonly #writeBufferBytes: number;
@@ -205,6 +207,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
     for (const ping of this.#pendingPings.values()) ping.reject(this.#closed);
     this.#pendingPings.clear();
     for (const waiter of this.#drainWaiters.splice(0)) waiter(this.#closed);
+    for (const waiting of this.#waitingWrites.splice(0)) waiting.callback(this.#closed);
     this.#socket.destroy();
     this.emit('close', error);
   }
@@ -214,6 +217,26 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
   writeStreamData(stream: SpdyStream, data: Buffer, fin: boolean, callback: (error?: Error | null) => void): void {
     if (this.#closed) return callback(this.#closed);
     this.#touch();
+    // Bytes handed to the TLS socket are encrypted at once and held, as a
+    // copy, until the kernel takes them; and a write was only ever refused
+    // its callback, never the socket. With many streams each adding a chunk,
+    // that queue grew by a chunk per stream (1,000 sockets echoing to one
+    // pod: hundreds of MiB). So once writeBufferBytes are queued, a write
+    // waits its turn here, unencrypted, and its stream (and the local socket
+    // relayed into it) stays paused until the queue has room.
+    if (this.#waitingWrites.length > 0 || this.#socket.writableLength > this.#writeBufferBytes) {
+      this.#waitingWrites.push({ stream, data, fin, callback });
+      return;
+    }
+    this.#writeFrames(stream, data, fin);
+    // A TLS socket's own high-water mark is 16 KiB, less than one frame:
+    // waiting for 'drain' after every frame would leave the pipe idle between
+    // frames. Up to writeBufferBytes may queue before writers wait.
+    if (this.#socket.writableLength <= this.#writeBufferBytes) callback();
+    else this.#drainWaiters.push(callback);
+  }
+
+  #writeFrames(stream: SpdyStream, data: Buffer, fin: boolean): void {
     let offset = 0;
     do {
       const end = Math.min(data.length, offset + this.#maxDataFrame);
@@ -222,11 +245,6 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
       if (end > offset) this.#send(offset === 0 && last ? data : data.subarray(offset, end));
       offset = end;
     } while (offset < data.length);
-    // A TLS socket's own high-water mark is 16 KiB, less than one frame:
-    // waiting for 'drain' after every frame would leave the pipe idle between
-    // frames. Up to writeBufferBytes may queue before writers wait.
-    if (this.#socket.writableLength <= this.#writeBufferBytes) callback();
-    else this.#drainWaiters.push(callback);
   }
 
   writeStreamReply(stream: SpdyStream, headers: SpdyHeaders): void {
@@ -366,6 +384,13 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
 
   #onDrain(): void {
     for (const waiter of this.#drainWaiters.splice(0)) waiter();
+    // Waiting writes go out in arrival order while there is room; a stream
+    // destroyed meanwhile (reset) sends nothing more.
+    while (this.#waitingWrites.length > 0 && !this.#closed && this.#socket.writableLength <= this.#writeBufferBytes) {
+      const { stream, data, fin, callback } = this.#waitingWrites.shift()!;
+      if (!stream.destroyed) this.#writeFrames(stream, data, fin);
+      callback();
+    }
   }
 
   /**
