@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import type { StatusSnapshot } from '../../src/observe/status.js';
 import { startDemo, type DemoProcess } from '../helpers/e2e-demo.js';
 import { Proc, cleanEnv } from '../helpers/e2e-procs.js';
-import { exchange } from '../helpers/e2e-socks.js';
+import { roundTrip } from '../helpers/socks-client.js';
 
 const AUTH = 'ops:pa55word';
 
@@ -34,7 +34,7 @@ describe('kubesocks status', () => {
       destination: { host: 'echo.demo', port: 7 },
       timeout: 10_000,
     }));
-    await exchange(socket, Buffer.from('hello'));
+    await roundTrip(socket, Buffer.from('hello'));
   });
 
   after(async () => {

@@ -12,7 +12,7 @@ import { expectedSourceDigest } from '../../src/sim/backends.js';
 import { demoScenario } from '../../src/sim/scenario.js';
 import type { Scenario } from '../../src/sim/types.js';
 import { startTestCluster, type TestCluster } from '../helpers/sim.js';
-import { exchange } from '../helpers/streams.js';
+import { exchangeToEnd } from '../helpers/streams.js';
 import { TEST_TRANSPORT } from '../helpers/transport.js';
 
 function httpGet(dialer: Dialer, url: string, agent = dialer.agent()): Promise<{ status: number; body: string }> {
@@ -71,9 +71,9 @@ describe('dialer', () => {
   test('connect by cluster DNS name, and by pod object', async () => {
     const socket = await dialer.connect('echo.demo.svc.cluster.local:7');
     assert.match(socket.via, /^demo\/echo-[01]:7$/);
-    assert.equal((await exchange(socket, 'ping')).toString(), 'ping');
+    assert.equal((await exchangeToEnd(socket, 'ping')).toString(), 'ping');
     const direct = await dialer.connect({ namespace: 'demo', pod: 'web-0', port: 8080 });
-    assert.match((await exchange(direct, 'GET /direct HTTP/1.0\r\n\r\n')).toString(), /pod web-0 path \/direct/);
+    assert.match((await exchangeToEnd(direct, 'GET /direct HTTP/1.0\r\n\r\n')).toString(), /pod web-0 path \/direct/);
   });
 
   test('http.Agent through the dialer spreads requests over the ready web pods only', async () => {
@@ -92,7 +92,7 @@ describe('dialer', () => {
     await assert.rejects(dialer.connect({ namespace: 'demo', pod: 'web-0', port: 9090 }), code('POD_REFUSED', /connection refused/));
     // and the next connection to that pod is unaffected
     const ok = await dialer.connect('web-0.demo:8080');
-    assert.match((await exchange(ok, 'GET / HTTP/1.0\r\n\r\n')).toString(), /pod web-0/);
+    assert.match((await exchangeToEnd(ok, 'GET / HTTP/1.0\r\n\r\n')).toString(), /pod web-0/);
   });
 
   test('a service whose pod refuses fails over to the other ready pod, every time', async () => {
@@ -100,7 +100,7 @@ describe('dialer', () => {
       Array.from({ length: 10 }, async (_, i) => {
         const socket = await dialer.connect('flaky.demo:7');
         assert.equal(socket.via, 'demo/flaky-b:7');
-        assert.equal((await exchange(socket, `round ${i}`)).toString(), `round ${i}`);
+        assert.equal((await exchangeToEnd(socket, `round ${i}`)).toString(), `round ${i}`);
       }),
     );
   });

@@ -16,7 +16,7 @@ import { createDialer, type Dialer } from '../../src/dialer/dialer.js';
 import { createProxyServer, type ProxyServer } from '../../src/proxy/server.js';
 import { apiGet, startDemo, type DemoProcess } from '../helpers/e2e-demo.js';
 import { curl, findBinary, type RunResult } from '../helpers/e2e-procs.js';
-import { exchange, rawSocks5Connect, socksClientReply, socksConnect } from '../helpers/e2e-socks.js';
+import { roundTrip, rawSocks5Connect, socksClientReply, socksConnect } from '../helpers/socks-client.js';
 import { startTestCluster, type TestCluster } from '../helpers/sim.js';
 
 const curlBin = findBinary('curl');
@@ -189,19 +189,19 @@ describe('curl and the socks client through `kubesocks demo`', { skip: !curlBin 
     test('SOCKS5 CONNECT to echo.demo:7 exchanges bytes, 1 MiB included (no flow-control stall)', async () => {
       const socket = await socksConnect(demo.port, 'echo.demo', 7);
       try {
-        assert.equal((await exchange(socket, Buffer.from('hello echo\n'))).toString(), 'hello echo\n');
+        assert.equal((await roundTrip(socket, Buffer.from('hello echo\n'))).toString(), 'hello echo\n');
         const big = Buffer.alloc(1024 * 1024);
         for (let i = 0; i < big.length; i++) big[i] = (i * 31 + 7) & 0xff;
-        assert.ok((await exchange(socket, big)).equals(big), '1 MiB came back intact');
+        assert.ok((await roundTrip(socket, big)).equals(big), '1 MiB came back intact');
       } finally {
         socket.destroy();
       }
     });
 
     test('SOCKS4a CONNECT to the headless db-0.db.demo.svc.cluster.local:5432 exchanges bytes', async () => {
-      const socket = await socksConnect(demo.port, 'db-0.db.demo.svc.cluster.local', 5432, 4);
+      const socket = await socksConnect(demo.port, 'db-0.db.demo.svc.cluster.local', 5432, { type: 4 });
       try {
-        assert.equal((await exchange(socket, Buffer.from('SELECT 1;\n'))).toString(), 'SELECT 1;\n');
+        assert.equal((await roundTrip(socket, Buffer.from('SELECT 1;\n'))).toString(), 'SELECT 1;\n');
       } finally {
         socket.destroy();
       }
@@ -263,7 +263,7 @@ describe('curl and the socks client through `kubesocks demo`', { skip: !curlBin 
   test('SIGTERM with a connection open: the demo closes it and exits 0 within a few seconds', async () => {
     const socket = await socksConnect(demo.port, 'echo.demo', 7);
     socket.on('error', () => {});
-    assert.equal((await exchange(socket, Buffer.from('still here\n'))).toString(), 'still here\n');
+    assert.equal((await roundTrip(socket, Buffer.from('still here\n'))).toString(), 'still here\n');
     // A tunnel still open after the grace period is cut midway: a reset (ECONNRESET), not a FIN.
     let resetSeen = false;
     socket.once('error', (err: NodeJS.ErrnoException) => (resetSeen = err.code === 'ECONNRESET'));

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startDemo, type DemoProcess } from '../helpers/e2e-demo.js';
 import { Proc, findBinary } from '../helpers/e2e-procs.js';
-import { exchange, socksConnect } from '../helpers/e2e-socks.js';
+import { roundTrip, socksConnect } from '../helpers/socks-client.js';
 
 const prometheus = findBinary('prometheus', '/usr/bin/prometheus');
 const AUTH = { username: 'prom', password: 'scrape-secret' };
@@ -106,7 +106,7 @@ describe('a real Prometheus scrapes /metrics', { skip: !prometheus && 'prometheu
     for (let i = 0; i < 3; i++) {
       // SOCKS through the --auth proxy needs the credentials too.
       const socket = await socksConnectWithAuth(demo.port);
-      assert.equal((await exchange(socket, Buffer.from('abc'))).toString(), 'abc');
+      assert.equal((await roundTrip(socket, Buffer.from('abc'))).toString(), 'abc');
       socket.destroy();
     }
     await until('kubesocks_connections_total{protocol="socks5",result="ok"}', (r) => Number(r[0]?.value[1]) === 3);

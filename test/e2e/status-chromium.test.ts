@@ -18,7 +18,7 @@ import { after, before, describe, test } from 'node:test';
 import { Browser, type Page } from '../helpers/cdp.js';
 import { startDemo, type DemoProcess } from '../helpers/e2e-demo.js';
 import { findBinary } from '../helpers/e2e-procs.js';
-import { exchange, rawSocks5Connect, socksConnect } from '../helpers/e2e-socks.js';
+import { roundTrip, rawSocks5Connect, socksConnect } from '../helpers/socks-client.js';
 
 const chromium = findBinary('/usr/bin/chromium', 'chromium', 'chromium-browser', 'google-chrome');
 const SHOTS = process.env.KUBESOCKS_STATUS_SCREENSHOTS ?? tmpdir();
@@ -47,7 +47,7 @@ describe('the status page in headless Chromium, through `kubesocks demo`', { ski
   async function openEcho(host: string, port: number): Promise<Socket> {
     const socket = await socksConnect(demo.port, host, port);
     sockets.push(socket);
-    assert.equal((await exchange(socket, Buffer.from('ping\n'))).toString(), 'ping\n');
+    assert.equal((await roundTrip(socket, Buffer.from('ping\n'))).toString(), 'ping\n');
     return socket;
   }
 

@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { expectedSourceDigest } from '../../src/sim/backends.js';
 import type { Scenario, ScenarioPod } from '../../src/sim/types.js';
 import { startFileServer, type FileServer } from '../helpers/faults-backends.js';
-import { download, exchange, httpViaProxy, mib, ms, socks5, NS, readyPod, startRig, summarize, waitUntil, type Rig } from '../helpers/faults-rig.js';
+import { download, exchangeToEnd, httpViaProxy, mib, ms, socks5, NS, readyPod, startRig, summarize, waitUntil, type Rig } from '../helpers/faults-rig.js';
 
 const CLIENTS = 200;
 const PODS = 4;
@@ -149,7 +149,7 @@ describe('200 clients cancelling mid-request', () => {
     assert.equal((await fullResult).sha256, expectedSourceDigest(16 * 1024 * 1024));
     full.destroy();
     const direct = await rig.dialer.connect(`files-0.${NS}:8080`);
-    assert.match((await exchange(direct, 'GET /direct HTTP/1.0\r\n\r\n')).toString(), /file server path \/direct/);
+    assert.match((await exchangeToEnd(direct, 'GET /direct HTTP/1.0\r\n\r\n')).toString(), /file server path \/direct/);
     summarize(t, {
       case: `${CLIENTS} clients cancelling mid-download (×2 waves)`,
       saw: `every client got 200 and its first bytes (${waves.map((w) => `${mib(w.bytes)} in ${ms(w.ms)}`).join(', ')}); afterwards HTTP 200, a 16 MiB SOCKS5 download sha256-intact, a dialer request`,

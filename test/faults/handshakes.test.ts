@@ -17,7 +17,7 @@ import {
   activeHandles,
   activeResources,
   echoOnce,
-  exchange,
+  exchangeToEnd,
   formatResources,
   httpViaProxy,
   ms,
@@ -166,7 +166,7 @@ describe('hostile and careless clients', () => {
       await echoOnce(s, 'warm');
       s.destroy();
       const web = await rig.dialer.connect(`echo-${i}.${NS}:8080`);
-      assert.match((await exchange(web, 'GET /warm HTTP/1.0\r\n\r\n')).toString(), /^HTTP\/1.1 200/);
+      assert.match((await exchangeToEnd(web, 'GET /warm HTTP/1.0\r\n\r\n')).toString(), /^HTTP\/1.1 200/);
     }
     assert.equal((await httpViaProxy(rig.proxyPort, `http://echo.${NS}/warm`)).status, 200);
     await waitUntil(() => rig.dialer.stats().pairs === 0 && rig.proxy.stats().openSockets === 0, 'a quiet start');

@@ -8,11 +8,9 @@
  */
 import { createHash } from 'node:crypto';
 import * as http from 'node:http';
-import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SocksClient } from 'socks';
 import { Dialer, type DialerOptions } from '../../src/dialer/dialer.js';
 import { KubeClient } from '../../src/kube/client.js';
 import { Resolver } from '../../src/resolve/resolver.js';
@@ -101,37 +99,7 @@ export async function startRig(scenario: Scenario, options: RigOptions = {}): Pr
 // ---------------------------------------------------------------------------
 // Clients
 
-/**
- * A SOCKS5 CONNECT through the proxy with the `socks` npm client (remote
- * name resolution, like socks5h). The socket comes back flowing: the client
- * calls resume() on it in a setImmediate after the handshake (socks 2.8,
- * socksclient.js), so this waits for that first — a pause() by the caller
- * would otherwise be undone, and bytes would be dropped with no listener.
- */
-export async function socks5(proxyPort: number, host: string, port: number, timeoutMs = 10_000): Promise<Socket> {
-  const { socket } = await SocksClient.createConnection({
-    proxy: { host: '127.0.0.1', port: proxyPort, type: 5 },
-    command: 'connect',
-    destination: { host, port },
-    timeout: timeoutMs,
-  });
-  socket.setNoDelay(true);
-  await new Promise((resolve) => setImmediate(resolve));
-  return socket;
-}
-
-/** The SOCKS5 reply name the `socks` client reports for a refused CONNECT (`ConnectionRefused`, …); `Granted` on success. */
-export async function socks5Reply(proxyPort: number, host: string, port: number): Promise<string> {
-  try {
-    const socket = await socks5(proxyPort, host, port);
-    socket.destroy();
-    return 'Granted';
-  } catch (err) {
-    const m = /Socks5 proxy rejected connection - (\w+)/.exec((err as Error).message);
-    if (!m?.[1]) throw err;
-    return m[1];
-  }
-}
+export { socks5, socks5Reply } from './socks-client.js';
 
 export interface HttpAnswer {
   status: number;
@@ -163,7 +131,7 @@ export function podOf(body: string): string | undefined {
   return /^pod (\S+) path /.exec(body)?.[1];
 }
 
-export { exchange } from './streams.js';
+export { exchangeToEnd } from './streams.js';
 
 /** One echo round trip on an open stream: writes `text`, resolves when it came back. */
 export function echoOnce(stream: Duplex, text: string, timeoutMs = 5_000): Promise<void> {

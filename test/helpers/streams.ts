@@ -2,7 +2,7 @@
 import type { Duplex } from 'node:stream';
 
 /** Writes `payload`, half-closes, and collects everything up to the end. */
-export function exchange(stream: Duplex, payload: Buffer | string, timeoutMs = 10_000): Promise<Buffer> {
+export function exchangeToEnd(stream: Duplex, payload: Buffer | string, timeoutMs = 10_000): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => reject(new Error(`no end within ${timeoutMs} ms`)), timeoutMs);

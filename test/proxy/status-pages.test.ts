@@ -14,7 +14,7 @@ import { connect } from 'node:net';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import type { StatusSnapshot } from '../../src/observe/status.js';
-import { exchange, rawSocks5Connect, readBytes, socksConnect } from '../helpers/e2e-socks.js';
+import { roundTrip, rawSocks5Connect, readBytes, socksConnect } from '../helpers/socks-client.js';
 import { NEEDS_PROMTOOL, basic, get, promtoolCheck, sample, startStatusRig, type StatusRig } from '../helpers/status.js';
 
 const PATHS = ['/', '/status.json', '/metrics'];
@@ -46,7 +46,7 @@ describe('status pages of a proxy in front of the simulated cluster', () => {
 
   test('/status.json: the context, an open SOCKS connection with its pod and bytes, gone once closed', async () => {
     const socket = await socksConnect(rig.port, 'echo.demo', 7);
-    assert.equal((await exchange(socket, Buffer.from('hello'))).toString(), 'hello');
+    assert.equal((await roundTrip(socket, Buffer.from('hello'))).toString(), 'hello');
     const open = await snapshotWhen(rig.port, (s) => s.connections.some((c) => c.target === 'echo.demo:7'), 'the open connection');
     const conn = open.connections.find((c) => c.target === 'echo.demo:7');
     assert.ok(conn);
@@ -100,7 +100,7 @@ describe('status pages of a proxy in front of the simulated cluster', () => {
   test('/ is rendered on the server (rows without JavaScript) with a CSP that allows only its own style and script', async () => {
     const socket = await socksConnect(rig.port, 'echo.demo', 7);
     try {
-      await exchange(socket, Buffer.from('x'));
+      await roundTrip(socket, Buffer.from('x'));
       await snapshotWhen(rig.port, (s) => s.connections.some((c) => c.target === 'echo.demo:7'), 'the open connection');
       const page = await get(rig.port, '/');
       assert.equal(page.status, 200);
@@ -150,7 +150,7 @@ describe('status pages of a proxy in front of the simulated cluster', () => {
     const connects = 'kubesocks_connect_duration_seconds_count{result="ok"}';
 
     const socket = await socksConnect(rig.port, 'echo.demo', 7);
-    await exchange(socket, Buffer.alloc(1000, 7));
+    await roundTrip(socket, Buffer.alloc(1000, 7));
     // While open: its bytes count already, and it is open.
     const during = (await get(rig.port, '/metrics')).body;
     assert.ok(sample(during, up) >= sample(before.body, up) + 1000, 'bytes up count while the connection is open');
@@ -191,7 +191,7 @@ describe('status pages of a proxy in front of the simulated cluster', () => {
     const failoversBefore = await metric('kubesocks_failovers_total');
     for (let i = 0; i < 4; i++) {
       const socket = await socksConnect(rig.port, 'flaky.demo', 7000);
-      assert.equal((await exchange(socket, Buffer.from(`n${i}`))).toString(), `n${i}`, 'every connection reaches the echoing pod');
+      assert.equal((await roundTrip(socket, Buffer.from(`n${i}`))).toString(), `n${i}`, 'every connection reaches the echoing pod');
       socket.destroy();
     }
     assert.ok((await metric('kubesocks_failovers_total')) >= failoversBefore + 1, 'the refusing pod was tried and left at least once');

@@ -24,7 +24,7 @@ import type { Containerd } from '../../src/sim/runtime/containerd.js';
 import type { ScenarioPod, ScenarioPort } from '../../src/sim/types.js';
 import { Proc, cleanEnv, curl, findBinary } from '../helpers/e2e-procs.js';
 import { download, httpViaProxy, socks5, socks5Reply, waitUntil } from '../helpers/faults-rig.js';
-import { exchange } from '../helpers/streams.js';
+import { exchangeToEnd } from '../helpers/streams.js';
 import { runtimeSkip, startRealRig, startRuntime, type RealRig } from '../helpers/runtime-rig.js';
 
 const NS = 'rt';
@@ -100,7 +100,7 @@ const RUNTIME_REFUSAL = /failed to connect to localhost:9999 inside namespace \\
 
 /** An HTTP/1.1 GET over an open stream; resolves with the whole response once the server closes. */
 async function getOver(stream: Socket, host: string, path = '/'): Promise<string> {
-  const answer = await exchange(stream, `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+  const answer = await exchangeToEnd(stream, `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
   return answer.toString('latin1');
 }
 

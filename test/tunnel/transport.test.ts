@@ -21,7 +21,7 @@ import { TransportSelector, type Transport } from '../../src/tunnel/transport.js
 import { upgradeToPortForward, type UpgradeCredentials, type UpgradeOptions } from '../../src/tunnel/upgrade.js';
 import { upgradeToWebSocketTunnel } from '../../src/tunnel/websocket-upgrade.js';
 import { startTestCluster, type TestCluster } from '../helpers/sim.js';
-import { exchange } from '../helpers/streams.js';
+import { exchangeToEnd } from '../helpers/streams.js';
 
 const HTTP_GET = (path: string): Buffer => Buffer.from(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
 
@@ -79,10 +79,10 @@ describe('port-forward transports against the simulated cluster', () => {
       const pool = new TunnelPool(admin, { transport });
       try {
         const pair = await pool.open('demo', 'web-1', 8080);
-        assert.match((await exchange(pair, HTTP_GET('/t'))).toString(), /pod web-1 path \/t/);
+        assert.match((await exchangeToEnd(pair, HTTP_GET('/t'))).toString(), /pod web-1 path \/t/);
         const echo = await pool.open('demo', 'echo-0', 7);
         const payload = Buffer.alloc(3 * 1024 * 1024 + 5, 0x5a);
-        assert.ok((await exchange(echo, payload)).equals(payload));
+        assert.ok((await exchangeToEnd(echo, payload)).equals(payload));
       } finally {
         pool.close();
       }
@@ -198,7 +198,7 @@ describe('port-forward transports against the simulated cluster', () => {
         const pool = new TunnelPool(proxied, { transport });
         try {
           const pair = await pool.open('demo', 'web-2', 8080);
-          assert.match((await exchange(pair, HTTP_GET('/via-proxy'))).toString(), /pod web-2 path \/via-proxy/);
+          assert.match((await exchangeToEnd(pair, HTTP_GET('/via-proxy'))).toString(), /pod web-2 path \/via-proxy/);
         } finally {
           pool.close();
         }

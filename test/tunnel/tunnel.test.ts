@@ -12,7 +12,7 @@ import { KubesocksError } from '../../src/errors.js';
 import { KubeClient } from '../../src/kube/client.js';
 import { TunnelPool } from '../../src/tunnel/pool.js';
 import { podsBehindService, startTestCluster, type TestCluster } from '../helpers/sim.js';
-import { exchange } from '../helpers/streams.js';
+import { exchangeToEnd } from '../helpers/streams.js';
 import { TEST_TRANSPORT } from '../helpers/transport.js';
 
 /**
@@ -65,7 +65,7 @@ describe('tunnel against the simulated cluster', () => {
   test('a pair carries bytes both ways to the pod (echo), uploads past 64 KiB included', async () => {
     const payload = randomBytes(1024 * 1024 + 17);
     const pair = await pool.open('demo', 'echo-0', 7);
-    const echoed = await exchange(pair, payload);
+    const echoed = await exchangeToEnd(pair, payload);
     assert.equal(createHash('sha256').update(echoed).digest('hex'), createHash('sha256').update(payload).digest('hex'));
   });
 
@@ -75,10 +75,10 @@ describe('tunnel against the simulated cluster', () => {
     const refused = await pool.open('demo', 'web-0', 9090);
     refused.on('error', () => {});
     await assert.rejects(refused.confirmed(), expectCode('POD_REFUSED', /error forwarding port 9090 to pod web-0, uid .*connection refused/));
-    const reply = await exchange(good, Buffer.from('GET /after-refusal HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    const reply = await exchangeToEnd(good, Buffer.from('GET /after-refusal HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
     assert.match(reply.toString(), /pod web-0 path \/after-refusal/);
     const third = await pool.open('demo', 'web-0', 8080);
-    assert.match((await exchange(third, Buffer.from('GET /third HTTP/1.0\r\n\r\n'))).toString(), /path \/third/);
+    assert.match((await exchangeToEnd(third, Buffer.from('GET /third HTTP/1.0\r\n\r\n'))).toString(), /path \/third/);
     assert.ok(t.cluster.counters().upgrades - before <= 1, 'one connection served all three pairs');
   });
 
@@ -114,7 +114,7 @@ describe('tunnel against the simulated cluster', () => {
       const again = new TunnelPool(fileClient, { transport: TEST_TRANSPORT });
       try {
         const pair = await again.open('demo', 'echo-1', 7);
-        assert.equal((await exchange(pair, Buffer.from('still works'))).toString(), 'still works');
+        assert.equal((await exchangeToEnd(pair, Buffer.from('still works'))).toString(), 'still works');
       } finally {
         again.close();
       }
@@ -233,10 +233,10 @@ describe('pooling and failures under load', () => {
       // The runtime's text about the copy that broke, or the connection's end: either names the pod.
       assert.ok(error instanceof KubesocksError && ['CONNECTION_LOST', 'PORTFORWARD_FAILED'].includes(error.code), String(error));
       assert.match(error.message, /^load\/echo-3 port 7: /);
-      assert.equal((await exchange(survivor, Buffer.from('alive'))).toString(), 'alive');
+      assert.equal((await exchangeToEnd(survivor, Buffer.from('alive'))).toString(), 'alive');
       await assert.rejects(pool.open('load', 'echo-3', 7), expectCode('POD_GONE'));
       const fresh = await pool.open('load', 'echo-5', 7);
-      assert.equal((await exchange(fresh, Buffer.from('fresh'))).toString(), 'fresh');
+      assert.equal((await exchangeToEnd(fresh, Buffer.from('fresh'))).toString(), 'fresh');
     } finally {
       pool.close();
     }
@@ -250,7 +250,7 @@ describe('pooling and failures under load', () => {
       await t.cluster.restartApiServer();
       assert.equal((await lost as KubesocksError).code, 'CONNECTION_LOST');
       const again = await pool.open('load', 'echo-6', 7);
-      assert.equal((await exchange(again, Buffer.from('back'))).toString(), 'back');
+      assert.equal((await exchangeToEnd(again, Buffer.from('back'))).toString(), 'back');
     } finally {
       pool.close();
     }

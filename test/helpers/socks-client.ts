@@ -1,8 +1,8 @@
 /**
- * SOCKS from the client side for the end-to-end tests: the `socks` npm
- * client (what Node programs use), the reply code it reports, a raw SOCKS5
- * exchange that reads the reply byte itself, and a byte exchange over an
- * established socket.
+ * SOCKS from the client side, for every test that needs it: the `socks`
+ * npm client (what Node programs use), the reply it reports, a raw SOCKS5
+ * handshake that reads the reply byte itself, and an echo round trip over
+ * an established socket.
  */
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
@@ -21,34 +21,54 @@ const SOCKS5_REPLY_BY_NAME: Record<string, number> = {
   AddressNotSupported: 8,
 };
 
-/** Connects through the proxy with the `socks` client (type 5, or 4 → SOCKS4a for a name). */
-export async function socksConnect(proxyPort: number, host: string, port: number, type: 4 | 5 = 5): Promise<Socket> {
+/**
+ * A CONNECT through the proxy with the `socks` npm client (type 5 with remote
+ * name resolution, like socks5h; type 4 → SOCKS4a for a name). The socket
+ * comes back flowing: the client calls resume() on it in a setImmediate after
+ * the handshake (socks 2.8, socksclient.js), so this waits for that first —
+ * a pause() by the caller would otherwise be undone, and bytes would be
+ * dropped with no listener.
+ */
+export async function socksConnect(proxyPort: number, host: string, port: number, options: { type?: 4 | 5; timeoutMs?: number } = {}): Promise<Socket> {
   const { socket } = await SocksClient.createConnection({
-    proxy: { host: '127.0.0.1', port: proxyPort, type },
+    proxy: { host: '127.0.0.1', port: proxyPort, type: options.type ?? 5 },
     command: 'connect',
     destination: { host, port },
-    timeout: 10_000,
+    timeout: options.timeoutMs ?? 10_000,
   });
+  socket.setNoDelay(true);
+  await new Promise((resolve) => setImmediate(resolve));
   return socket;
 }
 
+/** A SOCKS5 CONNECT with the `socks` client (what the fault tests call it). */
+export function socks5(proxyPort: number, host: string, port: number, timeoutMs = 10_000): Promise<Socket> {
+  return socksConnect(proxyPort, host, port, { type: 5, timeoutMs });
+}
+
 /**
- * The SOCKS5 reply the `socks` client reports for a refused CONNECT (its
- * error reads `Socks5 proxy rejected connection - ConnectionRefused`);
- * 0 when the connection was granted.
+ * The SOCKS5 reply name the `socks` client reports for a refused CONNECT
+ * (its error reads `Socks5 proxy rejected connection - ConnectionRefused`);
+ * `Granted` when the connection was granted.
  */
-export async function socksClientReply(proxyPort: number, host: string, port: number): Promise<number> {
+export async function socks5Reply(proxyPort: number, host: string, port: number): Promise<string> {
   try {
-    const socket = await socksConnect(proxyPort, host, port, 5);
+    const socket = await socks5(proxyPort, host, port);
     socket.destroy();
-    return 0;
+    return 'Granted';
   } catch (err) {
-    const message = (err as Error).message;
-    const m = /Socks5 proxy rejected connection - (\w+)/.exec(message);
-    const code = m?.[1] !== undefined ? SOCKS5_REPLY_BY_NAME[m[1]] : undefined;
-    if (code === undefined) throw new Error(`the socks client failed without a SOCKS5 reply: ${message}`, { cause: err });
-    return code;
+    const m = /Socks5 proxy rejected connection - (\w+)/.exec((err as Error).message);
+    if (!m?.[1]) throw err;
+    return m[1];
   }
+}
+
+/** The same as a number: the RFC 1928 REP byte (0 when granted). */
+export async function socksClientReply(proxyPort: number, host: string, port: number): Promise<number> {
+  const name = await socks5Reply(proxyPort, host, port);
+  const code = SOCKS5_REPLY_BY_NAME[name];
+  if (code === undefined) throw new Error(`the socks client reported an unknown SOCKS5 reply ${name}`);
+  return code;
 }
 
 /** Reads exactly `n` bytes (or rejects when the socket ends first); the socket is left paused. */
@@ -90,8 +110,8 @@ export async function readBytes(socket: Socket, n: number, timeoutMs = 10_000): 
   });
 }
 
-/** Writes `data` and reads back as many bytes. */
-export async function exchange(socket: Socket, data: Buffer): Promise<Buffer> {
+/** Writes `data` and reads back as many bytes (an echo's round trip). */
+export async function roundTrip(socket: Socket, data: Buffer): Promise<Buffer> {
   const reply = readBytes(socket, data.length);
   socket.write(data);
   return reply;
