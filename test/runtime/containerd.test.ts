@@ -193,6 +193,9 @@ describe('kubesocks through a real containerd', { skip: runtimeSkip }, () => {
     const answer = await getOver(connect(8080, real.ip), real.ip);
     assert.match(answer, /^HTTP\/1\.[01] 200 /);
     assert.ok(answer.endsWith('pod web-0\n'), answer);
+    // The proxy knows the pod by that real address too (pod DNS name from its IP).
+    const byIp = await httpViaProxy(rig.proxyPort, `http://${real.ip.replaceAll('.', '-')}.${NS}.pod.cluster.local:8080/`);
+    assert.equal(byIp.body, 'pod web-0\n');
   });
 
   test('HTTP and echo by service name: SOCKS5, HTTP CONNECT, the HTTP proxy and the dialer', async () => {
