@@ -106,7 +106,7 @@ function stopWithParent(closers: Array<() => Promise<void>>): void {
     if (stopping) return;
     stopping = true;
     // Real sandboxes take longer to remove; whatever is left then goes with the process's exit hook (teardown.ts).
-    const force = setTimeout(() => process.exit(0), 10_000);
+    const force = setTimeout(() => process.exit(0), 25_000);
     force.unref();
     void Promise.allSettled(closers.map((close) => close())).then(() => process.exit(0));
   };

@@ -43,7 +43,7 @@ export async function startSim(dir: string, sizes: ScenarioSizes, runtime?: 'con
   const kubeconfig = join(dir, 'kubeconfig');
   await writeFile(scenarioFile, JSON.stringify(benchScenario(sizes)));
   const args = ['--import', 'tsx', join(ROOT, 'bench', 'sim-process.ts'), scenarioFile, kubeconfig, ...(runtime ? [runtime] : [])];
-  const child = start('simulator', process.execPath, args, { cwd: ROOT });
+  const child = start('simulator', process.execPath, args, { cwd: ROOT, ...(runtime ? { stopGraceMs: 30_000 } : {}) });
   // Real sandboxes: containerd's start plus every pod's sandbox.
   const [line] = await child.waitFor(/^\{.*\}$/m, runtime ? 120_000 : 30_000);
   const ready = JSON.parse(line) as SimReady;

@@ -83,8 +83,14 @@ export interface Child {
 const children = new Set<Child>();
 const MAX_OUTPUT = 256 * 1024;
 
-export function start(name: string, command: string, args: string[], options: SpawnOptions = {}): Child {
-  const proc = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], ...options });
+/**
+ * `stopGraceMs`: how long stop() (and killAll) waits after SIGTERM before
+ * SIGKILL — longer for a simulator with real sandboxes, whose removal must
+ * not be cut short.
+ */
+export function start(name: string, command: string, args: string[], options: SpawnOptions & { stopGraceMs?: number } = {}): Child {
+  const { stopGraceMs = 3000, ...spawnOptions } = options;
+  const proc = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], ...spawnOptions });
   if (proc.pid === undefined) throw new Error(`${name}: could not start ${command}`);
   let out = '';
   let exited = false;
@@ -141,7 +147,7 @@ export function start(name: string, command: string, args: string[], options: Sp
         check();
       });
     },
-    async stop(graceMs = 3000) {
+    async stop(graceMs = stopGraceMs) {
       if (exited) return;
       proc.stdin?.end();
       proc.kill('SIGTERM');

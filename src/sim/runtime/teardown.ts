@@ -11,7 +11,7 @@
  * under DIR, its bridge device, its CNI result files, and DIR itself.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -128,6 +128,22 @@ function quiet(command: string, args: string[]): void {
   debug('%s %s → %s', command, args.join(' '), result.status ?? result.signal ?? result.error?.message);
 }
 
+/**
+ * Removes the instance directory with instance.json last, so a teardown cut
+ * short (a SIGKILL during a long delete) still leaves the record that lets the
+ * next start finish the job.
+ */
+function removeDirectory(dir: string): void {
+  let entries: string[] = [];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const entry of entries) if (entry !== 'instance.json') rmSync(join(dir, entry), { recursive: true, force: true, maxRetries: 3 });
+  rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+}
+
 /** Removes everything `record` names. Idempotent; never throws. */
 export function teardownInstance(record: InstanceRecord): void {
   try {
@@ -151,10 +167,24 @@ export function teardownInstance(record: InstanceRecord): void {
     } catch {
       // No results directory.
     }
-    rmSync(record.dir, { recursive: true, force: true });
+    removeDirectory(record.dir);
   } catch (err) {
     debug('teardown of %s incomplete: %s', record.dir, err);
   }
+}
+
+/** How old a directory without instance.json must be before it counts as abandoned. */
+const ABANDONED_AFTER_MS = 10 * 60_000;
+
+function removeIfAbandoned(dir: string): void {
+  try {
+    if (Date.now() - statSync(dir).mtimeMs < ABANDONED_AFTER_MS) return;
+  } catch {
+    return;
+  }
+  if (mountsUnder(dir).length > 0 || pidsMentioning(dir).length > 0) return;
+  debug('removing abandoned %s', dir);
+  removeDirectory(dir);
 }
 
 /** Tears down the instances of processes that died without doing so. */
@@ -171,7 +201,10 @@ export async function sweepStaleInstances(): Promise<void> {
     try {
       record = JSON.parse(readFileSync(join(dir, 'instance.json'), 'utf8')) as InstanceRecord;
     } catch {
-      continue; // Being written, or not ours: leave it.
+      // No record: a directory being set up (leave it), or what a teardown
+      // cut short by an older version left — long idle, nothing mounted or running there.
+      removeIfAbandoned(dir);
+      continue;
     }
     if (record.dir !== dir || alive(record.ownerPid)) continue;
     debug('removing stale instance %s of dead process %d', dir, record.ownerPid);
