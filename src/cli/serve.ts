@@ -2,7 +2,7 @@
 import { createDialer } from '../dialer/dialer.js';
 import { TRANSPORT_HELP, UsageError, parseFlags, parseTransportFlag } from './flags.js';
 import { parseListenAndAuth } from './listen-address.js';
-import { runProxy } from './proxy-runner.js';
+import { runProxy, say } from './proxy-runner.js';
 
 export const SERVE_HELP = `Usage: kubesocks [serve] [flags]
 
@@ -58,4 +58,10 @@ export async function serve(args: string[]): Promise<void> {
     transport: parseTransportFlag(values.transport),
   });
   await runProxy({ dialer, listen, auth, verbose: values.verbose ?? false });
+  // Once, at start, without holding the proxy back: a cluster that is down
+  // or credentials that are refused are said at once; outside hosts work
+  // meanwhile, and kubesocks recovers by itself when the cluster is back.
+  void dialer.checkApiServer().then((check) => {
+    if (!check.ready) say(`warning: ${check.reason} (kubesocks keeps serving; /readyz tells when the cluster answers again)`);
+  });
 }

@@ -11,7 +11,7 @@ import { untilAborted } from '../net/abort.js';
 import { KubesocksError, asKubesocksError, type ErrorCode } from '../errors.js';
 import { KubeClient } from '../kube/client.js';
 import type { KubeClientOptions } from '../kube/kubeconfig.js';
-import type { Connector } from '../net/connector.js';
+import type { Connector, ContextReadiness } from '../net/connector.js';
 import { Observer } from '../observe/observer.js';
 import { WorkloadPods, type PodPorts, type ServicePort, type WorkloadKind } from '../resolve/workloads.js';
 import { Resolver, type Endpoint } from '../resolve/resolver.js';
@@ -81,6 +81,9 @@ export interface PodsOf {
   kind: 'pod' | WorkloadKind;
   name: string;
 }
+
+/** How long the API server gets to answer a readiness check. */
+const READINESS_PROBE_MS = 3000;
 
 export class Dialer {
   readonly #client: KubeClient;
@@ -154,7 +157,9 @@ export class Dialer {
         const ep = socket.endpoint;
         return { stream: socket, via: socket.via, pod: ep && { context: this.#client.contextName, namespace: ep.namespace, pod: ep.pod } };
       },
-      pacInfo: async () => ({ clusterDomain: this.clusterDomain, namespaces: await this.#resolver.namespaces().catch(() => []) }),
+      // At once from what is known, never waiting on the API server (the lists refresh in the background).
+      pacInfo: async () => ({ clusterDomain: this.clusterDomain, ...(await this.#resolver.pacNames()) }),
+      readiness: async () => [await this.checkApiServer()],
     };
   }
 
@@ -185,6 +190,26 @@ export class Dialer {
   /** Whether a namespace exists; undefined when the credentials may not tell. */
   namespaceExists(namespace: string, signal?: AbortSignal): Promise<boolean | undefined> {
     return this.#workloads.namespaceExists(namespace, signal);
+  }
+
+  /**
+   * Asks the API server once (bounded by READINESS_PROBE_MS): does it
+   * answer, and does it accept the credentials? A 403 still means they were
+   * accepted (authenticated, just not allowed that path). For `serve`'s start
+   * line and /readyz.
+   */
+  async checkApiServer(): Promise<ContextReadiness> {
+    const context = this.#client.contextName;
+    try {
+      await this.#client.getJSON('/api', { timeoutMs: READINESS_PROBE_MS });
+      return { context, ready: true, reason: 'ok' };
+    } catch (err) {
+      const error = asKubesocksError(err);
+      if (error.code === 'FORBIDDEN' || error.code === 'NOT_FOUND') return { context, ready: true, reason: 'ok' };
+      if (error.code === 'UNAUTHORIZED') return { context, ready: false, reason: error.message };
+      const health = this.#client.health;
+      return { context, ready: false, reason: health.unreachable ? health.unreachableError().message : error.message };
+    }
   }
 
   stats(): PoolStats {

@@ -98,7 +98,9 @@ export class ApiHealth extends EventEmitter<ApiHealthEvents> {
    * reached: which server, why, and what to do.
    */
   unreachableError(): KubesocksError {
-    const why = this.#reason ? `: ${this.#reason.message}` : '';
+    const prefix = `cannot reach the API server ${this.server} of context "${this.contextName}": `;
+    const reason = this.#reason?.message.startsWith(prefix) ? this.#reason.message.slice(prefix.length) : this.#reason?.message;
+    const why = reason ? `: ${reason}` : '';
     return new KubesocksError(
       'API_UNREACHABLE',
       `cannot reach the API server ${this.server} of context "${this.contextName}"${why} — check that the cluster is up and your network/VPN; outside hosts keep working and kubesocks retries`,

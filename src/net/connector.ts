@@ -27,6 +27,8 @@ export interface PacInfo {
   clusterDomain: string;
   /** Namespaces that exist now; `x.NS` names go through the proxy. */
   namespaces: string[];
+  /** Exact host names that go through the proxy (services and pods of namespaces named like public domains). */
+  hosts?: string[];
 }
 
 export interface Connector {
@@ -38,4 +40,13 @@ export interface Connector {
   connect(target: ProxyTarget, signal: AbortSignal): Promise<Connected>;
   /** Facts for /proxy.pac. */
   pacInfo(): Promise<PacInfo>;
+  /** For /readyz: per kubeconfig context, whether its API server answers and accepts the credentials. */
+  readiness?(): Promise<ContextReadiness[]>;
+}
+
+export interface ContextReadiness {
+  context: string;
+  ready: boolean;
+  /** One line: `ok`, or what is wrong and what to do. */
+  reason: string;
 }

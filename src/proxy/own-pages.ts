@@ -45,8 +45,8 @@ export function serveOwnPage(ctx: ProxyContext, conn: ClientConnection, req: Inc
     serveStatus({ conn, req, res, pathname, asProxy, authorized: authorized(ctx, req, 'proxy-authorization', 'authorization') });
     return;
   }
-  if (pathname !== '/healthz' && pathname !== '/proxy.pac') {
-    sendText(res, 404, 'not found: this is kubesocks, a SOCKS5/HTTP proxy; it serves /, /status.json, /metrics, /proxy.pac and /healthz itself');
+  if (pathname !== '/healthz' && pathname !== '/readyz' && pathname !== '/proxy.pac') {
+    sendText(res, 404, 'not found: this is kubesocks, a SOCKS5/HTTP proxy; it serves /, /status.json, /metrics, /proxy.pac, /healthz and /readyz itself');
     return;
   }
   if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -54,14 +54,19 @@ export function serveOwnPage(ctx: ProxyContext, conn: ClientConnection, req: Inc
     return;
   }
   if (pathname === '/healthz') {
+    // The process is alive: nothing about the cluster (that is /readyz).
     sendText(res, 200, 'ok');
     return;
   }
-  // The PAC names the cluster's namespaces: when credentials are set, it needs them too.
+  // The PAC and /readyz name the cluster's namespaces: when credentials are set, it needs them too.
   if (!authorized(ctx, req, 'proxy-authorization', 'authorization')) {
     conn.report({ protocol: 'http', target: pathname, via: 'proxy', startedAt, error: proxyAuthError() });
     if (asProxy) sendProxyAuthRequired(res);
     else sendText(res, 401, 'credentials required', { 'WWW-Authenticate': BASIC_CHALLENGE });
+    return;
+  }
+  if (pathname === '/readyz') {
+    serveReadiness(ctx, res);
     return;
   }
   const proxyAddress = formatHostPort(unmapIPv4(conn.socket.localAddress ?? '127.0.0.1'), conn.socket.localPort ?? 0);
@@ -89,4 +94,20 @@ export function serveOwnPage(ctx: ProxyContext, conn: ClientConnection, req: Inc
       ctx.reportError(asKubesocksError(err, 'INTERNAL'));
       res.destroy();
     });
+}
+
+/**
+ * /readyz: one line per kubeconfig context, `CONTEXT: ok` or what is wrong;
+ * 200 when every context is ready, else 503.
+ */
+function serveReadiness(ctx: ProxyContext, res: ServerResponse): void {
+  const probe = ctx.connector.readiness?.() ?? Promise.resolve([]);
+  probe.then(
+    (contexts) => {
+      const ready = contexts.every((c) => c.ready);
+      const body = contexts.length > 0 ? contexts.map((c) => `${c.context}: ${c.reason}`).join('; ') : 'ok';
+      sendText(res, ready ? 200 : 503, body);
+    },
+    (err: unknown) => sendText(res, 503, `readiness probe failed: ${(err as Error).message}`),
+  );
 }

@@ -24,7 +24,9 @@ export interface PacOptions extends PacInfo {
  * Renders the PAC file. A host goes through the proxy when it is
  * - `*.svc` (the short service forms `web.demo.svc`),
  * - the cluster domain or anything under it (`*.svc.cluster.local`, `*.pod.cluster.local`),
- * - `*.NS` for each namespace that exists (`web.demo`).
+ * - `*.NS` for each namespace that exists (`web.demo`), except namespaces
+ *   named like a public domain (`dev`, `com`): their services and pods are
+ *   listed by exact name (`hosts`), so `go.dev` stays direct.
  * The proxy is offered as HTTP first and SOCKS5 second.
  */
 export function renderPac(options: PacOptions): string {
@@ -37,6 +39,7 @@ export function renderPac(options: PacOptions): string {
     exact.push(clusterDomain);
   }
   for (const ns of namespaces) suffixes.push(`.${ns}`);
+  for (const host of new Set((options.hosts ?? []).map((h) => h.toLowerCase()))) if (DNS_NAME.test(host)) exact.push(host);
   const proxy = `PROXY ${options.proxyAddress}; SOCKS5 ${options.proxyAddress}`;
   return `// kubesocks: cluster names through the proxy, everything else direct.
 var proxy = ${JSON.stringify(proxy)};

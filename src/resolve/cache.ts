@@ -324,6 +324,26 @@ export class NamespaceCache {
     return out;
   }
 
+  /** Without waiting: the names of the services and pods here (empty until the lists are in). */
+  namesNow(): string[] {
+    const names = new Set<string>();
+    for (const lw of [this.services, this.pods] as Array<ListWatch<{ metadata: { name: string } }>>) {
+      if (!lw.synced || lw.forbidden) continue;
+      for (const item of lw.items()) names.add(item.metadata.name);
+    }
+    return [...names].sort();
+  }
+
+  /**
+   * Without waiting: whether a service (first) or pod of this name is known
+   * here; undefined when the lists are not in (nobody can tell yet).
+   */
+  hasNameNow(name: string): boolean | undefined {
+    const lists = [this.services, this.pods];
+    if (lists.some((lw) => !lw.synced || lw.forbidden)) return undefined;
+    return this.services.get(name) !== undefined || this.pods.get(name) !== undefined;
+  }
+
   /** Without waiting: the service with this ClusterIP if the service list is in. */
   serviceWithIPNow(ip: string): ServiceInfo | undefined {
     if (!this.services.synced || this.services.forbidden) return undefined;

@@ -147,6 +147,14 @@ export function parseName(host: string, opts: ParseOptions): ParsedName[] {
     return out;
   }
 
+  if (labels.length === 3) {
+    // `host.svc.ns`: the endpoint `host` of headless service svc in namespace
+    // ns, as a pod's DNS search path (`ns.svc.DOMAIN`) resolves it
+    // (db-0.db.demo) — or the internet host of that name. The resolver decides.
+    const [hostname, service, ns] = labels as [string, string, string];
+    if (isLabel(hostname) && isServiceName(service) && isLabel(ns)) return [{ kind: 'serviceHost', namespace: ns, service, hostname }, external];
+  }
+
   return [external];
 }
 
@@ -185,7 +193,8 @@ export function isClusterForm(parsed: ParsedName[]): boolean | null {
   if (!first) return true;
   if (first.kind === 'external') return false;
   if (first.kind === 'ip') return null;
-  if (first.kind === 'serviceHost' || first.kind === 'podIP') return true;
+  // (`host.svc.ns` also reads as an internet name: it depends on what exists.)
+  if (first.kind === 'serviceHost' || first.kind === 'podIP') return parsed.length === 1 ? true : null;
   // A lone service candidate comes from an explicit `.svc` form.
   if (parsed.length === 1 && first.kind === 'service') return true;
   return null;

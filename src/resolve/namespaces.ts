@@ -129,6 +129,45 @@ export class NamespaceDirectory {
     return true;
   }
 
+  /**
+   * Without waiting: true/false from the last list (or a recent per-name
+   * answer, or a namespace seen), undefined when nothing is known. Used while
+   * the API server is unreachable, when waiting on it is not an option.
+   */
+  knownNow(ns: string): boolean | undefined {
+    if (this.#seen.has(ns)) return true;
+    if (this.#names) return this.#names.has(ns);
+    return undefined;
+  }
+
+  /**
+   * Namespaces known now (sorted), never waiting: the last list, or those
+   * seen. A list older than the TTL is refreshed in the background.
+   */
+  listNow(): string[] {
+    if (!this.#names || Date.now() - this.#fetchedAt >= this.#ttlMs) this.#current(this.#ttlMs).catch(() => {});
+    return [...(this.#names ?? this.#seen.keys())].sort();
+  }
+
+  /**
+   * Like listNow(), but when nothing was ever listed, waits up to `maxWaitMs`
+   * for the first list (a PAC fetched right after start should name the
+   * namespaces); never longer, whatever the API server does.
+   */
+  async listSoon(maxWaitMs: number): Promise<string[]> {
+    if (!this.#names && this.#seen.size === 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.#current(this.#ttlMs).catch(() => {}),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, maxWaitMs);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    return this.listNow();
+  }
+
   /** Remember a namespace seen to exist some other way (e.g. its objects were listed). */
   noteSeen(ns: string): void {
     this.#seen.set(ns, true);

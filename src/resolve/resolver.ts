@@ -13,6 +13,7 @@ import * as net from 'node:net';
 import { debuglog } from 'node:util';
 import { LRUCache } from 'lru-cache';
 import { KubesocksError } from '../errors.js';
+import type { ApiHealth } from '../kube/health.js';
 import type { Observer } from '../observe/observer.js';
 import type { RequestSource } from '../kube/api.js';
 import { isValidPort } from '../net/address.js';
@@ -21,6 +22,7 @@ import { EndpointChooser } from './choice.js';
 import { ClusterIPLookup } from './cluster-ips.js';
 import { DEFAULT_CLUSTER_DOMAIN, isClusterForm, normalizeHost, parseName, type ParsedName } from './names.js';
 import { NamespaceDirectory } from './namespaces.js';
+import { isPublicTld } from './public-domains.js';
 import type { EndpointInfo, PodInfo, PortInfo, ServiceInfo, SliceInfo } from './projections.js';
 import { CACHE_SYNC_TIMEOUT_MS } from '../net/timeouts.js';
 
@@ -101,6 +103,9 @@ function notFound(message: string): KubesocksError {
   return new KubesocksError('NOT_FOUND', message);
 }
 
+/** How long a PAC fetched before the first namespace list waits for it. */
+const PAC_FIRST_LIST_WAIT_MS = 1000;
+
 export class Resolver {
   readonly #clusterDomain: string;
   readonly #defaultNamespace: string;
@@ -109,11 +114,13 @@ export class Resolver {
   readonly #ipIndex: ClusterIPLookup;
   readonly #chooser: EndpointChooser;
   readonly #negative: LRUCache<string, KubesocksError> | null;
+  readonly #health: ApiHealth | undefined;
   #closed = false;
 
   constructor(client: ResolverClient, opts: ResolverOptions = {}) {
     this.#clusterDomain = normalizeHost(opts.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN);
     this.#defaultNamespace = opts.namespace ?? client.namespace;
+    this.#health = client.health;
     const cacheOpts = {
       maxNamespaces: opts.maxNamespaces ?? 64,
       getFallbackTtlMs: opts.getFallbackTtlMs ?? 5_000,
@@ -146,14 +153,92 @@ export class Resolver {
     if (name === '') throw new KubesocksError('BAD_TARGET', 'empty host name');
     const cached = this.#negative?.get(name);
     if (cached) throw new KubesocksError(cached.code, cached.message);
+    const parsed = this.#parse(name);
     try {
-      const r = await this.#resolveParsed(name, this.#parse(name), port, 0, signal);
+      // Whether a name is in the cluster is never left waiting on an API
+      // server that does not answer: decide from what is known instead.
+      const r = this.#health?.unreachable
+        ? this.#resolveOffline(name, parsed, port)
+        : await this.#untilUnreachable(this.#resolveParsed(name, parsed, port, 0, signal), () => this.#resolveOffline(name, parsed, port));
       debug('%s:%d → %s', name, port, r.kind === 'cluster' ? r.description : `external ${r.host}:${r.port}`);
       return r;
     } catch (err) {
       if (err instanceof KubesocksError && err.code === 'NOT_FOUND') this.#negative?.set(name, err);
       throw err;
     }
+  }
+
+  /**
+   * Runs `lookup`, unless the API server turns out unreachable first: then
+   * `offline()` answers from what is known (the lookup goes on in the
+   * background and fills the caches for later).
+   */
+  #untilUnreachable<T>(lookup: Promise<T>, offline: () => T): Promise<T> {
+    const health = this.#health;
+    if (!health) return lookup;
+    return new Promise<T>((resolve, reject) => {
+      const onChange = (): void => {
+        if (!health.unreachable) return;
+        health.off('change', onChange);
+        lookup.catch(() => {});
+        try {
+          resolve(offline());
+        } catch (error) {
+          reject(error);
+        }
+      };
+      health.on('change', onChange);
+      lookup.then(
+        (value) => {
+          health.off('change', onChange);
+          resolve(value);
+        },
+        (error: unknown) => {
+          health.off('change', onChange);
+          // A lookup that failed because the server cannot be reached is answered offline too.
+          if (health.unreachable && error instanceof KubesocksError && ['API_UNREACHABLE', 'TIMEOUT'].includes(error.code)) onChange();
+          else reject(error);
+        },
+      );
+    });
+  }
+
+  /**
+   * The answer while the API server is unreachable, without asking it:
+   * cluster forms (and names known to be in the cluster) fail at once with
+   * one line naming the server; every other name goes outside.
+   */
+  #resolveOffline(name: string, parsed: ParsedName[], port: number): Resolution {
+    const health = this.#health;
+    const fail = (): never => {
+      throw health ? health.unreachableError() : new KubesocksError('API_UNREACHABLE', `cannot reach the API server to resolve ${name}`);
+    };
+    const external: Resolution = { kind: 'external', host: name, port };
+    if (isClusterForm(parsed) === true) return fail();
+    const first = parsed[0];
+    if (!first) return fail();
+    if (first.kind === 'external') return { kind: 'external', host: first.host, port };
+    if (first.kind === 'ip') {
+      for (const cache of this.#caches.all()) {
+        if (cache.serviceWithIPNow(first.ip) || (cache.podsWithIPNow(first.ip)?.length ?? 0) > 0) return fail();
+      }
+      return { kind: 'external', host: first.ip, port };
+    }
+    if (first.kind === 'serviceHost') {
+      if (this.#directory.knownNow(first.namespace) !== true) return external;
+      const known = this.#caches.has(first.namespace) ? this.#caches.get(first.namespace).hasNameNow(first.service) : undefined;
+      return known === false ? external : fail();
+    }
+    if (first.kind !== 'service' && first.kind !== 'pod') return fail();
+    const namespace = first.namespace;
+    const label = first.kind === 'service' ? first.service : first.pod;
+    const twoLabel = parsed.some((p) => p.kind === 'external');
+    if (twoLabel && this.#directory.knownNow(namespace) !== true) return external;
+    const known = this.#caches.has(namespace) ? this.#caches.get(namespace).hasNameNow(label) : undefined;
+    if (known === true) return fail();
+    // `x.NS` with NS a namespace but x not known to be in it: outside, unless nobody can tell.
+    if (known === false || !twoLabel) return external;
+    return fail();
   }
 
   /** Report how a connection to an endpoint went, so the next choices adapt. */
@@ -196,6 +281,29 @@ export class Resolver {
   /** The namespaces whose services, pods and slices are watched now. */
   cachedNamespaces(): string[] {
     return this.#caches.names();
+  }
+
+  /**
+   * For the PAC file, at once from what is known (the list refreshes in the
+   * background): namespaces whose `*.NS` can go to the cluster wholesale,
+   * and for namespaces named like a public domain (dev, com, …) the exact
+   * `NAME.NS` of their services and pods instead (their caches start filling
+   * for the next fetch).
+   */
+  async pacNames(): Promise<{ namespaces: string[]; hosts: string[] }> {
+    const namespaces: string[] = [];
+    const hosts: string[] = [];
+    // Nothing known yet (just started): a moment for the first list, unless the server is known unreachable.
+    const known = this.#health?.unreachable ? this.#directory.listNow() : await this.#directory.listSoon(PAC_FIRST_LIST_WAIT_MS);
+    for (const ns of known) {
+      if (!isPublicTld(ns)) {
+        namespaces.push(ns);
+        continue;
+      }
+      if (this.#closed) continue;
+      for (const name of this.#caches.get(ns).namesNow()) hosts.push(`${name}.${ns}`);
+    }
+    return { namespaces, hosts };
   }
 
   /** Namespaces that exist (for the PAC file): the list, or, when that is forbidden, those seen. */
@@ -264,8 +372,16 @@ export class Resolver {
         return this.#resolveIP(first.ip, port, depth, signal);
       case 'podIP':
         return this.#resolvePodIP(first.namespace, first.ip, port, signal);
-      case 'serviceHost':
+      case 'serviceHost': {
+        const outside = parsed.find((p) => p.kind === 'external');
+        if (outside) {
+          // `host.svc.ns` is a cluster name only where ns is a namespace with a service svc.
+          if (!(await this.#directory.exists(first.namespace, signal))) return { kind: 'external', host: outside.host, port };
+          const cache = await this.#ns(first.namespace, signal);
+          if (!(await cache.service(first.service, signal))) return { kind: 'external', host: outside.host, port };
+        }
         return this.#resolveServiceHost(first.namespace, first.service, first.hostname, port, signal);
+      }
       case 'service':
       case 'pod':
         break;
@@ -289,6 +405,10 @@ export class Resolver {
       if (pod) return this.#resolvePod(namespace, pod, port);
     }
     await this.#assertNamespace(namespace, signal);
+    // `x.NS` reaches the cluster only where x is a service or pod in NS: a
+    // namespace named like a public domain (dev, app, io, com) must not
+    // capture go.dev or example.com.
+    if (external) return { kind: 'external', host: external.host, port };
     if (svcCandidate && podCandidate) {
       throw notFound(`no service or pod named "${svcCandidate.service}" in namespace "${namespace}" (see kubectl get svc,pods -n ${namespace})`);
     }

@@ -85,7 +85,17 @@ test('external names', () => {
     { kind: 'pod', namespace: 'com', pod: 'github' },
     { kind: 'external', host: 'github.com' },
   ]);
-  assert.deepEqual(parseName('api.github.com', ns), [{ kind: 'external', host: 'api.github.com' }]);
+  // Three labels: the headless-endpoint form host.svc.ns, or the internet name.
+  assert.deepEqual(parseName('api.github.com', ns), [
+    { kind: 'serviceHost', namespace: 'com', service: 'github', hostname: 'api' },
+    { kind: 'external', host: 'api.github.com' },
+  ]);
+  assert.deepEqual(parseName('db-0.db.demo', ns), [
+    { kind: 'serviceHost', namespace: 'demo', service: 'db', hostname: 'db-0' },
+    { kind: 'external', host: 'db-0.db.demo' },
+  ]);
+  assert.deepEqual(parseName('www.2048.io', ns), [{ kind: 'external', host: 'www.2048.io' }]);
+  assert.deepEqual(parseName('a.b.c.example', ns), [{ kind: 'external', host: 'a.b.c.example' }]);
   assert.deepEqual(parseName('localhost', ns), [{ kind: 'external', host: 'localhost' }]);
   assert.deepEqual(parseName('my_host.example', ns), [{ kind: 'external', host: 'my_host.example' }]);
   // A service name cannot start with a digit; a pod name can.
@@ -104,6 +114,7 @@ test('isClusterForm', () => {
   assert.equal(isClusterForm(parseName('web.demo', ns)), null);
   assert.equal(isClusterForm(parseName('web', ns)), null);
   assert.equal(isClusterForm(parseName('10.0.0.1', ns)), null);
-  assert.equal(isClusterForm(parseName('api.github.com', ns)), false);
+  assert.equal(isClusterForm(parseName('api.github.com', ns)), null);
+  assert.equal(isClusterForm(parseName('a.b.c.example', ns)), false);
   assert.equal(normalizeHost(' Web.Demo. '), 'web.demo');
 });

@@ -165,14 +165,16 @@ test('watch-fed: readiness flips, deletions, new services', async () => {
   await eventually(async () => {
     assert.deepEqual(pods(await r.resolve('web.demo', 80)), WEB);
   });
-  await rejects(r.resolve('temp.demo', 80), 'NOT_FOUND');
+  await rejects(r.resolve('temp.demo.svc', 80), 'NOT_FOUND');
+  // `x.NS` with no service or pod x in NS is a name outside the cluster.
+  assert.deepEqual(await r.resolve('temp.demo', 80), { kind: 'external', host: 'temp.demo', port: 80 });
 
   // Negative answers are remembered briefly (negativeTtlMs), then forgotten.
-  await rejects(r.resolve('fresh.demo', 80), 'NOT_FOUND');
+  await rejects(r.resolve('fresh.demo.svc', 80), 'NOT_FOUND');
   sim.cluster.addService({ name: 'fresh', namespace: 'demo', selector: { app: 'lonely' }, ports: [{ port: 80, targetPort: 8080 }] });
-  await rejects(r.resolve('fresh.demo', 80), 'NOT_FOUND', /no service or pod named "fresh"/);
+  await rejects(r.resolve('fresh.demo.svc', 80), 'NOT_FOUND', /service "fresh" not found/);
   await eventually(async () => {
-    assert.deepEqual(pods(await r.resolve('fresh.demo', 80)), ['demo/lonely:8080']);
+    assert.deepEqual(pods(await r.resolve('fresh.demo.svc', 80)), ['demo/lonely:8080']);
   });
   sim.cluster.deleteService('demo', 'fresh');
 });
@@ -181,7 +183,7 @@ test('clear errors', async () => {
   const r = await resolver({ negativeTtlMs: 0 });
   await rejects(r.resolve('web.demo', 81), 'NO_SUCH_PORT', /service "web" in namespace "demo" has no port 81 \(its ports: 80\/TCP \(http\)\)/);
   await rejects(r.resolve('nope.demo.svc.cluster.local', 80), 'NOT_FOUND', /service "nope" not found in namespace "demo" \(see kubectl get svc -n demo\)/);
-  await rejects(r.resolve('nope.demo', 80), 'NOT_FOUND', /no service or pod named "nope" in namespace "demo"/);
+  assert.deepEqual(await r.resolve('nope.demo', 80), { kind: 'external', host: 'nope.demo', port: 80 });
   await rejects(r.resolve('web.nowhere.svc.cluster.local', 80), 'NOT_FOUND', /namespace "nowhere" does not exist/);
   await rejects(r.resolve('db-7.db.demo.svc.cluster.local', 5432), 'NOT_FOUND', /no endpoint with hostname "db-7"/);
   await rejects(r.resolve('10-244-9-9.demo.pod.cluster.local', 80), 'NOT_FOUND', /no pod with IP 10\.244\.9\.9/);
@@ -262,7 +264,7 @@ test('a user without list/watch falls back to GETs', async () => {
   assert.deepEqual(await r.resolve('docs.demo', 443), { kind: 'external', host: 'example.com', port: 443 });
   assert.deepEqual(await r.resolve('example.com', 443), { kind: 'external', host: 'example.com', port: 443 });
   await rejects(r.resolve('web.demo', 81), 'NO_SUCH_PORT');
-  await rejects(r.resolve('nope.demo', 80), 'NOT_FOUND');
+  await rejects(r.resolve('nope.demo.svc', 80), 'NOT_FOUND');
   // Without list on endpointslices, the service's v1 Endpoints object (a get) names its pods.
   assert.deepEqual(pods(await r.resolve('web.demo', 80)), WEB);
   assert.deepEqual(pods(await r.resolve('db-1.db.demo.svc', 5432)), ['demo/db-1:5432']);
