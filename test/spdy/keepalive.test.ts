@@ -29,6 +29,8 @@ test('a session its own reader paused is not declared dead for silence; after th
     streamBufferBytes: 64 * KiB,
   });
   t.after(close);
+  // The session closes its socket with the peer's PINGs unread: the peer may see a reset.
+  peer.closed.catch(() => {});
   const stream = session.openStream(PF('0'));
   stream.on('error', () => {});
   await peer.synReply(1, {});
@@ -59,6 +61,7 @@ test('a session its own reader paused is not declared dead for silence; after th
 test('a stream holds up to its buffer limit before the socket stops; the shared budget stops it sooner', async (t) => {
   const roomy = await sessionWithRawPeer('client', { streamHighWaterMark: 16 * KiB, streamBufferBytes: 1024 * KiB });
   t.after(roomy.close);
+  roomy.peer.closed.catch(() => {});
   const a = roomy.session.openStream(PF('0'));
   a.on('error', () => {});
   await roomy.peer.synReply(1, {});
@@ -71,6 +74,7 @@ test('a stream holds up to its buffer limit before the socket stops; the shared 
   const budget = new ReadBudget(128 * KiB);
   const tight = await sessionWithRawPeer('client', { streamHighWaterMark: 16 * KiB, streamBufferBytes: 1024 * KiB, readBudget: budget });
   t.after(tight.close);
+  tight.peer.closed.catch(() => {});
   const b = tight.session.openStream(PF('0'));
   b.on('error', () => {});
   await tight.peer.synReply(1, {});
