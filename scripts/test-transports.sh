@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The tunnel, dialer and proxy end-to-end suites and the fault suite's
-# isolation cases (refused port, pod deleted, API server restarted, slow or
-# paused reader), once over each port-forward transport: SPDY and the
+# isolation cases (refused port, pod deleted, API server restarted, a stream
+# failing midway, slow and paused readers), once over each port-forward transport: SPDY and the
 # WebSocket tunnel (KEP-4006). `npm test` and `npm run test:faults` run them
 # once, over `auto` (the WebSocket tunnel against the simulator).
 # Files are found by name, so the suites may move between test/ folders.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 files=()
-for name in tunnel.test.ts transport.test.ts dialer.test.ts curl.test.ts pods.test.ts apiserver.test.ts slow-reader.test.ts isolation.test.ts; do
+for name in tunnel.test.ts transport.test.ts dialer.test.ts curl.test.ts pods.test.ts apiserver.test.ts midstream.test.ts slow-reader.test.ts paused-reader.test.ts; do
   while IFS= read -r f; do files+=("$f"); done < <(find test -name "$name" -not -path '*/helpers/*' | sort)
 done
 for transport in spdy websocket; do
