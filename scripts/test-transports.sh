@@ -11,7 +11,11 @@ files=()
 for name in tunnel.test.ts transport.test.ts dialer.test.ts curl.test.ts pods.test.ts apiserver.test.ts midstream.test.ts slow-reader.test.ts paused-reader.test.ts; do
   while IFS= read -r f; do files+=("$f"); done < <(find test -name "$name" -not -path '*/helpers/*' | sort)
 done
-for transport in spdy websocket; do
+# `scripts/test-transports.sh websocket` runs one transport only.
+failed=()
+for transport in "${@:-spdy}" $([ $# -eq 0 ] && echo websocket); do
   echo "== port-forward transport: $transport (${#files[@]} files)"
-  KUBESOCKS_TEST_TRANSPORT=$transport node --import tsx --test --test-concurrency=2 --test-timeout=300000 "${files[@]}"
+  KUBESOCKS_TEST_TRANSPORT=$transport node --import tsx --test --test-concurrency=2 --test-timeout=300000 "${files[@]}" || failed+=("$transport")
 done
+# Both transports run even when the first fails, so one run says which fail where.
+[ ${#failed[@]} -eq 0 ] || { echo "failed over: ${failed[*]}"; exit 1; }
