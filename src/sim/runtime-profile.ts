@@ -59,12 +59,11 @@ export function failPair(profile: RuntimeProfile, errorStream: SpdyStream, dataS
     // containerd's portForward closes the data stream inside its network
     // namespace callback (`defer stream.Close()`, sandbox_portforward_linux.go)
     // before the streaming code writes the text; that code's deferred Close()
-    // then FINs the error stream. No RST. The text waits for the FIN to be sent.
-    const writeText = (): void => {
-      if (!errorStream.destroyed && !errorStream.writableEnded) errorStream.end(text);
-    };
-    if (!dataStream.destroyed && !dataStream.writableEnded) dataStream.end(writeText);
-    else writeText();
+    // then FINs the error stream. No RST. All three are queued at once (the
+    // data stream's end() sends its FIN synchronously when nothing is
+    // buffered), so a connection closed right after still carries them.
+    if (!dataStream.destroyed && !dataStream.writableEnded) dataStream.end();
+    if (!errorStream.destroyed && !errorStream.writableEnded) errorStream.end(text);
     return;
   }
   if (!errorStream.destroyed && !errorStream.writableEnded) errorStream.write(text);

@@ -31,13 +31,6 @@ const NS = 'rt';
 const MiB = 1024 * 1024;
 const BULK = 256 * MiB;
 
-/**
- * containerd FINs the data stream before it writes its refusal (frames.test.ts):
- * kubesocks on main still takes that FIN for an accepted connection. The
- * pair fix of the isolation issue (8) reads the text first; these cases pass
- * with it and are marked todo until it is on main.
- */
-const NEEDS_PAIR_FIX = 'kubesocks reads FIN-before-text as success until the pair fix of issue 8 lands';
 
 function pod(name: string, app: string, ports: ScenarioPort[]): ScenarioPod {
   return { name, namespace: NS, labels: { app }, phase: 'Running', ready: true, ports };
@@ -250,7 +243,7 @@ describe('kubesocks through a real containerd', { skip: runtimeSkip }, () => {
     assert.equal(answer, `${BULK} ${expectedSourceDigest(BULK)}`);
   });
 
-  test("a refused port: the runtime's own text, POD_REFUSED, a refused reply per protocol", { todo: NEEDS_PAIR_FIX }, async () => {
+  test("a refused port: the runtime's own text, POD_REFUSED, a refused reply per protocol", async () => {
     const viaConnect = await httpConnect(rig.proxyPort, `web-0.${NS}:9999`);
     assert.equal(viaConnect.status, 502, viaConnect.head);
     const body = await readAll(viaConnect.socket);
@@ -274,7 +267,7 @@ describe('kubesocks through a real containerd', { skip: runtimeSkip }, () => {
     assert.match(failure.message, RUNTIME_REFUSAL);
   });
 
-  test('a service whose pod refuses fails over to the other real pod, every time', { todo: NEEDS_PAIR_FIX }, async () => {
+  test('a service whose pod refuses fails over to the other real pod, every time', async () => {
     for (let i = 0; i < 6; i++) {
       const answer = await httpViaProxy(rig.proxyPort, `http://mixed.${NS}/`);
       assert.equal(answer.status, 200, answer.body);
