@@ -39,6 +39,9 @@ export class ApiHealth extends EventEmitter<ApiHealthEvents> {
 
   constructor(server: string, contextName: string) {
     super();
+    // Every lookup waiting on the API server listens for it turning
+    // unreachable (a browser page opens dozens at once): not a leak.
+    this.setMaxListeners(0);
     this.server = server;
     this.contextName = contextName;
   }
