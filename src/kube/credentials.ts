@@ -77,10 +77,7 @@ export class CredentialCache {
   readonly #source: CredentialSource;
   readonly #ttlMs: number;
 
-  constructor(
-    source: CredentialSource,
-    ttlMs = CREDENTIAL_TTL_MS,
-  ) {
+  constructor(source: CredentialSource, ttlMs = CREDENTIAL_TTL_MS) {
     this.#source = source;
     this.#ttlMs = ttlMs;
     this.#kc = source.current();

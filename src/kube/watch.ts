@@ -82,11 +82,7 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
   readonly #client: RequestSource;
   readonly #opts: ListWatchOptions<T>;
 
-  constructor(
-    client: RequestSource,
-    readonly path: string,
-    opts: ListWatchOptions<T> = {},
-  ) {
+  constructor(client: RequestSource, readonly path: string, opts: ListWatchOptions<T> = {}) {
     super();
     this.#client = client;
     this.#opts = opts;

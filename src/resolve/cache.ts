@@ -81,11 +81,7 @@ export class NamespaceCache {
 
   readonly #client: RequestSource;
 
-  constructor(
-    readonly namespace: string,
-    client: RequestSource,
-    opts: CacheOptions = {},
-  ) {
+  constructor(readonly namespace: string, client: RequestSource, opts: CacheOptions = {}) {
     this.#client = client;
     this.#syncTimeoutMs = opts.syncTimeoutMs ?? CACHE_SYNC_TIMEOUT_MS;
     this.#gets = new LRUCache<string, Promise<unknown>>({ max: 2_000, ttl: Math.max(1, opts.getFallbackTtlMs ?? 5_000) });
@@ -359,10 +355,7 @@ export class NamespaceCaches {
   readonly #client: RequestSource;
   readonly #opts: CacheOptions;
 
-  constructor(
-    client: RequestSource,
-    opts: CacheOptions = {},
-  ) {
+  constructor(client: RequestSource, opts: CacheOptions = {}) {
     this.#client = client;
     this.#opts = opts;
     this.#lru = new LRUCache<string, NamespaceCache>({

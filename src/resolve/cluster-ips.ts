@@ -66,11 +66,7 @@ export class ClusterIPLookup {
   readonly #client: RequestSource;
   readonly #ttlMs: number;
 
-  constructor(
-    client: RequestSource,
-    ttlMs = 10_000,
-    maxEntries = 1_000,
-  ) {
+  constructor(client: RequestSource, ttlMs = 10_000, maxEntries = 1_000) {
     this.#client = client;
     this.#ttlMs = ttlMs;
     this.#answers = new LRUCache<string, Promise<IPAnswer>>({ max: maxEntries, ttl: Math.max(1, ttlMs) });

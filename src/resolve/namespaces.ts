@@ -42,10 +42,7 @@ export class NamespaceDirectory {
 
   readonly #client: RequestSource;
 
-  constructor(
-    client: RequestSource,
-    opts: NamespaceDirectoryOptions = {},
-  ) {
+  constructor(client: RequestSource, opts: NamespaceDirectoryOptions = {}) {
     this.#client = client;
     this.#ttlMs = opts.ttlMs ?? 30_000;
     this.#missRefreshMs = opts.missRefreshMs ?? 5_000;
