@@ -15,7 +15,9 @@ done
 failed=()
 for transport in "${@:-spdy}" $([ $# -eq 0 ] && echo websocket); do
   echo "== port-forward transport: $transport (${#files[@]} files)"
-  KUBESOCKS_TEST_TRANSPORT=$transport node --import tsx --test --test-concurrency=2 --test-timeout=300000 "${files[@]}" || failed+=("$transport")
+  # The paused-reader case pauses 5 minutes by default; 30 s is still twice the PING timeout.
+  KUBESOCKS_PAUSE_SECONDS=${KUBESOCKS_PAUSE_SECONDS:-30} KUBESOCKS_TEST_TRANSPORT=$transport \
+    node --import tsx --test --test-concurrency=2 --test-timeout=600000 "${files[@]}" || failed+=("$transport")
 done
 # Both transports run even when the first fails, so one run says which fail where.
 [ ${#failed[@]} -eq 0 ] || { echo "failed over: ${failed[*]}"; exit 1; }
