@@ -6,8 +6,15 @@
  *   const socket = await dialer.connect('web.demo.svc.cluster.local:80');
  *   http.get('http://web.demo/', { agent: dialer.agent() });
  *   await dialer.close();
+ *
+ * Several contexts side by side (docs/contexts.md):
+ *
+ *   const dialer = await createDialer({ contexts: ['prod', { context: 'gke_acme_eu_staging', alias: 'staging' }] });
+ *   await dialer.connect('web.demo.staging:80');
+ *   await dialer.connect({ context: 'staging', namespace: 'demo', pod: 'web-0', port: 8080 });
  */
-export { createDialer, Dialer, type DialerOptions, type ConnectOptions } from './dialer/dialer.js';
+export { createDialer, Dialer, type DialerOptions, type ConnectOptions, type ContextChoice } from './dialer/dialer.js';
+export type { ContextInfo } from './dialer/contexts.js';
 export { KubeSocket } from './dialer/kube-socket.js';
 export type { DialTarget, PodTarget, ServiceTarget, HostTarget } from './dialer/dial-target.js';
 export { KubesocksError, ERROR_CODES, isKubesocksError, type ErrorCode } from './errors.js';

@@ -3,6 +3,7 @@
  * terminal: the ready line, hints, the -v connection log, errors, and a
  * clean exit on SIGINT/SIGTERM. Shared by `serve` and `demo`.
  */
+import type { ContextInfo } from '../dialer/contexts.js';
 import type { Dialer } from '../dialer/dialer.js';
 import { createProxyServer, type ProxyServer } from '../proxy/server.js';
 import { ConnectionLog } from './connection-log.js';
@@ -33,6 +34,16 @@ export function explainListenError(error: unknown, address: string): string {
   if (code === 'EACCES') return `not allowed to listen on ${address} (ports below 1024 need privileges): choose a port above 1023 with --listen`;
   if (code === 'EADDRNOTAVAIL') return `cannot listen on ${address}: that address is not one of this machine's; use --listen 127.0.0.1:PORT`;
   return (error as Error).message;
+}
+
+/** One line per served context: alias, kubeconfig context, cluster, namespace. */
+export function contextLines(contexts: readonly ContextInfo[]): string[] {
+  return contexts.map((c) => {
+    const name = c.alias === c.context ? '' : ` (${c.context})`;
+    const role = c.isDefault ? ', default' : '';
+    if (c.problem) return `context ${c.alias}${name}: unusable, its names fail: ${c.problem}`;
+    return `context ${c.alias}${name}: cluster ${c.cluster}, namespace ${c.namespace}${role}`;
+  });
 }
 
 export async function runProxy(options: RunProxyOptions): Promise<ProxyServer> {
@@ -73,9 +84,14 @@ export async function runProxy(options: RunProxyOptions): Promise<ProxyServer> {
     throw (error as NodeJS.ErrnoException).code?.startsWith('E') ? new Error(explainListenError(error, formatAddress(listen))) : error;
   });
   const address = formatAddress(bound);
-  const context = dialer.context();
-  const cluster = `context ${context.name}, cluster ${context.clusterServer}, namespace ${context.namespace}`;
-  say(`listening on ${address} (${cluster})`);
+  const contexts = dialer.contexts();
+  const first = contexts[0];
+  if (contexts.length === 1 && first) {
+    say(`listening on ${address} (context ${first.context}, cluster ${first.cluster}, namespace ${first.namespace})`);
+  } else {
+    say(`listening on ${address} (${contexts.length} contexts, default ${first?.alias ?? ''})`);
+    for (const line of contextLines(contexts)) say(`  ${line}`);
+  }
   const creds = auth ? `${encodeURIComponent(auth.username)}:****@` : '';
   const hints = [
     `export ALL_PROXY=socks5h://${creds}${address}`,
@@ -84,6 +100,17 @@ export async function runProxy(options: RunProxyOptions): Promise<ProxyServer> {
     `browser PAC file: http://${address}/proxy.pac`,
     `status page: http://${address}/ (also /status.json, /metrics; or: kubesocks status --listen ${address})`,
   ];
+  const other = contexts[1];
+  if (other) {
+    const selector = auth ? `${encodeURIComponent(auth.username)}+${other.alias}:****@` : `${other.alias}@`;
+    // Before the PAC line, which stays last.
+    hints.splice(
+      hints.length - 1,
+      0,
+      `curl -x http://${creds}${address} http://SERVICE.NAMESPACE.${other.alias}/          # a name in context ${other.alias}`,
+      `curl -x http://${selector}${address} http://SERVICE.NAMESPACE/   # proxy username ${other.alias}: short names in context ${other.alias}`,
+    );
+  }
   for (const hint of options.hints?.(address) ?? hints) say(`  ${hint}`);
 
   return server;

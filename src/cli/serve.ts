@@ -13,7 +13,11 @@ Flags:
   --listen HOST:PORT     where to listen (default $KUBESOCKS_LISTEN, else
                          127.0.0.1:1080; port 0 picks one)
   --kubeconfig FILE      kubeconfig file(s), ':'-separated (default $KUBECONFIG, ~/.kube/config)
-  --context NAME         kubeconfig context (default: current-context)
+  --context NAME         kubeconfig context (default: current-context); repeat it to serve
+                         several side by side, the first being the default
+  --all-contexts         serve every context of the kubeconfig
+  --alias NAME=CONTEXT   the alias CONTEXT's names end in (web.demo.NAME); default: the context
+                         name lower-cased, other characters than a-z 0-9 - turned into -
   -n, --namespace NS     namespace for short names like "web" (default: the context's)
   --cluster-domain D     cluster DNS domain (default cluster.local)
   --auth USER:PASS       require these credentials (or set KUBESOCKS_AUTH); needed off loopback
@@ -26,7 +30,9 @@ Flags:
 export const PROXY_FLAGS = {
   listen: { type: 'string' },
   kubeconfig: { type: 'string' },
-  context: { type: 'string' },
+  context: { type: 'string', multiple: true },
+  'all-contexts': { type: 'boolean' },
+  alias: { type: 'string', multiple: true },
   namespace: { type: 'string', short: 'n' },
   'cluster-domain': { type: 'string' },
   auth: { type: 'string' },
@@ -51,7 +57,9 @@ export async function serve(args: string[]): Promise<void> {
   const { listen, auth } = parseListenAndAuth(values);
   const dialer = await createDialer({
     kubeconfig: values.kubeconfig,
-    context: values.context,
+    contexts: values.context ?? [],
+    allContexts: values['all-contexts'] ?? false,
+    aliases: values.alias ?? [],
     namespace: values.namespace,
     clusterDomain: values['cluster-domain'],
     direct: parseDirect(values.direct),
@@ -61,6 +69,9 @@ export async function serve(args: string[]): Promise<void> {
   // Once, at start, without holding the proxy back: a cluster that is down
   // or credentials that are refused are said at once; outside hosts work
   // meanwhile, and kubesocks recovers by itself when the cluster is back.
+  // With several contexts nothing is contacted before its first use (an exec
+  // plugin per context would run at start): /readyz asks the ones in use.
+  if (dialer.contexts().length > 1) return;
   void dialer.checkApiServer().then((check) => {
     if (!check.ready) say(`warning: ${check.reason} (kubesocks keeps serving; /readyz tells when the cluster answers again)`);
   });

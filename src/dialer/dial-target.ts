@@ -5,26 +5,34 @@
 import { KubesocksError } from '../errors.js';
 import { isValidPort, parsePortText, splitHostPort } from '../net/address.js';
 
-export interface PodTarget {
+/** Which served context a target object means: its alias or kubeconfig context name. Default: the default context. */
+interface InContext {
+  context?: string;
+}
+
+export interface PodTarget extends InContext {
   namespace?: string;
   pod: string;
   port: number;
 }
 
-export interface ServiceTarget {
+export interface ServiceTarget extends InContext {
   namespace?: string;
   service: string;
   port: number;
 }
 
-export interface HostTarget {
+export interface HostTarget extends InContext {
   host: string;
   port: number;
 }
 
 export type DialTarget = string | PodTarget | ServiceTarget | HostTarget;
 
-export type ParsedTarget = { kind: 'host'; host: string; port: number } | { kind: 'pod'; namespace: string | undefined; pod: string; port: number };
+export type ParsedTarget = ({ kind: 'host'; host: string; port: number } | { kind: 'pod'; namespace: string | undefined; pod: string; port: number }) & {
+  /** The context asked for by the target object, if any. */
+  context?: string | undefined;
+};
 
 export function parsePort(value: string | number, what: string): number {
   const port = typeof value === 'number' ? value : (parsePortText(value) ?? NaN);
@@ -46,10 +54,14 @@ function parseHostPort(value: string): { host: string; port: number } {
 export function parseTarget(target: DialTarget): ParsedTarget {
   if (typeof target === 'string') return { kind: 'host', ...parseHostPort(target) };
   const port = parsePort(target.port, 'port');
-  if ('pod' in target) return { kind: 'pod', namespace: target.namespace, pod: target.pod, port };
+  const { context } = target;
+  if (context !== undefined && (typeof context !== 'string' || context === '')) {
+    throw new KubesocksError('BAD_TARGET', `context: expected a context alias or name, got ${JSON.stringify(context)}`);
+  }
+  if ('pod' in target) return { kind: 'pod', namespace: target.namespace, pod: target.pod, port, context };
   if ('service' in target) {
     const host = target.namespace ? `${target.service}.${target.namespace}.svc` : target.service;
-    return { kind: 'host', host, port };
+    return { kind: 'host', host, port, context };
   }
-  return { kind: 'host', host: target.host, port };
+  return { kind: 'host', host: target.host, port, context };
 }

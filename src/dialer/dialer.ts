@@ -1,6 +1,7 @@
 /**
- * The dialer: a cluster name (or pod) in, a connected Duplex out. It composes
- * the kubeconfig client, the resolver (names → ready pods) and the tunnel pool
+ * The dialer: a cluster name (or pod) in, a connected Duplex out. It picks
+ * the context a name belongs to (context-routing.ts), then composes that
+ * context's kubeconfig client, resolver (names → ready pods) and tunnel pool
  * (pods → SPDY connections), and decides what a failure means: try the next
  * ready pod, or tell the caller.
  */
@@ -14,11 +15,12 @@ import type { KubeClientOptions } from '../kube/kubeconfig.js';
 import type { Connector, ContextReadiness } from '../net/connector.js';
 import { Observer } from '../observe/observer.js';
 import { WorkloadPods, type PodPorts, type ServicePort, type WorkloadKind } from '../resolve/workloads.js';
-import { Resolver, type Endpoint } from '../resolve/resolver.js';
-import { TunnelPool, type PoolStats, type TunnelPoolOptions } from '../tunnel/pool.js';
+import type { Endpoint } from '../resolve/resolver.js';
+import type { PoolStats, TunnelPoolOptions } from '../tunnel/pool.js';
+import { parseAliasOverride, type AliasOverride } from './aliases.js';
+import { ContextSet, type ClusterContext, type ContextBundle, type ContextInfo } from './contexts.js';
 import type { TransportChoice } from '../tunnel/transport.js';
 import { dialDirect } from './direct.js';
-import { DialerView } from './view.js';
 import { KubeSocket, type Attempt, type AttemptOpener } from './kube-socket.js';
 import { parseTarget, type DialTarget, type ParsedTarget } from './dial-target.js';
 import { nonNegativeInteger, oneOf, optionalString, positiveInteger } from '../net/options.js';
@@ -27,7 +29,20 @@ export type { PodPorts, ServicePort, WorkloadKind } from '../resolve/workloads.j
 
 const debug = debuglog('kubesocks:dialer');
 
+/** A context to serve, by kubeconfig context name, optionally with the alias its names end in. */
+export type ContextChoice = string | { context: string; alias?: string };
+
 export interface DialerOptions extends KubeClientOptions {
+  /**
+   * Several contexts to serve side by side; the first is the default (it
+   * keeps every short name form). Each is also reached by names ending in its
+   * alias: `web.demo.ALIAS`. Takes the place of `context`.
+   */
+  contexts?: readonly ContextChoice[];
+  /** Serve every context of the kubeconfig (those in `contexts` first). */
+  allContexts?: boolean;
+  /** Aliases as `--alias` takes them: `NAME=CONTEXT`. */
+  aliases?: readonly string[];
   /** The cluster's DNS domain. Default `cluster.local`. */
   clusterDomain?: string;
   /** Hosts outside the cluster: dial them directly (`allow`, default) or refuse (`deny`). */
@@ -51,6 +66,11 @@ export interface DialerOptions extends KubeClientOptions {
 
 export interface ConnectOptions {
   signal?: AbortSignal;
+  /**
+   * The context names without an alias belong to (alias or context name),
+   * instead of the default: what a proxy username selects.
+   */
+  context?: string;
 }
 
 /** Failures at connect time after which another pod is worth a try. */
@@ -85,33 +105,47 @@ export interface PodsOf {
 /** How long the API server gets to answer a readiness check. */
 const READINESS_PROBE_MS = 3000;
 
+/** A target with the context it goes to. */
+interface Routed {
+  parsed: ParsedTarget;
+  context: ClusterContext;
+  bundle: ContextBundle;
+  /** The host name to resolve in that context (host targets). */
+  host: string;
+  /** The name ended in the context's alias: an outside reading is the whole original name. */
+  byAlias: boolean;
+}
+
 export class Dialer {
-  readonly #client: KubeClient;
-  readonly #resolver: Resolver;
-  readonly #pool: TunnelPool;
-  readonly #workloads: WorkloadPods;
+  /** Workload and service lookups for `kubesocks forward`, in the default context (built on first use). */
+  #workloads: WorkloadPods | undefined;
   readonly clusterDomain: string;
   /** What this dialer (and a proxy in front of it) does, for the status page and /metrics. */
   readonly observer: Observer;
+  readonly #contexts: ContextSet;
   readonly #direct: 'allow' | 'deny';
   readonly #connectTimeoutMs: number;
   readonly #maxFailovers: number;
   /** Pod ports that accepted a connection lately: new sockets to them skip the wait for confirmation. */
   readonly #accepting = new LRUCache<string, true>({ max: 10_000, ttl: 5 * 60_000 });
-  readonly #stopObserving: () => void;
 
-  constructor(client: KubeClient, resolver: Resolver, pool: TunnelPool, options: DialerOptions = {}) {
-    this.#client = client;
-    this.#resolver = resolver;
-    this.#pool = pool;
-    this.#workloads = new WorkloadPods(client);
+  /** Serves `contexts` (see createDialer), or one context made of a client, resolver and pool. */
+  constructor(contexts: ContextSet | ContextBundle, options: DialerOptions = {}) {
     validateDialerOptions(options);
     this.clusterDomain = options.clusterDomain ?? 'cluster.local';
     this.#direct = oneOf('direct', options.direct, DIRECT_CHOICES, 'allow');
     this.#connectTimeoutMs = positiveInteger('connectTimeoutMs', options.connectTimeoutMs, CONNECT_TIMEOUT_MS);
     this.#maxFailovers = nonNegativeInteger('maxFailovers', options.maxFailovers, 2);
     this.observer = options.observer ?? new Observer();
-    this.#stopObserving = this.observer.addCluster(new DialerView({ client, resolver, pool, observer: this.observer }));
+    this.#contexts =
+      contexts instanceof ContextSet
+        ? contexts
+        : ContextSet.fromBundle(contexts, { clusterDomain: this.clusterDomain, maxNamespaces: options.maxNamespaces, pool: options.pool, observer: this.observer });
+  }
+
+  /** The served contexts, default first: alias, context, cluster, namespace, whether used yet. */
+  contexts(): ContextInfo[] {
+    return this.#contexts.all().map((c) => c.info());
   }
 
   /** Connects to a target; resolves once the pod side accepted. */
@@ -129,13 +163,13 @@ export class Dialer {
    * Writes are held until it is connected; failure surfaces as 'error'.
    */
   socket(target: DialTarget, options: ConnectOptions = {}): KubeSocket {
-    let parsed: ParsedTarget;
+    let routed: Routed;
     try {
-      parsed = parseTarget(target);
+      routed = this.#route(parseTarget(target), options.context);
     } catch (error) {
       return new KubeSocket(() => Promise.reject(error));
     }
-    return new KubeSocket(this.#opener(parsed, options.signal), { maxFailovers: this.#maxFailovers, onFailover: () => this.observer.failover() });
+    return new KubeSocket(this.#opener(routed, options.signal), { maxFailovers: this.#maxFailovers, onFailover: () => this.observer.failover() });
   }
 
   /** An http.Agent whose connections go through the dialer: `http.get('http://web.demo/', { agent })`. */
@@ -153,19 +187,25 @@ export class Dialer {
   connector(): Connector {
     return {
       connect: async (target, signal) => {
-        const socket = await this.connect(target, { signal });
+        const context = target.selector === undefined ? undefined : this.#selected(target.selector);
+        const socket = await this.connect({ host: target.host, port: target.port }, { signal, ...(context ? { context } : {}) });
         const ep = socket.endpoint;
-        return { stream: socket, via: socket.via, pod: ep && { context: this.#client.contextName, namespace: ep.namespace, pod: ep.pod } };
+        return { stream: socket, via: socket.via, pod: ep && { context: socket.context ?? '', namespace: ep.namespace, pod: ep.pod } };
       },
       // At once from what is known, never waiting on the API server (the lists refresh in the background).
-      pacInfo: async () => ({ clusterDomain: this.clusterDomain, ...(await this.#resolver.pacNames()) }),
-      readiness: async () => [await this.checkApiServer()],
+      pacInfo: async () => ({
+        clusterDomain: this.clusterDomain,
+        ...(await this.#contexts.default.bundle().resolver.pacNames()),
+        aliases: this.#contexts.aliases().filter((a) => a !== ''),
+      }),
+      readiness: () => this.readiness(),
     };
   }
 
-  /** The context in use. */
+  /** The default context. */
   context(): DialerContext {
-    return { name: this.#client.contextName, clusterServer: this.#client.clusterServer, namespace: this.#client.namespace };
+    const { client } = this.#contexts.default.bundle();
+    return { name: client.contextName, clusterServer: client.clusterServer, namespace: client.namespace };
   }
 
   /**
@@ -173,23 +213,23 @@ export class Dialer {
    * running; a workload's running, ready, not terminating pods.
    */
   podsOf(target: PodsOf, signal?: AbortSignal): Promise<PodPorts[]> {
-    if (target.kind === 'pod') return this.#workloads.runningPod(target.namespace, target.name, signal);
-    return this.#workloads.readyPods(target.namespace, target.kind, target.name, signal);
+    if (target.kind === 'pod') return this.#workloadPods().runningPod(target.namespace, target.name, signal);
+    return this.#workloadPods().readyPods(target.namespace, target.kind, target.name, signal);
   }
 
   /** A service's ports; rejects NOT_FOUND when there is no such service. */
   servicePorts(namespace: string, service: string, signal?: AbortSignal): Promise<ServicePort[]> {
-    return this.#workloads.servicePorts(namespace, service, signal);
+    return this.#workloadPods().servicePorts(namespace, service, signal);
   }
 
   /** The ready pods behind a service's selector (for turning a named targetPort into a number). */
   servicePods(namespace: string, service: string, signal?: AbortSignal): Promise<PodPorts[]> {
-    return this.#workloads.servicePods(namespace, service, signal);
+    return this.#workloadPods().servicePods(namespace, service, signal);
   }
 
   /** Whether a namespace exists; undefined when the credentials may not tell. */
   namespaceExists(namespace: string, signal?: AbortSignal): Promise<boolean | undefined> {
-    return this.#workloads.namespaceExists(namespace, signal);
+    return this.#workloadPods().namespaceExists(namespace, signal);
   }
 
   /**
@@ -198,32 +238,93 @@ export class Dialer {
    * accepted (authenticated, just not allowed that path). For `serve`'s start
    * line and /readyz.
    */
-  async checkApiServer(): Promise<ContextReadiness> {
-    const context = this.#client.contextName;
-    try {
-      await this.#client.getJSON('/api', { timeoutMs: READINESS_PROBE_MS });
-      return { context, ready: true, reason: 'ok' };
-    } catch (err) {
-      const error = asKubesocksError(err);
-      if (error.code === 'FORBIDDEN' || error.code === 'NOT_FOUND') return { context, ready: true, reason: 'ok' };
-      if (error.code === 'UNAUTHORIZED') return { context, ready: false, reason: error.message };
-      const health = this.#client.health;
-      return { context, ready: false, reason: health.unreachable ? health.unreachableError().message : error.message };
-    }
+  checkApiServer(): Promise<ContextReadiness> {
+    return checkContext(this.#contexts.default.bundle().client);
   }
 
+  /**
+   * One readiness line per context: the default's always asked, the others'
+   * once they were used (a context no name has used yet is not contacted
+   * for it either: asking would run its exec plugin).
+   */
+  readiness(): Promise<ContextReadiness[]> {
+    return Promise.all(
+      this.#contexts.all().map((c) => {
+        const bundle = c.isDefault ? c.bundle() : c.peek();
+        if (bundle) return checkContext(bundle.client);
+        const problem = c.info().problem;
+        return Promise.resolve({ context: c.contextName, ready: problem === null, reason: problem ?? 'not used yet (not contacted)' });
+      }),
+    );
+  }
+  #workloadPods(): WorkloadPods {
+    this.#workloads ??= new WorkloadPods(this.#contexts.default.bundle().client);
+    return this.#workloads;
+  }
+
+  /** Pool counters summed over the contexts in use. */
   stats(): PoolStats {
-    return this.#pool.stats();
+    const sum: PoolStats = { connections: 0, pairs: 0, upgrades: 0, stalled: 0, transports: { spdy: 0, websocket: 0 } };
+    for (const c of this.#contexts.all()) {
+      const s = c.peek()?.pool.stats();
+      if (!s) continue;
+      sum.connections += s.connections;
+      sum.pairs += s.pairs;
+      sum.upgrades += s.upgrades;
+      sum.stalled += s.stalled;
+      for (const [transport, n] of Object.entries(s.transports) as Array<[keyof PoolStats['transports'], number]>) sum.transports[transport] += n;
+    }
+    return sum;
   }
 
   async close(): Promise<void> {
-    this.#stopObserving();
-    this.#pool.close();
-    this.#resolver.close();
-    this.#client.close();
+    this.#contexts.close();
   }
 
-  #opener(parsed: ParsedTarget, callerSignal: AbortSignal | undefined): AttemptOpener {
+  /** The context a proxy username names; an unknown one is refused rather than served by the default (the wrong cluster). */
+  #selected(selector: string): string {
+    const context = this.#contexts.find(selector);
+    if (context) return context.alias === '' ? context.contextName : context.alias;
+    // Quoted with escapes (a username may hold control characters), and at most 80 characters of it.
+    const quoted = JSON.stringify(selector);
+    const shown = quoted.length > 80 ? `${quoted.slice(0, 78)}…"` : quoted;
+    throw new KubesocksError(
+      'PROXY_AUTH',
+      `proxy username ${shown} is not a context served here (aliases: ${this.#contexts.aliases().join(', ')}); use one of them, or no username for the default context`,
+    );
+  }
+
+  /** The context and name a parsed target goes to. */
+  #route(parsed: ParsedTarget, selectedName: string | undefined): Routed {
+    const wanted = parsed.context ?? selectedName;
+    let selected = this.#contexts.default;
+    if (wanted !== undefined) {
+      const found = this.#contexts.find(wanted);
+      if (!found) {
+        throw new KubesocksError('NOT_FOUND', `no context "${wanted}" is served (aliases: ${this.#contexts.aliases().join(', ')})`);
+      }
+      selected = found;
+    }
+    const route = parsed.kind === 'host' ? this.#contexts.route(parsed.host, selected) : { context: selected, host: '', byAlias: false };
+    let bundle: ContextBundle;
+    try {
+      bundle = route.context.bundle();
+    } catch (error) {
+      throw this.#inContext(route.context, asKubesocksError(error, 'CONFIG'));
+    }
+    return { parsed, context: route.context, bundle, host: route.host, byAlias: route.byAlias };
+  }
+
+  /** With several contexts, a failure names its context: one stopped cluster fails only its names, and says so. */
+  #inContext(context: ClusterContext, error: KubesocksError): KubesocksError {
+    if (this.#contexts.size < 2 || error.message.startsWith(`context ${context.alias}: `)) return error;
+    // The resolver's "see kubectl get …" hints must look in the same context.
+    const message = error.message.replace(/\bkubectl (get|describe) /g, `kubectl --context ${context.contextName} $1 `);
+    return new KubesocksError(error.code, `context ${context.alias}: ${message}`, { cause: error });
+  }
+
+  #opener(routed: Routed, callerSignal: AbortSignal | undefined): AttemptOpener {
+    const { parsed, context } = routed;
     const tried = new Set<string>();
     let lastError: KubesocksError | undefined;
     return async (previous) => {
@@ -241,18 +342,18 @@ export class Dialer {
       else callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
       const signal = attempt.signal;
       try {
-        if (previous?.attempt.endpoint) this.#noteFailure(previous.attempt.endpoint, previous.error);
+        if (previous?.attempt.endpoint) this.#noteFailure(routed.bundle, previous.attempt.endpoint, previous.error);
         for (;;) {
-          const choice = await this.#choose(parsed, tried, signal);
+          const choice = await this.#choose(routed, tried, signal);
           if (choice.kind === 'direct') return choice.attempt;
           const ep = choice.endpoint;
           tried.add(endpointKey(ep));
           try {
-            return await this.#openPair(ep, previous !== undefined, signal);
+            return await this.#openPair(routed, ep, previous !== undefined, signal);
           } catch (error) {
-            const failure = this.#explain(parsed, asKubesocksError(error));
+            const failure = this.#explain(routed, asKubesocksError(error));
             if (!TRY_NEXT_POD.has(failure.code) || signal.aborted) throw failure;
-            this.#noteFailure(ep, failure);
+            this.#noteFailure(routed.bundle, ep, failure);
             lastError = failure;
             // Another pod is tried: a failover, as much as the KubeSocket's after a late refusal.
             this.observer.failover();
@@ -260,11 +361,14 @@ export class Dialer {
         }
       } catch (error) {
         if (timedOut && !callerSignal?.aborted) {
-          throw new KubesocksError('TIMEOUT', `connecting to ${describe(parsed)} took longer than ${this.#connectTimeoutMs / 1000} s`, { cause: error });
+          throw this.#inContext(
+            context,
+            new KubesocksError('TIMEOUT', `connecting to ${describe(parsed)} took longer than ${this.#connectTimeoutMs / 1000} s`, { cause: error }),
+          );
         }
         // Out of pods to try: the last pod's failure says more than "none left".
-        if (lastError && error instanceof KubesocksError && error.code === 'NO_READY_ENDPOINTS' && tried.size > 0) throw lastError;
-        throw error;
+        if (lastError && error instanceof KubesocksError && error.code === 'NO_READY_ENDPOINTS' && tried.size > 0) throw this.#inContext(context, lastError);
+        throw error instanceof KubesocksError ? this.#inContext(context, error) : error;
       } finally {
         clearTimeout(timer);
         callerSignal?.removeEventListener('abort', onCallerAbort);
@@ -273,16 +377,19 @@ export class Dialer {
   }
 
   async #choose(
-    parsed: ParsedTarget,
+    routed: Routed,
     tried: Set<string>,
     signal: AbortSignal,
   ): Promise<{ kind: 'direct'; attempt: Attempt } | { kind: 'pod'; endpoint: Endpoint }> {
+    const { parsed, bundle } = routed;
     if (parsed.kind === 'pod') {
-      const endpoint = { namespace: parsed.namespace ?? this.#client.namespace, pod: parsed.pod, port: parsed.port };
+      const endpoint = { namespace: parsed.namespace ?? bundle.client.namespace, pod: parsed.pod, port: parsed.port };
       if (tried.has(endpointKey(endpoint))) throw new KubesocksError('NO_READY_ENDPOINTS', `pod ${endpoint.namespace}/${endpoint.pod} failed`);
       return { kind: 'pod', endpoint };
     }
-    const resolution = await this.#resolver.resolve(parsed.host, parsed.port, signal);
+    let resolution = await bundle.resolver.resolve(routed.host, parsed.port, signal);
+    // `x.y.ALIAS` where the context has no namespace y is the outside host of that whole name.
+    if (resolution.kind === 'external' && routed.byAlias && resolution.host === routed.host) resolution = { ...resolution, host: parsed.host };
     if (resolution.kind === 'external') {
       if (this.#direct === 'deny') {
         throw new KubesocksError('DIRECT_DENIED', `${resolution.host}:${resolution.port} is outside the cluster and direct connections are denied (--direct=deny)`);
@@ -297,16 +404,19 @@ export class Dialer {
     return { kind: 'pod', endpoint };
   }
 
-  async #openPair(ep: Endpoint, isFailover: boolean, signal: AbortSignal): Promise<Attempt> {
-    const key = endpointKey(ep);
-    const pair = await this.#pool.open(ep.namespace, ep.pod, ep.port, signal);
+  async #openPair(routed: Routed, ep: Endpoint, isFailover: boolean, signal: AbortSignal): Promise<Attempt> {
+    const { bundle, context } = routed;
+    const via = this.#contexts.size > 1 ? `${endpointKey(ep)}@${context.alias}` : endpointKey(ep);
+    // Pod names repeat across clusters: what accepted lately is kept per context.
+    const key = `${context.alias}/${endpointKey(ep)}`;
+    const pair = await bundle.pool.open(ep.namespace, ep.pod, ep.port, signal);
     // Until the KubeSocket takes the pair over, its failure is read from confirmed().
     pair.on('error', () => {});
-    const attempt: Attempt = { stream: pair, via: key, endpoint: ep, retryable: true, acknowledged: () => pair.acknowledged };
+    const attempt: Attempt = { stream: pair, via, endpoint: ep, context: bundle.client.contextName, retryable: true, acknowledged: () => pair.acknowledged };
     pair.confirmed().then(
       () => {
         this.#accepting.set(key, true);
-        this.#resolver.report(ep, 'ok');
+        bundle.resolver.report(ep, 'ok');
       },
       () => {},
     );
@@ -323,26 +433,47 @@ export class Dialer {
     return attempt;
   }
 
-  #explain(parsed: ParsedTarget, error: KubesocksError): KubesocksError {
+  #explain(routed: Routed, error: KubesocksError): KubesocksError {
+    const { parsed } = routed;
     // A pod asked for by name that the API server does not know is "not found", not "gone".
     if (parsed.kind === 'pod' && error.code === 'POD_GONE' && /not found/i.test(error.message)) {
-      return new KubesocksError('NOT_FOUND', `${error.message}; check the name with kubectl get pods -n ${parsed.namespace ?? this.#client.namespace}`, { cause: error });
+      const kubectl = this.#contexts.size > 1 ? `kubectl --context ${routed.context.contextName}` : 'kubectl';
+      return new KubesocksError(
+        'NOT_FOUND',
+        `${error.message}; check the name with ${kubectl} get pods -n ${parsed.namespace ?? routed.bundle.client.namespace}`,
+        { cause: error },
+      );
     }
     return error;
   }
 
-  #noteFailure(ep: Endpoint, error: KubesocksError): void {
+  #noteFailure(bundle: ContextBundle, ep: Endpoint, error: KubesocksError): void {
     debug('%s failed: %s', endpointKey(ep), error.message);
-    this.observer.podFailed({ context: this.#client.contextName, namespace: ep.namespace, pod: ep.pod }, error);
-    this.#accepting.delete(endpointKey(ep));
+    this.observer.podFailed({ context: bundle.client.contextName, namespace: ep.namespace, pod: ep.pod }, error);
+    for (const c of this.#contexts.all()) if (c.peek() === bundle) this.#accepting.delete(`${c.alias}/${endpointKey(ep)}`);
     if (error.code === 'POD_GONE') {
-      this.#pool.dropPod(ep.namespace, ep.pod, error);
-      this.#resolver.report(ep, 'gone');
+      bundle.pool.dropPod(ep.namespace, ep.pod, error);
+      bundle.resolver.report(ep, 'gone');
     } else if (error.code === 'POD_REFUSED' || error.code === 'POD_NOT_RUNNING') {
-      this.#resolver.report(ep, 'refused');
+      bundle.resolver.report(ep, 'refused');
     } else {
-      this.#resolver.report(ep, 'gone');
+      bundle.resolver.report(ep, 'gone');
     }
+  }
+}
+
+/** Does the context's API server answer, and accept the credentials? */
+async function checkContext(client: KubeClient): Promise<ContextReadiness> {
+  const context = client.contextName;
+  try {
+    await client.getJSON('/api', { timeoutMs: READINESS_PROBE_MS });
+    return { context, ready: true, reason: 'ok' };
+  } catch (err) {
+    const error = asKubesocksError(err);
+    if (error.code === 'FORBIDDEN' || error.code === 'NOT_FOUND') return { context, ready: true, reason: 'ok' };
+    if (error.code === 'UNAUTHORIZED') return { context, ready: false, reason: error.message };
+    const health = client.health;
+    return { context, ready: false, reason: health.unreachable ? health.unreachableError().message : error.message };
   }
 }
 
@@ -374,19 +505,35 @@ function validateDialerOptions(options: DialerOptions): void {
   nonNegativeInteger('pool.confirmMs', pool.confirmMs, 0);
 }
 
-/** Checks the options, loads the kubeconfig and builds a dialer. */
+/**
+ * Loads the kubeconfig and builds a dialer for one context (`context`, else
+ * the current one) or several (`contexts`, `allContexts`). Contexts are
+ * lazy: nothing talks to an API server until a name in that context is used.
+ */
 export async function createDialer(options: DialerOptions = {}): Promise<Dialer> {
   validateDialerOptions(options);
-  const client = await KubeClient.load(options);
+  const overrides: AliasOverride[] = (options.aliases ?? []).map(parseAliasOverride);
+  const names: string[] = [];
+  for (const choice of options.contexts ?? (options.context !== undefined ? [options.context] : [])) {
+    const name = typeof choice === 'string' ? choice : choice.context;
+    names.push(name);
+    if (typeof choice !== 'string' && choice.alias !== undefined) overrides.push(parseAliasOverride(`${choice.alias}=${name}`));
+  }
+  const { contexts: loaded } = await KubeClient.loadMany(
+    {
+      ...(options.kubeconfig !== undefined ? { kubeconfig: options.kubeconfig } : {}),
+      ...(options.namespace !== undefined ? { namespace: options.namespace } : {}),
+      contexts: names,
+      allContexts: options.allContexts ?? false,
+    },
+  );
+  const clusterDomain = options.clusterDomain ?? 'cluster.local';
   const observer = options.observer ?? new Observer({ transport: options.transport ?? 'auto' });
-  const context = client.contextName;
-  const resolver = new Resolver(client, {
-    clusterDomain: options.clusterDomain,
-    namespace: client.namespace,
+  const contexts = ContextSet.fromLoaded(loaded, overrides, {
+    clusterDomain,
     maxNamespaces: options.maxNamespaces,
+    pool: { ...options.pool, ...(options.transport ? { transport: options.transport } : {}) },
     observer,
-    context,
   });
-  const pool = new TunnelPool(client, { ...options.pool, observer, context, ...(options.transport ? { transport: options.transport } : {}) });
-  return new Dialer(client, resolver, pool, { ...options, observer });
+  return new Dialer(contexts, { ...options, observer });
 }

@@ -32,6 +32,8 @@ export interface Attempt {
   via: string;
   /** The pod port it goes to (absent for direct connections). */
   endpoint?: Endpoint;
+  /** The kubeconfig context of that pod (several contexts may serve pods of the same name). */
+  context?: string;
   /** Whether a failure of this attempt before the first byte may be retried elsewhere. */
   retryable: boolean;
   /**
@@ -93,6 +95,11 @@ export class KubeSocket extends Duplex {
   }
 
   /** The pod port it is connected to (undefined while connecting, and for direct connections). */
+  /** The kubeconfig context of the pod it goes to (undefined for direct connections). */
+  get context(): string | undefined {
+    return this.#attempt?.context;
+  }
+
   get endpoint(): Endpoint | undefined {
     return this.#attempt?.endpoint;
   }

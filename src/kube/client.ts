@@ -8,7 +8,30 @@ import type { KubeConfig } from './lazy-kubeconfig.js';
 import { getJSON, type GetOptions, type RequestSource } from './api.js';
 import { CredentialCache } from './credentials.js';
 import { ApiHealth } from './health.js';
-import { loadKubeConfig, type KubeClientOptions, type LoadedKubeConfig, type LoadEnvironment } from './kubeconfig.js';
+import type { KubesocksError } from '../errors.js';
+import {
+  loadKubeConfig,
+  loadKubeContexts,
+  type KubeClientOptions,
+  type KubeContextsOptions,
+  type LoadedKubeConfig,
+  type LoadEnvironment,
+} from './kubeconfig.js';
+
+export interface LoadedContext {
+  /** The kubeconfig context name. */
+  name: string;
+  /** Its client, or null when the context cannot be used (`error` says why). */
+  client: KubeClient | null;
+  error: KubesocksError | null;
+}
+
+export interface LoadedContexts {
+  /** Files read, or `in-cluster`. */
+  source: string;
+  /** In serving order: the default first. */
+  contexts: LoadedContext[];
+}
 
 export class KubeClient implements RequestSource {
   /** The context in use. */
@@ -82,6 +105,21 @@ export class KubeClient implements RequestSource {
   static async load(opts: KubeClientOptions = {}, where: LoadEnvironment = {}): Promise<KubeClient> {
     const loaded = await loadKubeConfig(opts, where);
     return new KubeClient(loaded, () => loadKubeConfig(opts, where), where.credentialTtlMs);
+  }
+
+  /**
+   * Loads the kubeconfig once and makes a client for each of several
+   * contexts (see loadKubeContexts). Nothing contacts an API server or runs
+   * an exec plugin here: that waits for the first request.
+   */
+  static async loadMany(opts: KubeContextsOptions, where: LoadEnvironment = {}): Promise<LoadedContexts> {
+    const { source, contexts } = await loadKubeContexts(opts, where);
+    return {
+      source,
+      contexts: contexts.map((c) =>
+        c.loaded ? { name: c.name, client: new KubeClient(c.loaded, c.reload, where.credentialTtlMs), error: null } : { name: c.name, client: null, error: c.error },
+      ),
+    };
   }
 
   /** For the startup line: `context NAME, cluster https://…`. */

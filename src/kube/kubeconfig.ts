@@ -55,6 +55,19 @@ export interface LoadedKubeConfig {
  * Throws KubesocksError CONFIG with one line saying what is missing.
  */
 export async function loadKubeConfig(opts: KubeClientOptions = {}, where: LoadEnvironment = {}): Promise<LoadedKubeConfig> {
+  const read = await readKubeConfig(opts, where);
+  return selectContext(read.kc, opts, read.source, read.problems);
+}
+
+/** The merged kubeconfig before a context is chosen. */
+interface ReadKubeConfig {
+  kc: KubeConfig;
+  source: string;
+  /** Entries that were dropped as invalid, for messages about missing contexts. */
+  problems: string[];
+}
+
+async function readKubeConfig(opts: KubeClientOptions, where: LoadEnvironment): Promise<ReadKubeConfig> {
   const env = where.env ?? process.env;
   let files: string[];
   let explicit: boolean;
@@ -103,7 +116,7 @@ export async function loadKubeConfig(opts: KubeClientOptions = {}, where: LoadEn
     }
     kc = mergeConfigs(new KubeConfig(), loaded);
     source = existing.join(path.delimiter);
-    return selectContext(kc, opts, source, problems);
+    return { kc, source, problems };
   }
 
   const prefix = where.serviceAccountPrefix ?? '';
@@ -119,7 +132,7 @@ export async function loadKubeConfig(opts: KubeClientOptions = {}, where: LoadEn
     // client-node keeps the namespace file's trailing newline.
     const ctx = kc.getContextObject(kc.getCurrentContext());
     if (ctx?.namespace) kc.contexts = [{ ...ctx, namespace: ctx.namespace.trim() }];
-    return selectContext(kc, opts, source, []);
+    return { kc, source, problems: [] };
   }
 
   const looked = files.length > 0 ? files.join(', ') : '~/.kube/config';
@@ -270,4 +283,61 @@ function withTokenFiles(file: string): string {
     }
   }
   return changed ? yaml.dump(doc) : text;
+}
+
+/** Several contexts of one kubeconfig (KubeClient.loadMany). */
+export interface KubeContextsOptions extends Omit<KubeClientOptions, 'context'> {
+  /** Contexts to serve, the first being the default. Default: the current-context. */
+  contexts?: readonly string[];
+  /** Serve every context of the kubeconfig (those in `contexts` first). */
+  allContexts?: boolean;
+}
+
+/** One context of loadKubeContexts: its configuration, or why it cannot be used. */
+export type LoadedContextConfig =
+  | { name: string; loaded: LoadedKubeConfig; error: null; reload: () => Promise<LoadedKubeConfig> }
+  | { name: string; loaded: null; error: KubesocksError; reload: null };
+
+/**
+ * Reads the kubeconfig once and selects several contexts, each on a
+ * KubeConfig of its own (selectContext sets the current context and
+ * rewrites users). Nothing contacts an API server or runs an exec plugin.
+ * Contexts named explicitly must be usable (else CONFIG, as for
+ * loadKubeConfig); the others of `allContexts` come back with their error.
+ * Order: the named ones, else the current-context, first; then the
+ * kubeconfig's order.
+ */
+export async function loadKubeContexts(
+  opts: KubeContextsOptions,
+  where: LoadEnvironment = {},
+): Promise<{ source: string; contexts: LoadedContextConfig[] }> {
+  const read = await readKubeConfig(opts, where);
+  const all = read.kc.getContexts().map((c) => c.name);
+  const named = [...new Set(opts.contexts ?? [])];
+  const first = named[0] ?? read.kc.getCurrentContext();
+  if (!first && !opts.allContexts) {
+    // selectContext words the "no current-context" message.
+    selectContext(read.kc, { ...opts, context: undefined }, read.source, read.problems);
+  }
+  const order = opts.allContexts ? [...new Set([...(first ? [first] : []), ...named, ...all])] : named.length > 0 ? named : [first];
+  const explicit = new Set(opts.allContexts ? named : order);
+  const contexts: LoadedContextConfig[] = [];
+  for (const name of order) {
+    const one = { ...opts, context: name };
+    try {
+      const loaded = selectContext(cloneKubeConfig(read.kc), one, read.source, read.problems);
+      contexts.push({ name, loaded, error: null, reload: () => loadKubeConfig(one, where) });
+    } catch (error) {
+      if (explicit.has(name) || !(error instanceof KubesocksError)) throw error;
+      contexts.push({ name, loaded: null, error, reload: null });
+    }
+  }
+  return { source: read.source, contexts };
+}
+
+function cloneKubeConfig(kc: KubeConfig): KubeConfig {
+  const Ctor = kc.constructor as new () => KubeConfig;
+  const copy = new Ctor();
+  copy.loadFromOptions({ clusters: kc.getClusters(), users: kc.getUsers(), contexts: kc.getContexts(), currentContext: kc.getCurrentContext() });
+  return copy;
 }

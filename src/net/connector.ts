@@ -11,6 +11,13 @@ export interface ProxyTarget {
   /** A host name (as the client sent it, no trailing dot) or an IP literal (IPv6 without brackets). */
   host: string;
   port: number;
+  /**
+   * What the client's proxy username selects, when it gave one: SOCKS5
+   * (RFC 1929) or HTTP `Proxy-Authorization` username, or with `auth` the
+   * part after `USER+`. The Connector decides what it names (kubesocks: a
+   * context alias) and refuses what it does not know.
+   */
+  selector?: string;
 }
 
 export interface Connected {
@@ -29,6 +36,8 @@ export interface PacInfo {
   namespaces: string[];
   /** Exact host names that go through the proxy (services and pods of namespaces named like public domains). */
   hosts?: string[];
+  /** Context aliases served; names with at least two labels before `.ALIAS` go through the proxy. */
+  aliases?: string[];
 }
 
 export interface Connector {

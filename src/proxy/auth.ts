@@ -80,5 +80,38 @@ export function parseBasic(header: string | undefined): { username: Buffer; pass
   return { username: decoded.subarray(0, colon), password: decoded.subarray(colon + 1) };
 }
 
+/**
+ * What a presented username (and password) admits: whether the client may
+ * use the proxy, and the selector its username carries (a context alias,
+ * for the Connector to interpret).
+ *
+ * - Without configured credentials every client is admitted and a non-empty
+ *   username is the selector (`socks5h://staging@127.0.0.1:1080`).
+ * - With credentials USER:PASS, the username is `USER` (no selector) or
+ *   `USER+SELECTOR`, and the password must match either way. Split at the
+ *   last `+`: a selector (a DNS label) never contains one, a USER may.
+ *   Both comparisons take the same time wherever the strings differ.
+ */
+export function admit(
+  checker: CredentialChecker | undefined,
+  username: Buffer | string | undefined,
+  password: Buffer | string | undefined,
+): { ok: boolean; selector: string | undefined } {
+  const user = username === undefined ? '' : Buffer.isBuffer(username) ? username.toString('utf8') : username;
+  if (!checker) return { ok: true, selector: user === '' ? undefined : user };
+  if (username === undefined || password === undefined) return { ok: false, selector: undefined };
+  if (checker.matches(username, password)) return { ok: true, selector: undefined };
+  const plus = user.lastIndexOf('+');
+  if (plus <= 0 || plus === user.length - 1) return { ok: false, selector: undefined };
+  return checker.matches(user.slice(0, plus), password) ? { ok: true, selector: user.slice(plus + 1) } : { ok: false, selector: undefined };
+}
+
+/** admit() for an HTTP `Proxy-Authorization`/`Authorization` header value (absent: no username). */
+export function admitBasic(checker: CredentialChecker | undefined, header: string | undefined): { ok: boolean; selector: string | undefined } {
+  const presented = parseBasic(header);
+  if (!presented) return checker ? { ok: false, selector: undefined } : { ok: true, selector: undefined };
+  return admit(checker, presented.username, presented.password);
+}
+
 /** The challenge sent with 407 (RFC 9110 §11.7.1, RFC 7617 §2). */
 export const BASIC_CHALLENGE = 'Basic realm="kubesocks"';

@@ -5,10 +5,11 @@
 import type { IncomingMessage } from 'node:http';
 import { asKubesocksError } from '../errors.js';
 import { formatTarget, parseAuthority } from '../net/address.js';
-import { BASIC_CHALLENGE } from './auth.js';
+import { admitBasic, BASIC_CHALLENGE } from './auth.js';
+import type { ProxyTarget } from '../net/connector.js';
 import type { ClientConnection, ProxyContext } from './client-connection.js';
 import { openTunnel, type TunnelReplies } from './connect-and-relay.js';
-import { authorized, ERROR_CODE_HEADER, proxyAuthError, rawResponse } from './http-responses.js';
+import { ERROR_CODE_HEADER, errorHeaders, proxyAuthError, rawResponse } from './http-responses.js';
 import { badConnectTargetError, hostError } from './http-request-checks.js';
 import { failureReply } from './replies.js';
 import { displayWireText, redactUserinfo } from './wire-text.js';
@@ -19,13 +20,15 @@ export const CONNECT_ESTABLISHED = 'HTTP/1.1 200 Connection established\r\n\r\n'
 const CONNECT_REPLIES: TunnelReplies = {
   protocol: 'http',
   success: () => CONNECT_ESTABLISHED,
-  failure: (error) => rawResponse(failureReply(error).http, error.message, { [ERROR_CODE_HEADER]: error.code }),
+  failure: (error) => rawResponse(failureReply(error).http, error.message, errorHeaders(error)),
 };
 
 /** Answers a CONNECT request whose head Node parsed; `head` are bytes the client sent after it. */
 export function serveConnect(ctx: ProxyContext, conn: ClientConnection, req: IncomingMessage, head: Buffer): void {
   const authority = req.url ?? '';
-  if (!authorized(ctx, req, 'proxy-authorization')) {
+  // The username may also select what the Connector reaches (admit()).
+  const admitted = admitBasic(ctx.checker, req.headers['proxy-authorization']);
+  if (!admitted.ok) {
     conn.report({ target: displayWireText(redactUserinfo(authority.slice(0, 300))), error: proxyAuthError() });
     conn.endWith(rawResponse(407, 'proxy credentials required', { 'Proxy-Authenticate': BASIC_CHALLENGE }));
     return;
@@ -38,7 +41,8 @@ export function serveConnect(ctx: ProxyContext, conn: ClientConnection, req: Inc
     conn.endWith(rawResponse(400, failure.message, { [ERROR_CODE_HEADER]: failure.code }));
     return;
   }
-  openTunnel(conn, target, head, CONNECT_REPLIES).catch((err: unknown) => {
+  const selected: ProxyTarget = admitted.selector === undefined ? target : { ...target, selector: admitted.selector };
+  openTunnel(conn, selected, head, CONNECT_REPLIES).catch((err: unknown) => {
     ctx.reportError(asKubesocksError(err, 'INTERNAL'));
     conn.socket.destroy();
   });

@@ -44,7 +44,14 @@ export function sendText(res: ServerResponse, status: number, message: string, h
 
 /** A failure as an HTTP response: the mapped status and the error's one-line message. */
 export function sendError(res: ServerResponse, err: KubesocksError): void {
-  sendText(res, failureReply(err).http, err.message, { [ERROR_CODE_HEADER]: err.code });
+  sendText(res, failureReply(err).http, err.message, errorHeaders(err));
+}
+
+/** The error code header, and for a 407 the challenge RFC 9110 §11.7.1 requires with it. */
+export function errorHeaders(err: KubesocksError): Record<string, string> {
+  const headers: Record<string, string> = { [ERROR_CODE_HEADER]: err.code };
+  if (failureReply(err).http === 407) headers['Proxy-Authenticate'] = BASIC_CHALLENGE;
+  return headers;
 }
 
 export function sendProxyAuthRequired(res: ServerResponse): void {

@@ -16,11 +16,12 @@ import type { Duplex } from 'node:stream';
 import { debuglog } from 'node:util';
 import { asKubesocksError, KubesocksError } from '../errors.js';
 import { formatTarget } from '../net/address.js';
+import { admitBasic } from './auth.js';
 import type { ClientConnection, ProxyContext } from './client-connection.js';
 import { serveConnect } from './http-connect.js';
 import { forwardRequest, parseAbsoluteHttpUrl } from './http-forward.js';
 import { hostError, requestLineOf, transferCodingError, unforwardableUrlError } from './http-request-checks.js';
-import { authorized, ERROR_CODE_HEADER, proxyAuthError, rawResponse, sendError, sendProxyAuthRequired, sendText } from './http-responses.js';
+import { ERROR_CODE_HEADER, proxyAuthError, rawResponse, sendError, sendProxyAuthRequired, sendText } from './http-responses.js';
 import { isSelf, serveOwnPage } from './own-pages.js';
 import { displayWireText } from './wire-text.js';
 
@@ -177,7 +178,8 @@ export class HttpFront {
       return;
     }
     const targetText = displayWireText(formatTarget(parsed.target));
-    if (!authorized(this.#ctx, req, 'proxy-authorization')) {
+    const admitted = admitBasic(this.#ctx.checker, req.headers['proxy-authorization']);
+    if (!admitted.ok) {
       conn.report({ protocol: 'http', target: targetText, startedAt, error: proxyAuthError() });
       sendProxyAuthRequired(res);
       return;
@@ -190,7 +192,8 @@ export class HttpFront {
       sendText(res, refusal.code === 'NOT_IMPLEMENTED' ? 501 : 400, refusal.message, { [ERROR_CODE_HEADER]: refusal.code }, true);
       return;
     }
-    forwardRequest(conn, req, res, parsed, startedAt).catch((err: unknown) => {
+    const selected = admitted.selector === undefined ? parsed : { ...parsed, target: { ...parsed.target, selector: admitted.selector } };
+    forwardRequest(conn, req, res, selected, startedAt).catch((err: unknown) => {
       this.#ctx.reportError(asKubesocksError(err, 'INTERNAL'));
       res.destroy();
     });

@@ -27,6 +27,7 @@ export interface PacOptions extends PacInfo {
  * - `*.NS` for each namespace that exists (`web.demo`), except namespaces
  *   named like a public domain (`dev`, `com`): their services and pods are
  *   listed by exact name (`hosts`), so `go.dev` stays direct.
+ * - `*.*.ALIAS` for each context alias (`web.demo.staging`, `web.demo.svc.staging`).
  * The proxy is offered as HTTP first and SOCKS5 second.
  */
 export function renderPac(options: PacOptions): string {
@@ -40,12 +41,15 @@ export function renderPac(options: PacOptions): string {
   }
   for (const ns of namespaces) suffixes.push(`.${ns}`);
   for (const host of new Set((options.hosts ?? []).map((h) => h.toLowerCase()))) if (DNS_NAME.test(host)) exact.push(host);
+  const aliases = [...new Set((options.aliases ?? []).map((a) => a.toLowerCase()))].filter((a) => DNS_NAME.test(a) && !a.includes('.')).sort();
   const proxy = `PROXY ${options.proxyAddress}; SOCKS5 ${options.proxyAddress}`;
   return `// kubesocks: cluster names through the proxy, everything else direct.
 var proxy = ${JSON.stringify(proxy)};
 // Host names ending in one of these go through the proxy: .svc, the cluster domain, and one per namespace.
 var suffixes = ${JSON.stringify(suffixes)};
 var exact = ${JSON.stringify(exact)};
+// Context aliases: a name with at least a namespace before ".ALIAS" (web.demo.staging) goes through the proxy.
+var aliases = ${JSON.stringify(aliases)};
 
 function FindProxyForURL(url, host) {
   host = String(host).toLowerCase();
@@ -55,6 +59,9 @@ function FindProxyForURL(url, host) {
   }
   for (var j = 0; j < suffixes.length; j++) {
     if (dnsDomainIs(host, suffixes[j]) && shExpMatch(host, "?*" + suffixes[j])) return proxy;
+  }
+  for (var k = 0; k < aliases.length; k++) {
+    if (dnsDomainIs(host, "." + aliases[k]) && shExpMatch(host, "?*.?*." + aliases[k])) return proxy;
   }
   return "DIRECT";
 }

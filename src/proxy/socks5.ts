@@ -14,7 +14,7 @@
 import { KubesocksError } from '../errors.js';
 import { formatIPv4, formatIPv6, isValidPort, stripTrailingDot } from '../net/address.js';
 import { hostProblem } from './wire-text.js';
-import type { CredentialChecker } from './auth.js';
+import { admit, type CredentialChecker } from './auth.js';
 import { MORE, type HandshakeOutcome, type HandshakeStep, type SocksHandshake } from './handshake.js';
 import { failureReply, SOCKS5_REPLY } from './replies.js';
 import { isIP } from 'node:net';
@@ -74,6 +74,8 @@ export class Socks5Handshake implements SocksHandshake {
   #state: State = 'greeting';
   #buf: Buffer = Buffer.alloc(0);
   readonly #checker: CredentialChecker | undefined;
+  /** What the RFC 1929 username selected (see admit()). */
+  #selector: string | undefined;
 
   constructor(options: Socks5Options = {}) {
     this.#checker = options.checker;
@@ -153,16 +155,14 @@ export class Socks5Handshake implements SocksHandshake {
 
   /**
    * With credentials configured only username/password is acceptable.
-   * Without, "no auth" is preferred; a client that offers only
-   * username/password (some always send what the user configured) is let in
-   * with whatever it presents.
+   * Without, username/password is still preferred when offered: clients
+   * offer it only when the user configured a username, and that username
+   * selects a context (see admit()); otherwise "no auth".
    */
   #chooseMethod(methods: Buffer): number {
-    if (this.#checker) {
-      return methods.includes(SOCKS5_METHOD.USERNAME_PASSWORD) ? SOCKS5_METHOD.USERNAME_PASSWORD : SOCKS5_METHOD.NO_ACCEPTABLE;
-    }
-    if (methods.includes(SOCKS5_METHOD.NO_AUTH)) return SOCKS5_METHOD.NO_AUTH;
     if (methods.includes(SOCKS5_METHOD.USERNAME_PASSWORD)) return SOCKS5_METHOD.USERNAME_PASSWORD;
+    if (this.#checker) return SOCKS5_METHOD.NO_ACCEPTABLE;
+    if (methods.includes(SOCKS5_METHOD.NO_AUTH)) return SOCKS5_METHOD.NO_AUTH;
     return SOCKS5_METHOD.NO_ACCEPTABLE;
   }
 
@@ -191,7 +191,8 @@ export class Socks5Handshake implements SocksHandshake {
     if (buf.length < 3 + ulen + plen) return MORE;
     const username = buf.subarray(2, 2 + ulen);
     const password = buf.subarray(3 + ulen, 3 + ulen + plen);
-    const ok = this.#checker ? this.#checker.matches(username, password) : true;
+    const { ok, selector } = admit(this.#checker, username, password);
+    this.#selector = selector;
     this.#consume(3 + ulen + plen);
     if (!ok) return this.#fail(failure, new KubesocksError('PROXY_AUTH', 'wrong proxy username or password (SOCKS5)'));
     send.push(Buffer.from([USERPASS_VERSION, USERPASS_STATUS.SUCCESS]));
@@ -260,7 +261,7 @@ export class Socks5Handshake implements SocksHandshake {
     const rest = this.#buf;
     this.#buf = Buffer.alloc(0);
     this.#state = 'done';
-    return { type: 'connect', target: { host, port }, rest };
+    return { type: 'connect', target: this.#selector === undefined ? { host, port } : { host, port, selector: this.#selector }, rest };
   }
 
   #badTarget(message: string): HandshakeOutcome {

@@ -5,6 +5,8 @@
  *
  * Generated once per process and shared by every simulated cluster: tests
  * start many clusters, and a restarted API server must keep its CA anyway.
+ * A cluster that stands for another real cluster (several contexts in one
+ * kubeconfig) gets a CA of its own from freshSimCerts().
  */
 import { createHash, generateKeyPairSync, randomBytes, sign, X509Certificate } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
@@ -43,6 +45,11 @@ let cached: Promise<SimCerts> | undefined;
 export function simCerts(): Promise<SimCerts> {
   cached ??= Promise.resolve().then(generateSimCerts);
   return cached;
+}
+
+/** A CA and server certificate of their own (not the process-wide pair). */
+export function freshSimCerts(): SimCerts {
+  return generateSimCerts();
 }
 
 function generateSimCerts(): SimCerts {

@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { ApiServer } from './apiserver.js';
-import { simCerts } from './certs.js';
+import { freshSimCerts, simCerts } from './certs.js';
 import { startControlServer } from './control.js';
 import type { ControlServer } from './control.js';
 import { Controllers } from './controllers.js';
@@ -18,7 +18,7 @@ import { nodePortPool, podIpPool, serviceIpPool } from './ipam.js';
 import { SimKubelet } from './kubelet.js';
 import { DEFAULT_RUNTIME_PROFILE, type RuntimeProfile } from './runtime-profile.js';
 import type { BackendAddress } from './kubelet.js';
-import { kubeconfigYaml } from './kubeconfig.js';
+import { kubeconfigYaml, multiKubeconfigYaml, type KubeconfigOptions } from './kubeconfig.js';
 import { namespaceObject, podHasSandbox, podObject, serviceObject, serviceType, timestamp } from './objects.js';
 import type { PodRecord, ServiceRecord } from './objects.js';
 import { PodBackends } from './podbackends.js';
@@ -57,6 +57,8 @@ export interface SimClusterOptions {
   containerd?: Containerd;
   /** API server feature gates; override the scenario's. Default: all on (1.31+). */
   featureGates?: Partial<SimFeatureGates>;
+  /** Sign the API server's certificate with a CA of its own instead of the process-wide one. Default false. */
+  ownCa?: boolean;
 }
 
 export interface KubeconfigRequest {
@@ -168,7 +170,7 @@ export class SimCluster {
       scenario.pods.forEach((p, i) => checkRealPod(p, `scenario pods[${i}]`));
       runtime = options.containerd ? { containerd: options.containerd, owned: false } : { containerd: await Containerd.start(), owned: true };
     }
-    const cluster = new SimCluster(scenario, options, await simCerts(), runtime);
+    const cluster = new SimCluster(scenario, options, options.ownCa ? freshSimCerts() : await simCerts(), runtime);
     try {
       await cluster.#real?.pods.settled();
       await cluster.#api.listen();
@@ -201,15 +203,20 @@ export class SimCluster {
   }
 
   kubeconfigYaml(options: KubeconfigRequest = {}): string {
+    return kubeconfigYaml(this.kubeconfigEntry(options));
+  }
+
+  /** The facts of one kubeconfig context for this cluster (for multiKubeconfigYaml). */
+  kubeconfigEntry(options: KubeconfigRequest = {}): KubeconfigOptions {
     const userName = options.user ?? ADMIN_USER;
-    return kubeconfigYaml({
+    return {
       server: this.url,
       caPem: this.#caPem,
       userName,
       token: this.tokenFor(userName),
       namespace: options.namespace ?? 'demo',
       contextName: options.contextName ?? 'kubesocks-sim',
-    });
+    };
   }
 
   /** Writes kubeconfigYaml() to `file`, readable by the owner only (it holds a token). */
@@ -616,4 +623,13 @@ export class SimCluster {
     if (backend.name === 'closed') return null;
     return (await this.#backends.address(record.uid, record.spec.name, port, backend.name)) ?? null;
   }
+}
+
+/**
+ * Writes one kubeconfig with a context per cluster (the first current), as
+ * someone with several clusters has: each context its own server, CA and
+ * token. Readable by the owner only.
+ */
+export async function writeMultiKubeconfig(file: string, entries: ReadonlyArray<KubeconfigRequest & { cluster: SimCluster }>): Promise<void> {
+  await writeFile(file, multiKubeconfigYaml(entries.map(({ cluster, ...request }) => cluster.kubeconfigEntry(request))), { mode: 0o600 });
 }

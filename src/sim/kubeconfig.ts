@@ -20,26 +20,41 @@ function q(value: string): string {
 }
 
 export function kubeconfigYaml(o: KubeconfigOptions): string {
-  const caData = Buffer.from(o.caPem, 'utf8').toString('base64');
+  return multiKubeconfigYaml([o]);
+}
+
+/**
+ * One kubeconfig with a context per entry (each its own cluster and user,
+ * named after the context, as several clusters' kubeconfigs merged); the
+ * first entry is the current context.
+ */
+export function multiKubeconfigYaml(entries: readonly KubeconfigOptions[]): string {
+  const first = entries[0];
+  if (!first) throw new Error('multiKubeconfigYaml needs at least one entry');
+  const several = entries.length > 1;
+  // With several contexts, users are named after their context too: two clusters' "admin" users differ.
+  const user = (o: KubeconfigOptions): string => (several ? `${o.contextName}-${o.userName}` : o.userName);
   return [
     'apiVersion: v1',
     'kind: Config',
     'clusters:',
-    `- name: ${q(o.contextName)}`,
-    '  cluster:',
-    `    server: ${q(o.server)}`,
-    `    certificate-authority-data: ${caData}`,
+    ...entries.flatMap((o) => [
+      `- name: ${q(o.contextName)}`,
+      '  cluster:',
+      `    server: ${q(o.server)}`,
+      `    certificate-authority-data: ${Buffer.from(o.caPem, 'utf8').toString('base64')}`,
+    ]),
     'users:',
-    `- name: ${q(o.userName)}`,
-    '  user:',
-    `    token: ${q(o.token)}`,
+    ...entries.flatMap((o) => [`- name: ${q(user(o))}`, '  user:', `    token: ${q(o.token)}`]),
     'contexts:',
-    `- name: ${q(o.contextName)}`,
-    '  context:',
-    `    cluster: ${q(o.contextName)}`,
-    `    user: ${q(o.userName)}`,
-    `    namespace: ${q(o.namespace)}`,
-    `current-context: ${q(o.contextName)}`,
+    ...entries.flatMap((o) => [
+      `- name: ${q(o.contextName)}`,
+      '  context:',
+      `    cluster: ${q(o.contextName)}`,
+      `    user: ${q(user(o))}`,
+      `    namespace: ${q(o.namespace)}`,
+    ]),
+    `current-context: ${q(first.contextName)}`,
     'preferences: {}',
     '',
   ].join('\n');

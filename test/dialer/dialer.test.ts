@@ -170,5 +170,5 @@ test('createDialer refuses unusable options with one exact TypeError, before rea
     });
   }
   // The same rules hold for a Dialer built from parts.
-  assert.throws(() => new Dialer(undefined as never, undefined as never, undefined as never, { direct: 'maybe' as never }), /`direct` option/);
+  assert.throws(() => new Dialer(undefined as never, { direct: 'maybe' as never }), /`direct` option/);
 });

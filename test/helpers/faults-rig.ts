@@ -64,7 +64,7 @@ export async function startRig(scenario: Scenario, options: RigOptions = {}): Pr
   // createDialer's assembly, by hand, to keep a handle on the resolver.
   const client = await KubeClient.load({ kubeconfig });
   const resolver = new Resolver(client, { clusterDomain: options.dialer?.clusterDomain, namespace: client.namespace, maxNamespaces: options.dialer?.maxNamespaces });
-  const dialer = new Dialer(client, resolver, new TunnelPool(client, { transport: options.dialer?.transport ?? TEST_TRANSPORT, ...options.dialer?.pool }), options.dialer);
+  const dialer = new Dialer({ client, resolver, pool: new TunnelPool(client, { transport: options.dialer?.transport ?? TEST_TRANSPORT, ...options.dialer?.pool }) }, options.dialer);
   const records: ConnectionRecord[] = [];
   const proxyErrors: KubesocksError[] = [];
   const maxRecords = options.maxRecords ?? 10_000;
