@@ -388,8 +388,13 @@ export class Dialer {
       return { kind: 'pod', endpoint };
     }
     let resolution = await bundle.resolver.resolve(routed.host, parsed.port, signal);
-    // `x.y.ALIAS` where the context has no namespace y is the outside host of that whole name.
-    if (resolution.kind === 'external' && routed.byAlias && resolution.host === routed.host) resolution = { ...resolution, host: parsed.host };
+    if (resolution.kind === 'external' && routed.byAlias && resolution.host === routed.host) {
+      // The name chose this context: while its API server cannot be reached, it fails naming the
+      // context instead of going outside (the resolver's offline answer for `x.y`).
+      if (bundle.client.health.unreachable) throw bundle.client.health.unreachableError();
+      // `x.y.ALIAS` that is no service or pod of that context is the outside host of the whole name.
+      resolution = { ...resolution, host: parsed.host };
+    }
     if (resolution.kind === 'external') {
       if (this.#direct === 'deny') {
         throw new KubesocksError('DIRECT_DENIED', `${resolution.host}:${resolution.port} is outside the cluster and direct connections are denied (--direct=deny)`);

@@ -195,9 +195,12 @@ for (const count of [2, 3] as const) {
       // `x.y` without namespace y is not), so the whole name is an outside host.
       const r = await curl(['-x', `http://127.0.0.1:${rig.port}`, 'http://web.beta.beta/']);
       assert.equal(r.stdout, 'context beta: web.beta.beta:80 is outside the cluster and direct connections are denied (--direct=deny)\n');
-      // A service that does not exist in a namespace that does: NOT_FOUND, with a kubectl hint for that context.
-      const missing = await curl(['-x', `http://127.0.0.1:${rig.port}`, 'http://nothing.team.beta/']);
-      assert.match(missing.stdout, /^context beta: no service or pod named "nothing" in namespace "team" \(see kubectl --context gke_proj_europe-west1_beta get svc,pods -n team\)/);
+      // `x.ns.ALIAS` for an x that is no service or pod there goes outside too, as `x.ns` does.
+      const outside = await curl(['-x', `http://127.0.0.1:${rig.port}`, 'http://nothing.team.beta/']);
+      assert.equal(outside.stdout, 'context beta: nothing.team.beta:80 is outside the cluster and direct connections are denied (--direct=deny)\n');
+      // The service form is a cluster name by its shape: NOT_FOUND, with a kubectl hint for that context.
+      const missing = await curl(['-x', `http://127.0.0.1:${rig.port}`, 'http://nothing.team.svc.beta/']);
+      assert.match(missing.stdout, /^context beta: service "nothing" not found in namespace "team" \(see kubectl --context gke_proj_europe-west1_beta get svc -n team\)/);
     });
 
     test('names that only end in an alias are not the context\'s: x.y.ALIAS without namespace y and a.b.c.d.ALIAS go out as they are', async () => {
