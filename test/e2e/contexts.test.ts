@@ -330,6 +330,43 @@ describe('contexts whose API server is down, or whose credentials are refused, f
   });
 });
 
+describe('readiness per context (/readyz) leaves contexts not used yet alone', () => {
+  let multi: MultiCluster;
+  let rig: Rig;
+  before(async () => {
+    multi = await startClusters([taggedScenario('a'), taggedScenario('b')], (clusters, dir) => [
+      { name: 'alpha', cluster: clusters[0] as SimCluster },
+      { name: 'beta', cluster: clusters[1] as SimCluster },
+      { name: 'down', cluster: clusters[1] as SimCluster, server: 'https://127.0.0.1:1' },
+      { name: 'lazy', cluster: clusters[1] as SimCluster, execMarker: join(dir, 'exec-ran') },
+    ]);
+    rig = await startRig(multi, { allContexts: true });
+  });
+  after(async () => {
+    await stopRig(rig);
+    await multi?.close();
+  });
+
+  test('the default and used contexts are asked; the others are not contacted', async () => {
+    await rig.dialer.connect('web.team.down:80').then((s) => s.destroy(), () => {});
+    const lines = await rig.dialer.readiness();
+    assert.deepEqual(
+      lines.map((l) => [l.context, l.ready]),
+      [
+        ['alpha', true],
+        ['beta', true],
+        ['down', false],
+        ['lazy', true],
+      ],
+    );
+    assert.equal(lines[1]?.reason, 'not used yet (not contacted)');
+    assert.match(lines[2]?.reason ?? '', /cannot reach the API server https:\/\/127\.0\.0\.1:1 of context "down"/);
+    assert.equal(existsSync(join(multi.dir, 'exec-ran')), false);
+    const r = await curl([`http://127.0.0.1:${rig.port}/readyz`]);
+    assert.match(r.stdout, /^alpha: ok; beta: not used yet \(not contacted\); down: cannot reach/);
+  });
+});
+
 describe('the proxy username with --auth: USER selects the default, USER+ALIAS a context; the password guards both', () => {
   let multi: MultiCluster;
   let rig: Rig;
