@@ -47,9 +47,9 @@ describe('kubesocks status', () => {
     const proc = await run(['--listen', demo.proxy, '--auth', AUTH]);
     assert.equal(proc.exit?.code, 0, proc.output);
     const out = proc.stdout;
-    assert.match(out, new RegExp(`^kubesocks \\S+ on ${demo.proxy.replace(/\./g, '\\.')}, transport spdy, up since `));
+    assert.match(out, new RegExp(`^kubesocks \\S+ on ${demo.proxy.replace(/\./g, '\\.')}, transport (auto|spdy|websocket), up since `));
     assert.match(out, /^Contexts:\n {2}CONTEXT +API SERVER +USER +REACHABLE +LAST ERROR +NAMESPACES WATCHED\n {2}kubesocks-sim +https:\/\/127\.0\.0\.1:\d+ +admin +yes +— +demo$/m);
-    assert.match(out, /^ {2}kubesocks-sim +demo +echo-[01] +spdy +1 +1 +1 +5 B +5 B +/m);
+    assert.match(out, /^ {2}kubesocks-sim +demo +echo-[01] +(spdy|websocket) +1 +1 +1 +5 B +5 B +/m);
     assert.match(out, /^Open connections:\n {2}CLIENT .*\n {2}127\.0\.0\.1:\d+ +socks5 +echo\.demo:7 +demo\/echo-[01]:7 +5 B +5 B +/m);
     assert.match(out, /^Totals: 1 open, 1 connections, 0 failed, /m);
     assert.equal(proc.stderr, '');

@@ -101,7 +101,8 @@ describe('a real Prometheus scrapes /metrics', { skip: !prometheus && 'prometheu
     const started = performance.now();
     await until('up{job="kubesocks"}', (r) => r[0]?.value[1] === '1');
     const build = await until('kubesocks_build_info', (r) => r.length === 1);
-    assert.equal(build[0]?.metric.transport, 'spdy');
+    // The transport asked for (`auto` by default: WebSockets first, then SPDY).
+    assert.match(String(build[0]?.metric.transport), /^(auto|spdy|websocket)$/);
 
     for (let i = 0; i < 3; i++) {
       // SOCKS through the --auth proxy needs the credentials too.

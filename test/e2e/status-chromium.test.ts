@@ -61,7 +61,7 @@ describe('the status page in headless Chromium, through `kubesocks demo`', { ski
     assert.equal(contexts.length, 1, contexts.join('\n'));
     assert.match(contexts[0] ?? '', /^kubesocks-sim \| https:\/\/127\.0\.0\.1:\d+ \| admin \| yes \| — \| demo/);
     const pods = await page.evaluate<string[]>(rowsOf('pods'));
-    assert.ok(pods.some((r) => /^kubesocks-sim \| demo \| echo-[01] \| spdy \| 1 \| 1 \| /.test(r)), pods.join('\n'));
+    assert.ok(pods.some((r) => /^kubesocks-sim \| demo \| echo-[01] \| (spdy|websocket) \| 1 \| 1 \| /.test(r)), pods.join('\n'));
     assert.ok(pods.some((r) => /^kubesocks-sim \| demo \| web-0 \| .* \| POD_REFUSED: /.test(r)), pods.join('\n'));
     const connections = await page.evaluate<string[]>(rowsOf('connections'));
     assert.equal(connections.length, 1, connections.join('\n'));
