@@ -46,6 +46,8 @@ const { values: flags } = parseArgs({
     out: { type: 'string' },
     only: { type: 'string' },
     rtt: { type: 'string' },
+    mib: { type: 'string' },
+    onepod: { type: 'string' },
     runtime: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -53,7 +55,7 @@ const { values: flags } = parseArgs({
 
 if (flags.help) {
   process.stdout.write(
-    'Usage: npm run bench [-- --quick] [-- --runs N] [-- --rtt MS] [-- --only throughput,latency,upgrades,startup,onepod,concurrency,services,rtt,transports,profile] [-- --no-profile] [-- --out FILE] [-- --runtime containerd]\nSee bench/README.md.\n',
+    'Usage: npm run bench [-- --quick] [-- --runs N] [-- --rtt MS] [-- --mib N] [-- --onepod 1000,5000] [-- --only throughput,latency,upgrades,startup,onepod,concurrency,services,rtt,transports,profile] [-- --no-profile] [-- --out FILE] [-- --runtime containerd]\nSee bench/README.md.\n',
   );
   process.exit(0);
 }
@@ -73,8 +75,8 @@ const quick = flags.quick ?? false;
 const config = {
   runtime: runtime ?? 'simulated',
   mode: quick ? 'quick' : 'full',
-  transferBytes: quick ? 64 * MiB : GiB,
-  warmupBytes: quick ? 4 * MiB : 256 * MiB,
+  transferBytes: flags.mib ? Math.max(1, Number(flags.mib) || 1) * MiB : quick ? 64 * MiB : GiB,
+  warmupBytes: flags.mib ? Math.max(1, Math.round((Number(flags.mib) || 1) / 4)) * MiB : quick ? 4 * MiB : 256 * MiB,
   runs: Math.max(1, Math.min(9, Number(flags.runs ?? (quick ? 1 : 5)) || 1)),
   latencySamples: quick ? 100 : 1000,
   // Each cold sample is a pod of its own: real sandboxes are fewer.
@@ -87,7 +89,7 @@ const config = {
   concBytes: MiB,
   services: quick ? 10 : 50,
   startupRuns: quick ? 1 : 5,
-  onePodSockets: quick ? [100] : [1000, 5000],
+  onePodSockets: flags.onepod ? flags.onepod.split(',').map((n) => Math.max(1, Number(n) || 1)) : quick ? [100] : [1000, 5000],
   rttMs: flags.rtt === undefined ? 0 : Number(flags.rtt),
   rttBytes: quick ? 16 * MiB : 256 * MiB,
   rttLatencySamples: quick ? 20 : 200,
