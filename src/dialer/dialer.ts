@@ -71,6 +71,14 @@ export interface ConnectOptions {
    * instead of the default: what a proxy username selects.
    */
   context?: string;
+  /**
+   * Resolve only once the pod side accepted, even for a pod port that
+   * accepted lately (which otherwise goes at once and relies on failover).
+   * For callers that try other pods themselves, such as `kubesocks forward`
+   * over a workload's pods: a pod deleted moments ago then fails the
+   * connect, not the connected socket.
+   */
+  confirm?: boolean;
 }
 
 /** Failures at connect time after which another pod is worth a try. */
@@ -169,7 +177,7 @@ export class Dialer {
     } catch (error) {
       return new KubeSocket(() => Promise.reject(error));
     }
-    return new KubeSocket(this.#opener(routed, options.signal), { maxFailovers: this.#maxFailovers, onFailover: () => this.observer.failover() });
+    return new KubeSocket(this.#opener(routed, options.signal, options.confirm ?? false), { maxFailovers: this.#maxFailovers, onFailover: () => this.observer.failover() });
   }
 
   /** An http.Agent whose connections go through the dialer: `http.get('http://web.demo/', { agent })`. */
@@ -323,7 +331,7 @@ export class Dialer {
     return new KubesocksError(error.code, `context ${context.alias}: ${message}`, { cause: error });
   }
 
-  #opener(routed: Routed, callerSignal: AbortSignal | undefined): AttemptOpener {
+  #opener(routed: Routed, callerSignal: AbortSignal | undefined, confirm: boolean): AttemptOpener {
     const { parsed, context } = routed;
     const tried = new Set<string>();
     let lastError: KubesocksError | undefined;
@@ -349,7 +357,7 @@ export class Dialer {
           const ep = choice.endpoint;
           tried.add(endpointKey(ep));
           try {
-            return await this.#openPair(routed, ep, previous !== undefined, signal);
+            return await this.#openPair(routed, ep, previous !== undefined && !confirm, signal, confirm);
           } catch (error) {
             const failure = this.#explain(routed, asKubesocksError(error));
             if (!TRY_NEXT_POD.has(failure.code) || signal.aborted) throw failure;
@@ -409,7 +417,7 @@ export class Dialer {
     return { kind: 'pod', endpoint };
   }
 
-  async #openPair(routed: Routed, ep: Endpoint, isFailover: boolean, signal: AbortSignal): Promise<Attempt> {
+  async #openPair(routed: Routed, ep: Endpoint, isFailover: boolean, signal: AbortSignal, confirm = false): Promise<Attempt> {
     const { bundle, context } = routed;
     const via = this.#contexts.size > 1 ? `${endpointKey(ep)}@${context.alias}` : endpointKey(ep);
     // Pod names repeat across clusters: what accepted lately is kept per context.
@@ -428,7 +436,7 @@ export class Dialer {
     // The first socket to a pod port waits to learn whether the pod accepts,
     // so the caller hears the truth (SOCKS reply 05 for a refusal). Later
     // ones go at once; a refusal then is handled by failover and replay.
-    if (isFailover || this.#accepting.has(key)) return attempt;
+    if (!confirm && (isFailover || this.#accepting.has(key))) return attempt;
     try {
       await untilAborted(pair.confirmed(), signal, () => asKubesocksError(signal.reason, 'TIMEOUT'));
     } catch (error) {

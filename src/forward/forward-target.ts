@@ -86,7 +86,9 @@ export class ForwardTarget {
         continue;
       }
       try {
-        return await this.#dialer.connect({ namespace: this.namespace, pod: pod.name, port }, { signal });
+        // confirm: this loop is the failover, so a pod that went away since the
+        // list was read must fail here, before the socket is handed out.
+        return await this.#dialer.connect({ namespace: this.namespace, pod: pod.name, port }, { signal, confirm: kind !== 'pod' });
       } catch (error) {
         lastError = asKubesocksError(error);
         if (kind === 'pod' || signal?.aborted || ['FORBIDDEN', 'UNAUTHORIZED', 'API_UNREACHABLE'].includes(lastError.code)) throw lastError;
