@@ -77,6 +77,12 @@ export class PortForwardStream extends Duplex {
   #errorDone = false;
   /** How the data stream finished (FIN, or its error), once it did. */
   #dataOutcome: 'end' | Error | undefined;
+  /**
+   * Why the error stream went away without finishing (the connection lost,
+   * a reset): then the pair's verdict was never given, and a data stream
+   * that ended is not known to be complete.
+   */
+  #errorStreamFailure: Error | undefined;
   #decided = false;
 
   constructor(errorStream: SpdyStream, dataStream: SpdyStream, info: PairInfo, confirmMs = DEFAULT_CONFIRM_MS) {
@@ -115,7 +121,9 @@ export class PortForwardStream extends Duplex {
       this.#errorDone = true;
       this.#decide(false);
     });
-    errorStream.on('error', () => {});
+    errorStream.on('error', (error: Error) => {
+      this.#errorStreamFailure ??= error;
+    });
     errorStream.end(); // client-go half-closes the error stream at once
 
     dataStream.on('data', (chunk: Buffer) => {
@@ -221,6 +229,10 @@ export class PortForwardStream extends Duplex {
     if (dataOutcome === undefined) return; // error stream closed without text: the data stream goes on
     this.#decided = true;
     if (dataOutcome !== 'end') return this.#onDataError(dataOutcome);
+    // The data ended, but the error stream was cut before the runtime could
+    // say whether the copy failed (its text may have been in the bytes the
+    // lost connection never delivered): a reset, never a clean end.
+    if (this.#errorStreamFailure) return this.#onDataError(this.#errorStreamFailure);
     this.#confirm();
     this.push(null);
     // The pod side is closed for good (the runtime does not keep half-open
