@@ -6,15 +6,11 @@
  * pages from every cluster).
  */
 import * as assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { runInNewContext } from 'node:vm';
 import { after, before, describe, test } from 'node:test';
 import { startDemo, type DemoProcess } from '../helpers/e2e-demo.js';
-import { Proc, cleanEnv, curl, findBinary } from '../helpers/e2e-procs.js';
-
-const chromium = findBinary('/usr/bin/chromium', 'chromium', 'chromium-browser', 'google-chrome');
+import { chromiumSkip, dumpDom } from '../helpers/chromium.js';
+import { curl } from '../helpers/e2e-procs.js';
 
 /** The PAC's FindProxyForURL, run with the standard helpers. */
 function loadPac(text: string): (url: string, host: string) => string {
@@ -82,7 +78,7 @@ for (const clusters of [2, 3] as const) {
       }
     });
 
-    test('headless Chromium with the PAC loads a page from each cluster', { skip: !chromium && 'chromium is not installed' }, async () => {
+    test('headless Chromium with the PAC loads a page from each cluster', { skip: chromiumSkip }, async () => {
       const pages: Array<[string, RegExp]> = [
         ['http://web.demo/', /pod web-[0-2] path \//],
         ['http://web.demo.kubesocks-sim/', /pod web-[0-2] path \//],
@@ -90,50 +86,11 @@ for (const clusters of [2, 3] as const) {
       ];
       for (const [url, body] of pages) {
         const from = demo.proc.stderr.length;
-        const out = await dumpDom(`--proxy-pac-url=http://${demo.proxy}/proxy.pac`, url);
-        assert.match(out, body, url);
+        const { stdout } = await dumpDom(`--proxy-pac-url=http://${demo.proxy}/proxy.pac`, url);
+        assert.match(stdout, body, url);
         const host = new URL(url).hostname.replace(/\./g, '\\.');
         await demo.proc.waitFor(new RegExp(`^kubesocks: \\S+ http\\S* ${host}:80 via `, 'm'), { stream: 'stderr', from, timeoutMs: 5000 });
       }
     });
   });
-}
-
-/** Chromium --dump-dom of `url` with a fresh profile; the DOM. */
-async function dumpDom(proxyFlag: string, url: string): Promise<string> {
-  const profile = await mkdtemp(join(tmpdir(), 'kubesocks-e2e-chromium-'));
-  const proc = new Proc(
-    chromium ?? 'chromium',
-    [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--disable-dev-shm-usage',
-      '--disable-default-apps',
-      '--disable-domain-reliability',
-      '--no-pings',
-      '--metrics-recording-only',
-      '--disable-client-side-phishing-detection',
-      `--user-data-dir=${profile}`,
-      proxyFlag,
-      '--timeout=15000',
-      '--dump-dom',
-      url,
-    ],
-    { env: cleanEnv({ HOME: profile }) },
-  );
-  try {
-    const exit = await proc.settle(25_000);
-    assert.equal(exit.timedOut, false, `chromium did not finish within 25 s\n${proc.output}`);
-    return proc.stdout;
-  } finally {
-    proc.kill();
-    await proc.closed;
-    await rm(profile, { recursive: true, force: true });
-  }
 }

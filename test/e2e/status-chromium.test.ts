@@ -17,24 +17,23 @@ import type { Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Browser, type Page } from '../helpers/cdp.js';
 import { startDemo, type DemoProcess } from '../helpers/e2e-demo.js';
-import { findBinary } from '../helpers/e2e-procs.js';
+import { CHROMIUM, chromiumSkip } from '../helpers/chromium.js';
 import { roundTrip, rawSocks5Connect, socksConnect } from '../helpers/socks-client.js';
 
-const chromium = findBinary('/usr/bin/chromium', 'chromium', 'chromium-browser', 'google-chrome');
 const SHOTS = process.env.KUBESOCKS_STATUS_SCREENSHOTS ?? tmpdir();
 
 /** The text of each body row of a status table, cells joined by " | ". */
 const rowsOf = (table: string): string =>
   `[...document.querySelectorAll('table[data-table="${table}"] tbody tr')].map((tr) => [...tr.cells].map((td) => td.textContent).join(' | '))`;
 
-describe('the status page in headless Chromium, through `kubesocks demo`', { skip: !chromium && 'chromium is not installed' }, () => {
+describe('the status page in headless Chromium, through `kubesocks demo`', { skip: chromiumSkip }, () => {
   let demo: DemoProcess;
   let browser: Browser;
   const sockets: Socket[] = [];
 
   before(async () => {
     demo = await startDemo();
-    browser = await Browser.launch(chromium ?? 'chromium');
+    browser = await Browser.launch(CHROMIUM ?? 'chromium');
   });
 
   after(async () => {
