@@ -18,6 +18,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import { KubesocksError } from '../errors.js';
 import { MAX_ERROR_BODY, readBody, withCredentialRefresh } from '../kube/responses.js';
+import { UPGRADE_TIMEOUT_MS } from '../net/timeouts.js';
 import { PORT_FORWARD_PROTOCOL, errorFromResponse, type UpgradeCredentials, type UpgradeOptions } from './upgrade.js';
 import { WebSocketByteStream } from '../net/websocket-stream.js';
 
@@ -51,9 +52,15 @@ export class WebSocketUpgradeError extends KubesocksError {
   }
 }
 
-export function upgradeToWebSocketTunnel(credentials: UpgradeCredentials, options: UpgradeOptions): Promise<Duplex> {
-  // One credential refresh on 401, as for the SPDY upgrade.
-  return withCredentialRefresh(credentials, `port-forward (WebSocket) ${options.namespace}/${options.pod}`, () => attempt(credentials, options));
+export async function upgradeToWebSocketTunnel(credentials: UpgradeCredentials, options: UpgradeOptions): Promise<Duplex> {
+  try {
+    // One credential refresh on 401, as for the SPDY upgrade.
+    return await withCredentialRefresh(credentials, `port-forward (WebSocket) ${options.namespace}/${options.pod}`, () => attempt(credentials, options));
+  } catch (error) {
+    // A 401 after the refresh: the credentials are refused (health.ts), for /readyz and every lookup.
+    if (error instanceof KubesocksError && error.code === 'UNAUTHORIZED') credentials.health?.refused(error);
+    throw error;
+  }
 }
 
 async function attempt(credentials: UpgradeCredentials, options: UpgradeOptions): Promise<Duplex> {
@@ -66,9 +73,16 @@ async function attempt(credentials: UpgradeCredentials, options: UpgradeOptions)
 
   return new Promise<Duplex>((resolve, reject) => {
     let settled = false;
+    // Whether the API server answered, as for every request (kube/health.ts): an
+    // unreachable or frozen server then fails cluster names at once and shows in /readyz.
+    const report = credentials.health?.begin();
     const settle = (error: WebSocketUpgradeError | null, stream?: Duplex): void => {
       if (settled) return;
       settled = true;
+      if (!error) report?.answered();
+      else if (error.code === 'CLOSED') report?.abandoned();
+      else if (error.code === 'TIMEOUT' || error.code === 'API_UNREACHABLE') report?.failed(error);
+      else report?.answered();
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', onAbort);
       if (error) {
@@ -108,7 +122,8 @@ async function attempt(credentials: UpgradeCredentials, options: UpgradeOptions)
     const proxied = requestOptions.agent !== undefined;
     const onAbort = (): void =>
       settle(new WebSocketUpgradeError(new KubesocksError('CLOSED', `port-forward to ${target} abandoned: the client went away`), false));
-    const timeoutMs = options.timeoutMs ?? 30_000;
+    // A server that completes TLS and never answers the upgrade must not hold the connect.
+    const timeoutMs = options.timeoutMs ?? UPGRADE_TIMEOUT_MS;
     const timer = setTimeout(() => {
       settle(
         new WebSocketUpgradeError(
@@ -123,6 +138,7 @@ async function attempt(credentials: UpgradeCredentials, options: UpgradeOptions)
 
     // Any answer but 101: the Status body (or a proxy's page) says why.
     ws.once('unexpected-response', (_request: ClientRequest, response: IncomingMessage) => {
+      report?.answered();
       const status = response.statusCode ?? 0;
       const refusal = (body: string): WebSocketUpgradeError =>
         new WebSocketUpgradeError(errorFromResponse(status, body, target, credentials.contextName, FORBIDDEN_HINT), true);
@@ -132,6 +148,7 @@ async function attempt(credentials: UpgradeCredentials, options: UpgradeOptions)
       );
     });
     ws.once('upgrade', (response: IncomingMessage) => {
+      report?.answered();
       // client-go: the 101 must select the subprotocol we offered. ws goes on
       // to check Sec-WebSocket-Accept and Upgrade; it must not see the
       // subprotocol it was not told about ("Server sent a subprotocol but none was requested").
@@ -163,17 +180,16 @@ async function attempt(credentials: UpgradeCredentials, options: UpgradeOptions)
         settle(new WebSocketUpgradeError(new KubesocksError('UPGRADE_FAILED', `port-forward to pod ${target}: WebSocket handshake failed: ${error.message}`), true));
         return;
       }
-      settle(
-        new WebSocketUpgradeError(
-          new KubesocksError(
-            'API_UNREACHABLE',
-            `cannot reach the API server of context "${credentials.contextName}" (${error.code ?? error.message}); check the cluster is up and your network/VPN`,
-            { cause: error },
-          ),
-          // Through a proxy, a failure before any answer may be the proxy refusing (kubectl falls back then).
-          proxied,
-        ),
+      const failure = new KubesocksError(
+        'API_UNREACHABLE',
+        `cannot reach the API server of context "${credentials.contextName}" (${error.code ?? error.message}); check the cluster is up and your network/VPN`,
+        { cause: error },
       );
+      report?.failed(failure);
+      // The same one line every cluster name gets while the server is unreachable.
+      const line = credentials.health?.unreachable ? credentials.health.unreachableError() : failure;
+      // Through a proxy, a failure before any answer may be the proxy refusing (kubectl falls back then).
+      settle(new WebSocketUpgradeError(line, proxied));
     };
     ws.on('error', onError);
   });
