@@ -7,7 +7,7 @@
  * `kubesocks demo`); `exec` checks that it answers before starting anything.
  */
 import { spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { constants as osConstants, tmpdir } from 'node:os';
@@ -129,6 +129,25 @@ function checkProxy(listen: ListenAddress): Promise<void> {
   });
 }
 
+/**
+ * Whether this process is in its terminal's foreground process group, where
+ * the terminal delivers Ctrl-C to every member. Linux only (/proc); elsewhere
+ * false, and every signal is passed on.
+ */
+function inForegroundGroup(): boolean {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    // Fields after the command name (which may hold spaces and parentheses):
+    // state ppid pgrp session tty_nr tpgid …
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const pgrp = Number(fields[2]);
+    const tpgid = Number(fields[5]);
+    return tpgid > 0 && tpgid === pgrp;
+  } catch {
+    return false;
+  }
+}
+
 export async function exec(args: string[]): Promise<void> {
   const parsed = parseExecArgs(args, true);
   if (parsed.help) {
@@ -152,8 +171,13 @@ export async function exec(args: string[]): Promise<void> {
   if (proxychains) {
     scratch = await mkdtemp(join(tmpdir(), 'kubesocks-exec-'));
     const config = join(scratch, 'proxychains.conf');
-    // 0600: it may hold the proxy's password.
-    await writeFile(config, proxychainsConfig(endpoint), { mode: 0o600 });
+    try {
+      // 0600: it may hold the proxy's password.
+      await writeFile(config, proxychainsConfig(endpoint), { mode: 0o600 });
+    } catch (error) {
+      await rm(scratch, { recursive: true, force: true });
+      throw error;
+    }
     file = proxychains;
     argv = ['-q', '-f', config, command, ...commandArgs];
   } else if (parsed.proxychains) {
@@ -163,10 +187,16 @@ export async function exec(args: string[]): Promise<void> {
   }
 
   const child = spawn(file, argv, { stdio: 'inherit', env: { ...process.env, ...variables } });
-  // The terminal sends Ctrl-C to the whole foreground group; a `kill` aimed
-  // at us alone is passed on.
-  const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, forward(signal));
+  // A `kill` aimed at us alone is passed on. Ctrl-C and Ctrl-\ from the
+  // terminal already reach the whole foreground group, the child included:
+  // passing them on too would interrupt it twice (a second Ctrl-C cancels
+  // psql's cleanup, aborts Python's).
+  const fromTerminal = inForegroundGroup();
+  const forward = (signal: NodeJS.Signals) => () => {
+    if (fromTerminal && (signal === 'SIGINT' || signal === 'SIGQUIT')) return;
+    child.kill(signal);
+  };
+  for (const signal of ['SIGINT', 'SIGQUIT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, forward(signal));
   const code = await new Promise<number>((resolve) => {
     child.once('error', (error) => {
       process.stderr.write(`kubesocks: could not start ${command}: ${error.message}\n`);
