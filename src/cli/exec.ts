@@ -14,7 +14,7 @@ import { constants as osConstants, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { UsageError, parseAuth } from './flags.js';
 import { defaultListen, formatAddress, parseListen, type ListenAddress } from './listen-address.js';
-import { exportLines, proxyVariables, proxychainsConfig, type ProxyEndpoint } from './proxy-env.js';
+import { exportLines, proxyVariables, proxychainsConfig, proxychainsCredentialsProblem, type ProxyEndpoint } from './proxy-env.js';
 
 export const ENV_HELP = `Usage: kubesocks env [--listen HOST:PORT]
 
@@ -160,11 +160,13 @@ export async function exec(args: string[]): Promise<void> {
     process.stderr.write(`kubesocks: ${command}: command not found\n`);
     process.exit(127);
   }
-  await checkProxy(parsed.listen);
   const endpoint = endpointOf(parsed.listen);
+  const proxychains = parsed.proxychains ? which('proxychains4') : undefined;
+  const credentialsProblem = proxychains ? proxychainsCredentialsProblem(endpoint.auth) : undefined;
+  if (credentialsProblem) throw new UsageError(`${credentialsProblem}: use credentials without them, or run with --no-proxychains`);
+  await checkProxy(parsed.listen);
   const variables = proxyVariables(endpoint);
 
-  const proxychains = parsed.proxychains ? which('proxychains4') : undefined;
   let scratch: string | undefined;
   let file = command;
   let argv = commandArgs;

@@ -64,6 +64,19 @@ export function exportLines(variables: Record<string, string>): string {
  * and so a program that also honours ALL_PROXY reaches the proxy directly.
  * See proxychains-ng's src/proxychains.conf for the directives.
  */
+/**
+ * Why proxychains4 cannot carry these credentials, or undefined. Its
+ * configuration is whitespace-separated with `#` comments and no quoting, so
+ * such a user or password would be cut short and every connection refused.
+ */
+export function proxychainsCredentialsProblem(auth: ProxyEndpoint['auth']): string | undefined {
+  if (!auth) return undefined;
+  for (const [what, value] of [['user', auth.username], ['password', auth.password]] as const) {
+    if (/[\s#]/.test(value)) return `the proxy ${what} in KUBESOCKS_AUTH holds a space or "#", which proxychains4's configuration cannot carry`;
+  }
+  return undefined;
+}
+
 export function proxychainsConfig(endpoint: ProxyEndpoint): string {
   // proxychains takes the proxy as an IP address.
   const host = endpoint.host === 'localhost' ? '127.0.0.1' : endpoint.host;

@@ -55,6 +55,20 @@ test('kubesocks exec with an unknown program: exit 127', async () => {
   assert.match(res.stderr, /no-such-program-kubesocks: command not found/);
 });
 
+test('kubesocks exec refuses credentials proxychains4 cannot carry, before starting anything: one line, exit 2', { skip: !proxychains && 'proxychains4 is not installed' }, async () => {
+  const port = await freePort();
+  const marker = join(tmpdir(), 'kubesocks-exec-must-not-run');
+  for (const auth of ['me:two words', 'me:pass#word', 'my user:secret']) {
+    const res = await kubesocks(['exec', '--listen', `127.0.0.1:${port}`, '--', 'touch', marker], { KUBESOCKS_AUTH: auth });
+    assert.equal(res.code, 2, res.stderr);
+    assert.equal(res.stderr.trim().split('\n').length, 1, res.stderr);
+    assert.match(res.stderr, /proxychains4's configuration cannot carry: use credentials without them, or run with --no-proxychains/);
+    assert.doesNotMatch(res.stderr, /two words|pass#word|secret/, 'the line must not show the password');
+  }
+  const plain = await kubesocks(['exec', '--no-proxychains', '--listen', `127.0.0.1:${port}`, '--', 'true'], { KUBESOCKS_AUTH: 'me:two words' });
+  assert.match(plain.stderr, /no kubesocks proxy answers/, 'with --no-proxychains the credentials are fine');
+});
+
 describe('kubesocks exec against the demo', { skip: !curlBin && 'curl is not installed' }, () => {
   let demo: DemoProcess;
   let pg: PostgresServer | undefined;
