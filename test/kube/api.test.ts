@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
@@ -51,6 +51,18 @@ async function fakeApi(t: { after(fn: () => void): void }) {
   });
   const port = (server.address() as AddressInfo).port;
   return { certs, seen, accepted, port, server };
+}
+
+/** A fake API server and a client of it whose token ("new") is read from a file. */
+async function clientOfFakeApi(t: TestContext): Promise<{ api: Awaited<ReturnType<typeof fakeApi>>; tokenFile: string; client: KubeClient }> {
+  const api = await fakeApi(t);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kubesocks-api-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const tokenFile = path.join(dir, 'token');
+  fs.writeFileSync(tokenFile, 'new');
+  const client = await KubeClient.load({ kubeconfig: kubeconfig(dir, `https://127.0.0.1:${api.port}`, api.certs.caPem, tokenFile) });
+  t.after(() => client.close());
+  return { api, tokenFile, client };
 }
 
 function kubeconfig(dir: string, server: string, caPem: string, tokenFile: string): string {
@@ -114,13 +126,7 @@ test('getJSON: path prefix, 401 → refresh once → retry; a second 401 is UNAU
 });
 
 test('getJSON: Status messages verbatim; 403/404/500, bad JSON, timeouts, abort, unreachable, bad CA', async (t) => {
-  const api = await fakeApi(t);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kubesocks-api-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const tokenFile = path.join(dir, 'token');
-  fs.writeFileSync(tokenFile, 'new');
-  const client = await KubeClient.load({ kubeconfig: kubeconfig(dir, `https://127.0.0.1:${api.port}`, api.certs.caPem, tokenFile) });
-  t.after(() => client.close());
+  const { api, tokenFile, client } = await clientOfFakeApi(t);
 
   const forbidden = await rejection(client.getJSON('/api/v1/namespaces/secret'));
   assert.equal(forbidden.code, 'FORBIDDEN');
@@ -170,13 +176,7 @@ test('getJSON: Status messages verbatim; 403/404/500, bad JSON, timeouts, abort,
 });
 
 test('getJSON survives the server closing an idle keep-alive connection', async (t) => {
-  const api = await fakeApi(t);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kubesocks-api-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const tokenFile = path.join(dir, 'token');
-  fs.writeFileSync(tokenFile, 'new');
-  const client = await KubeClient.load({ kubeconfig: kubeconfig(dir, `https://127.0.0.1:${api.port}`, api.certs.caPem, tokenFile) });
-  t.after(() => client.close());
+  const { api, client } = await clientOfFakeApi(t);
   await client.getJSON('/api/v1/namespaces/demo');
   api.server.closeIdleConnections();
   await new Promise((r) => setTimeout(r, 20));
