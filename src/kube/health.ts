@@ -98,15 +98,16 @@ export class ApiHealth extends EventEmitter<ApiHealthEvents> {
 
   /**
    * The one line a cluster name fails with while the server cannot be
-   * reached: which server, why, and what to do.
+   * reached: which server, why, and what to do. `leadIn` says first what
+   * else is known of the name (e.g. that public DNS does not have it).
    */
-  unreachableError(): KubesocksError {
+  unreachableError(leadIn = ''): KubesocksError {
     const prefix = `cannot reach the API server ${this.server} of context "${this.contextName}": `;
     const reason = this.#reason?.message.startsWith(prefix) ? this.#reason.message.slice(prefix.length) : this.#reason?.message;
     const why = reason ? `: ${reason}` : '';
     return new KubesocksError(
       'API_UNREACHABLE',
-      `cannot reach the API server ${this.server} of context "${this.contextName}"${why} — check that the cluster is up and your network/VPN; outside hosts keep working and kubesocks retries`,
+      `${leadIn}cannot reach the API server ${this.server} of context "${this.contextName}"${why} — check that the cluster is up and your network/VPN; outside hosts keep working and kubesocks retries`,
       { cause: this.#reason },
     );
   }

@@ -147,22 +147,12 @@ export class NamespaceDirectory {
   }
 
   /**
-   * Like listNow(), but when nothing was ever listed, waits up to `maxWaitMs`
-   * for the first list (a PAC fetched right after start should name the
-   * namespaces); never longer, whatever the API server does.
+   * A new list now (shared with one in flight), whatever the age of the last:
+   * a probe of a server that was unreachable, or the first list once it answers.
+   * Resolves when it is in; rejects as the list did (403: resolves).
    */
-  async listSoon(maxWaitMs: number): Promise<string[]> {
-    if (!this.#names && this.#seen.size === 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        this.#current(this.#ttlMs).catch(() => {}),
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, maxWaitMs);
-        }),
-      ]);
-      clearTimeout(timer);
-    }
-    return this.listNow();
+  async refresh(): Promise<void> {
+    await this.#refresh();
   }
 
   /** Remember a namespace seen to exist some other way (e.g. its objects were listed). */

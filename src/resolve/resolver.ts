@@ -9,6 +9,7 @@
  * headless services use the port as given: DNS gives the pod's own IP there,
  * so the client's port is the pod's port.
  */
+import { lookup } from 'node:dns/promises';
 import * as net from 'node:net';
 import { debuglog } from 'node:util';
 import { LRUCache } from 'lru-cache';
@@ -17,6 +18,8 @@ import type { ApiHealth } from '../kube/health.js';
 import type { Observer } from '../observe/observer.js';
 import type { RequestSource } from '../kube/api.js';
 import { isValidPort } from '../net/address.js';
+import { untilAborted } from '../net/abort.js';
+import { abortError } from '../kube/responses.js';
 import { NamespaceCaches, type NamespaceCache } from './cache.js';
 import { EndpointChooser } from './choice.js';
 import { ClusterIPLookup } from './cluster-ips.js';
@@ -103,8 +106,25 @@ function notFound(message: string): KubesocksError {
   return new KubesocksError('NOT_FOUND', message);
 }
 
-/** How long a PAC fetched before the first namespace list waits for it. */
-const PAC_FIRST_LIST_WAIT_MS = 1000;
+/** While the API server is unreachable, how often a name that needs it may make kubesocks ask it again. */
+const PROBE_INTERVAL_MS = 1000;
+
+/**
+ * Null when DNS has the name; else what DNS said, as a phrase about the name
+ * (`ENOTFOUND`: no such name; `EAI_AGAIN`: DNS did not answer, as when the
+ * network is down). Other failures are left for the connection to report.
+ */
+async function notInDns(host: string): Promise<string | null> {
+  try {
+    await lookup(host);
+    return null;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOTFOUND' || code === 'ENODATA') return `is not in DNS (${code})`;
+    if (code === 'EAI_AGAIN') return 'got no answer from DNS (EAI_AGAIN)';
+    return null;
+  }
+}
 
 export class Resolver {
   readonly #clusterDomain: string;
@@ -116,6 +136,8 @@ export class Resolver {
   readonly #negative: LRUCache<string, KubesocksError> | null;
   readonly #health: ApiHealth | undefined;
   #closed = false;
+  #probing = false;
+  #probedAt = 0;
 
   constructor(client: ResolverClient, opts: ResolverOptions = {}) {
     this.#clusterDomain = normalizeHost(opts.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN);
@@ -137,7 +159,17 @@ export class Resolver {
     this.#chooser = new EndpointChooser({ avoidMs: opts.avoidMs ?? 10_000 });
     const negativeTtl = opts.negativeTtlMs ?? 2_000;
     this.#negative = negativeTtl > 0 ? new LRUCache<string, KubesocksError>({ max: 1_000, ttl: negativeTtl }) : null;
+    this.#health?.on('change', this.#onHealth);
   }
+
+  /**
+   * The server answers (first, or again after an outage): the namespace
+   * list is fetched now if it is missing or old, so the PAC — which never
+   * waits — names the namespaces, and names are judged on fresh facts.
+   */
+  readonly #onHealth = (state: string): void => {
+    if (state === 'ok' && !this.#closed) this.#directory.listNow();
+  };
 
   /**
    * Resolves host:port. Rejects with a KubesocksError: NOT_FOUND,
@@ -158,8 +190,8 @@ export class Resolver {
       // Whether a name is in the cluster is never left waiting on an API
       // server that does not answer: decide from what is known instead.
       const r = this.#health?.unreachable
-        ? this.#resolveOffline(name, parsed, port)
-        : await this.#untilUnreachable(this.#resolveParsed(name, parsed, port, 0, signal), () => this.#resolveOffline(name, parsed, port));
+        ? await this.#resolveOffline(name, parsed, port, signal)
+        : await this.#untilUnreachable(this.#resolveParsed(name, parsed, port, 0, signal), () => this.#resolveOffline(name, parsed, port, signal));
       debug('%s:%d → %s', name, port, r.kind === 'cluster' ? r.description : `external ${r.host}:${r.port}`);
       return r;
     } catch (err) {
@@ -173,7 +205,7 @@ export class Resolver {
    * `offline()` answers from what is known (the lookup goes on in the
    * background and fills the caches for later).
    */
-  #untilUnreachable<T>(lookup: Promise<T>, offline: () => T): Promise<T> {
+  #untilUnreachable<T>(lookup: Promise<T>, offline: () => Promise<T>): Promise<T> {
     const health = this.#health;
     if (!health) return lookup;
     return new Promise<T>((resolve, reject) => {
@@ -181,11 +213,7 @@ export class Resolver {
         if (!health.unreachable) return;
         health.off('change', onChange);
         lookup.catch(() => {});
-        try {
-          resolve(offline());
-        } catch (error) {
-          reject(error);
-        }
+        offline().then(resolve, reject);
       };
       health.on('change', onChange);
       lookup.then(
@@ -206,39 +234,85 @@ export class Resolver {
   /**
    * The answer while the API server is unreachable, without asking it:
    * cluster forms (and names known to be in the cluster) fail at once with
-   * one line naming the server; every other name goes outside.
+   * one line naming the server; names known to be outside go outside. A name
+   * that could be either with nothing known to tell (`web.demo` before any
+   * namespace list) is asked of DNS: a name DNS has goes outside, one it
+   * does not have fails with both facts in one line.
    */
-  #resolveOffline(name: string, parsed: ParsedName[], port: number): Resolution {
+  async #resolveOffline(name: string, parsed: ParsedName[], port: number, signal: AbortSignal | undefined): Promise<Resolution> {
+    const verdict = this.#offlineVerdict(parsed);
+    if (verdict.kind === 'external') return { kind: 'external', host: verdict.host, port };
+    if (verdict.kind === 'cluster') throw this.#unreachable(name);
+    this.#probe();
+    const missing = await untilAborted(notInDns(verdict.host), signal, abortError);
+    if (missing === null) return { kind: 'external', host: verdict.host, port };
+    throw this.#unreachable(name, `${name} ${missing} and could not be checked against the cluster: `);
+  }
+
+  #unreachable(name: string, leadIn = ''): KubesocksError {
+    this.#probe();
     const health = this.#health;
-    const fail = (): never => {
-      throw health ? health.unreachableError() : new KubesocksError('API_UNREACHABLE', `cannot reach the API server to resolve ${name}`);
-    };
-    const external: Resolution = { kind: 'external', host: name, port };
-    if (isClusterForm(parsed) === true) return fail();
+    return health ? health.unreachableError(leadIn) : new KubesocksError('API_UNREACHABLE', `${leadIn}cannot reach the API server to resolve ${name}`);
+  }
+
+  /**
+   * While the server is unreachable, a name that needs it asks the server
+   * again in the background (one request at a time, at most every
+   * PROBE_INTERVAL_MS): the first answer marks it reachable, and the next
+   * name is resolved normally. Watches retry on their own backoff; this
+   * makes recovery follow demand instead.
+   */
+  #probe(): void {
+    const now = Date.now();
+    if (this.#closed || this.#probing || now - this.#probedAt < PROBE_INTERVAL_MS) return;
+    this.#probing = true;
+    this.#probedAt = now;
+    this.#directory
+      .refresh()
+      .catch(() => {})
+      .finally(() => {
+        this.#probing = false;
+      });
+  }
+
+  /** Where a name goes with nothing but what is known now: surely outside, surely the cluster, or unsure. */
+  #offlineVerdict(parsed: ParsedName[]): { kind: 'external' | 'unsure'; host: string } | { kind: 'cluster' } {
+    const cluster = { kind: 'cluster' } as const;
+    if (isClusterForm(parsed) === true) return cluster;
     const first = parsed[0];
-    if (!first) return fail();
-    if (first.kind === 'external') return { kind: 'external', host: first.host, port };
+    if (!first) return cluster;
+    if (first.kind === 'external') return { kind: 'external', host: first.host };
     if (first.kind === 'ip') {
       for (const cache of this.#caches.all()) {
-        if (cache.serviceWithIPNow(first.ip) || (cache.podsWithIPNow(first.ip)?.length ?? 0) > 0) return fail();
+        if (cache.serviceWithIPNow(first.ip) || (cache.podsWithIPNow(first.ip)?.length ?? 0) > 0) return cluster;
       }
-      return { kind: 'external', host: first.ip, port };
+      return { kind: 'external', host: first.ip };
     }
+    const outside = parsed.find((p): p is Extract<ParsedName, { kind: 'external' }> => p.kind === 'external');
+    // Only `x.y` and `host.svc.ns` have an outside reading; a single label is the name as given.
+    const host = outside?.host ?? (first.kind === 'pod' ? first.pod : first.kind === 'service' ? first.service : '');
+    const namespaceKnown = (ns: string): boolean | undefined => this.#directory.knownNow(ns);
     if (first.kind === 'serviceHost') {
-      if (this.#directory.knownNow(first.namespace) !== true) return external;
+      const ns = namespaceKnown(first.namespace);
+      if (ns === false) return { kind: 'external', host };
+      if (ns === undefined) return { kind: 'unsure', host };
       const known = this.#caches.has(first.namespace) ? this.#caches.get(first.namespace).hasNameNow(first.service) : undefined;
-      return known === false ? external : fail();
+      return known === false ? { kind: 'external', host } : cluster;
     }
-    if (first.kind !== 'service' && first.kind !== 'pod') return fail();
+    if (first.kind !== 'service' && first.kind !== 'pod') return cluster;
     const namespace = first.namespace;
     const label = first.kind === 'service' ? first.service : first.pod;
-    const twoLabel = parsed.some((p) => p.kind === 'external');
-    if (twoLabel && this.#directory.knownNow(namespace) !== true) return external;
+    if (outside) {
+      const ns = namespaceKnown(namespace);
+      if (ns === false) return { kind: 'external', host };
+      if (ns === undefined) return { kind: 'unsure', host };
+    }
     const known = this.#caches.has(namespace) ? this.#caches.get(namespace).hasNameNow(label) : undefined;
-    if (known === true) return fail();
-    // `x.NS` with NS a namespace but x not known to be in it: outside, unless nobody can tell.
-    if (known === false || !twoLabel) return external;
-    return fail();
+    if (known === true) return cluster;
+    // `x.NS` with NS a namespace but x not in it: outside.
+    if (known === false) return { kind: 'external', host };
+    // A namespace known to exist whose names are not known: nobody can tell, and DNS would not know them.
+    return outside ? cluster : { kind: 'unsure', host };
   }
 
   /** Report how a connection to an endpoint went, so the next choices adapt. */
@@ -284,18 +358,18 @@ export class Resolver {
   }
 
   /**
-   * For the PAC file, at once from what is known (the list refreshes in the
-   * background): namespaces whose `*.NS` can go to the cluster wholesale,
-   * and for namespaces named like a public domain (dev, com, …) the exact
-   * `NAME.NS` of their services and pods instead (their caches start filling
-   * for the next fetch).
+   * For the PAC file, at once from what is known, never waiting on the API
+   * server (a stale list refreshes in the background; nothing known yet →
+   * no namespaces, and the PAC still sends the cluster-domain forms):
+   * namespaces whose `*.NS` can go to the cluster wholesale, and for
+   * namespaces named like a public domain (dev, com, …) the exact `NAME.NS`
+   * of their services and pods instead (their caches start filling for the
+   * next fetch).
    */
-  async pacNames(): Promise<{ namespaces: string[]; hosts: string[] }> {
+  pacNames(): { namespaces: string[]; hosts: string[] } {
     const namespaces: string[] = [];
     const hosts: string[] = [];
-    // Nothing known yet (just started): a moment for the first list, unless the server is known unreachable.
-    const known = this.#health?.unreachable ? this.#directory.listNow() : await this.#directory.listSoon(PAC_FIRST_LIST_WAIT_MS);
-    for (const ns of known) {
+    for (const ns of this.#directory.listNow()) {
       if (!isPublicTld(ns)) {
         namespaces.push(ns);
         continue;
@@ -322,6 +396,7 @@ export class Resolver {
   /** Stops every watch. Later resolve() calls reject with CLOSED. */
   close(): void {
     this.#closed = true;
+    this.#health?.off('change', this.#onHealth);
     this.#caches.close();
     this.#ipIndex.close();
   }
