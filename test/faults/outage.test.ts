@@ -10,14 +10,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as net from 'node:net';
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { runInNewContext } from 'node:vm';
 import { createDialer, type Dialer, type DialerOptions } from '../../src/dialer/dialer.js';
+import { PING_TIMEOUT_MS } from '../../src/net/timeouts.js';
 import { FAILURE_REPLIES } from '../../src/proxy/replies.js';
 import { createProxyServer, type ProxyServer } from '../../src/proxy/server.js';
 import { SimCluster } from '../../src/sim/cluster.js';
@@ -26,6 +27,7 @@ import { httpViaProxy, ms, NS, readyPod, startRig, summarize, waitUntil, type Ri
 import { startTestCluster, type TestCluster } from '../helpers/sim.js';
 import { startSimChild, type SimChild } from '../helpers/sim-child.js';
 import { socksClientReply } from '../helpers/socks-client.js';
+import { TEST_TRANSPORT } from '../helpers/transport.js';
 
 /** A user with a fixed token, so a cluster started again on the same port accepts the same kubeconfig. */
 const OPS = { name: 'ops', token: 'outage-ops-token' };
@@ -285,6 +287,134 @@ describe('the API server is unreachable', () => {
     } finally {
       child.kill('SIGKILL');
     }
+  });
+});
+
+describe('the API server goes away and comes back', () => {
+  /** A proxy in front of a dialer on `kubeconfig`, closed with the test. */
+  async function proxyFor(tc: TestContext, kubeconfig: string, options: Partial<DialerOptions> = {}): Promise<number> {
+    const dialer = await createDialer({ kubeconfig, transport: TEST_TRANSPORT, ...options });
+    const proxy = createProxyServer({ connector: dialer.connector() });
+    tc.after(async () => {
+      await proxy.close();
+      await dialer.close();
+    });
+    return (await proxy.listen('127.0.0.1', 0)).port;
+  }
+
+  /** Polls `web.NS` through the proxy (and an outside host each time) until the cluster answers; the time it took and how the outside host fared. */
+  async function untilClusterAnswers(proxyPort: number, outsidePort: number, limitMs: number): Promise<{ ms: number; outsideOk: number; outsideTried: number }> {
+    const started = performance.now();
+    let outsideOk = 0;
+    let outsideTried = 0;
+    for (;;) {
+      const res = await httpViaProxy(proxyPort, `http://web.${NS}/`);
+      if (res.status === 200) return { ms: performance.now() - started, outsideOk, outsideTried };
+      assert.ok(performance.now() - started < limitMs, `web.${NS} still fails after ${ms(limitMs)}: ${res.status} ${res.body}`);
+      outsideTried++;
+      if ((await httpViaProxy(proxyPort, `http://localhost:${outsidePort}/`)).status === 200) outsideOk++;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  test('stopped, then started again on the same port: cluster names work again without restarting kubesocks', async (tc) => {
+    const t = await startTestCluster(scenario);
+    const outside = await outsideServer();
+    let back: SimCluster | undefined;
+    tc.after(async () => {
+      await back?.close();
+      await outside.close();
+      await t.close();
+    });
+    const port = await proxyFor(tc, await t.kubeconfigFor(OPS.name));
+    const server = t.cluster.url;
+    const apiPort = Number(new URL(server).port);
+    assert.equal((await httpViaProxy(port, `http://web.${NS}/`)).status, 200);
+    assert.equal((await ownPage(port, '/readyz')).status, 200);
+
+    await t.cluster.close();
+    // Down: the outside host works, cluster names fail fast with the one line, /readyz says so, the PAC keeps what it knew.
+    const fails: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      assert.equal((await httpViaProxy(port, `http://localhost:${outside.port}/`)).status, 200);
+      const { value: res, ms: took } = await timed(() => httpViaProxy(port, `http://web.${NS}/`));
+      assert.equal(res.status, UNREACHABLE.http, res.body);
+      assert.match(res.body, unreachableLine(server));
+      assert.ok(took < 2000, `web.${NS} took ${ms(took)}`);
+      fails.push(took);
+    }
+    const downReady = await ownPage(port, '/readyz');
+    assert.equal(downReady.status, 503, downReady.body);
+    const { value: pac, ms: pacMs } = await timed(() => ownPage(port, '/proxy.pac'));
+    assert.ok(pacMs < 300, `the PAC took ${ms(pacMs)}`);
+    assert.match(loadPac(pac.body)(`web.${NS}`), /^PROXY /, 'the PAC still names the namespaces last listed');
+
+    // Back: the same port, CA and credentials; kubesocks is not restarted.
+    back = await SimCluster.start({ scenario, port: apiPort });
+    const recovered = await untilClusterAnswers(port, outside.port, 30_000);
+    const readyMs = await waitUntil(async () => (await ownPage(port, '/readyz')).status === 200, '/readyz 200', 10_000, 50);
+    assert.equal(recovered.outsideOk, recovered.outsideTried, 'the outside host failed while the cluster came back');
+    assert.equal(await socksClientReply(port, `web.${NS}`, 80), 0);
+    summarize(tc, {
+      case: 'API server stopped, then back on the same port',
+      saw: `down: web.${NS} 502 "cannot reach the API server …" in ${ms(Math.min(...fails))}–${ms(Math.max(...fails))}, outside host 200, /readyz 503, /proxy.pac (last list) in ${ms(pacMs)}; back: web.${NS} 200 (HTTP and SOCKS5), /readyz 200`,
+      lost: `nothing outside the cluster (outside host ${recovered.outsideOk}/${recovered.outsideTried} while recovering)`,
+      recovery: `first 200 from the cluster ${ms(recovered.ms)} after the API server listened again; /readyz 200 ${ms(readyMs)} after that`,
+    });
+  });
+
+  test('frozen (SIGSTOP) and thawed (SIGCONT): outside hosts at once, cluster names fail, then work again', async (tc) => {
+    const CONNECT_TIMEOUT_MS = 5000;
+    const dir = await mkdtemp(join(tmpdir(), 'kubesocks-outage-'));
+    const sim: SimChild = await startSimChild(scenario, join(dir, 'kubeconfig'));
+    const outside = await outsideServer();
+    tc.after(async () => {
+      await sim.close();
+      await outside.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+    const port = await proxyFor(tc, sim.kubeconfig, { connectTimeoutMs: CONNECT_TIMEOUT_MS });
+    assert.equal((await httpViaProxy(port, `http://web.${NS}/`)).status, 200);
+
+    sim.freeze();
+    const frozenAt = performance.now();
+    const { value: pac, ms: pacMs } = await timed(() => ownPage(port, '/proxy.pac'));
+    assert.equal(pac.status, 200);
+    assert.ok(pacMs < 300, `the PAC took ${ms(pacMs)}`);
+    assert.match(loadPac(pac.body)(`web.${NS}`), /^PROXY /, 'built from the last namespace list');
+    const { value: out, ms: outsideMs } = await timed(() => httpViaProxy(port, `http://localhost:${outside.port}/`));
+    assert.equal(out.status, 200);
+    assert.ok(outsideMs < 1000, `outside host took ${ms(outsideMs)}`);
+    // A name whose pod has a pooled connection: nothing asks the API server anything new, so
+    // nothing learns it froze until that connection's PING goes unanswered (PING_TIMEOUT_MS);
+    // then the failover's upgrade finds the server silent. It fails; it does not hang.
+    const firstBound = PING_TIMEOUT_MS + CONNECT_TIMEOUT_MS + 5000;
+    const { value: cluster, ms: clusterMs } = await timed(() => httpViaProxy(port, `http://web.${NS}/`, firstBound + 5000));
+    assert.ok(cluster.status >= 500, `${cluster.status} ${cluster.body}`);
+    assert.ok(clusterMs < firstBound, `web.${NS} took ${ms(clusterMs)}: ${cluster.status} ${cluster.body}`);
+    // Once a request has gone unanswered (here /readyz's probe), every cluster name fails at once with the one line.
+    const { value: readyz, ms: readyzMs } = await timed(() => ownPage(port, '/readyz'));
+    assert.equal(readyz.status, 503, readyz.body);
+    const againMs: number[] = [];
+    for (const host of [`web.${NS}`, `web.${NS}.svc.cluster.local`, `db-0.db.${NS}`]) {
+      const again = await timed(() => httpViaProxy(port, `http://${host}/`));
+      assert.equal(again.value.status, UNREACHABLE.http, again.value.body);
+      assert.match(again.value.body, unreachableLine(sim.url));
+      assert.ok(again.ms < 2000, `${host} then took ${ms(again.ms)}`);
+      againMs.push(again.ms);
+    }
+    const frozenMs = performance.now() - frozenAt;
+
+    sim.thaw();
+    const recovered = await untilClusterAnswers(port, outside.port, 30_000);
+    const readyMs = await waitUntil(async () => (await ownPage(port, '/readyz')).status === 200, '/readyz 200', 10_000, 50);
+    assert.equal(recovered.outsideOk, recovered.outsideTried);
+    summarize(tc, {
+      case: 'API server frozen, then thawed',
+      saw: `frozen: /proxy.pac (last list) in ${ms(pacMs)}, outside host 200 in ${ms(outsideMs)}, first cluster name ${cluster.status} in ${ms(clusterMs)} ("${cluster.body.trim().slice(0, 70)}…"), /readyz 503 in ${ms(readyzMs)}, then cluster names 502 in ${ms(Math.max(...againMs))} or less; thawed after ${ms(frozenMs)}: web.${NS} 200, /readyz 200`,
+      lost: 'nothing outside the cluster',
+      recovery: `first 200 from the cluster ${ms(recovered.ms)} after SIGCONT; /readyz 200 ${ms(readyMs)} after that`,
+    });
   });
 });
 
