@@ -107,6 +107,9 @@ export async function demo(args: string[]): Promise<void> {
       direct: parseDirect(values.direct),
       namespace: values.namespace,
       transport: parseTransportFlag(values.transport),
+      // A new token, CA or server written by `aws sso login`, `gcloud` or an edit is used without a restart.
+      watchKubeconfig: true,
+      onKubeconfigEvent: (event) => say(event.message),
     });
     await runProxy({
       dialer,

@@ -56,6 +56,9 @@ export async function forward(args: string[]): Promise<void> {
     clusterDomain: values['cluster-domain'],
     direct: 'deny',
     transport: parseTransportFlag(values.transport),
+    // A new token, CA or server written by `aws sso login`, `gcloud` or an edit is used without a restart.
+    watchKubeconfig: true,
+    onKubeconfigEvent: (event) => say(event.message),
   });
   const target = new ForwardTarget(dialer, dialer.context().namespace, resource);
   try {

@@ -64,6 +64,9 @@ export async function serve(args: string[]): Promise<void> {
     clusterDomain: values['cluster-domain'],
     direct: parseDirect(values.direct),
     transport: parseTransportFlag(values.transport),
+    // A new token, CA or server written by `aws sso login`, `gcloud` or an edit is used without a restart.
+    watchKubeconfig: true,
+    onKubeconfigEvent: (event) => say(event.message),
   });
   await runProxy({ dialer, listen, auth, verbose: values.verbose ?? false });
   // Once, at start, without holding the proxy back: a cluster that is down

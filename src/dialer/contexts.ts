@@ -5,6 +5,7 @@
  * API request, no exec plugin, no watch.
  */
 import { KubesocksError } from '../errors.js';
+import type { Reconfiguration } from '../kube/api.js';
 import type { KubeClient } from '../kube/client.js';
 import { Resolver } from '../resolve/resolver.js';
 import type { Observer } from '../observe/observer.js';
@@ -54,6 +55,7 @@ export class ClusterContext {
   readonly #options: BundleOptions;
   #bundle: ContextBundle | undefined;
   #stopView: (() => void) | undefined;
+  readonly #stopFollowing: (() => void) | undefined;
   #closed = false;
 
   constructor(alias: string, contextName: string, client: KubeClient | null, problem: KubesocksError | null, isDefault: boolean, options: BundleOptions) {
@@ -63,6 +65,17 @@ export class ClusterContext {
     this.#problem = problem;
     this.isDefault = isDefault;
     this.#options = options;
+    this.#stopFollowing = client?.onReconfigured(() => this.#reconfigured());
+  }
+
+  /**
+   * The kubeconfig gave the context another server, CA or credentials (the
+   * client already uses them; its watches relist by themselves): no new
+   * socket rides on a connection made with the old ones. Their sockets
+   * finish; each connection closes after its last.
+   */
+  #reconfigured(): void {
+    this.#bundle?.pool.retire(new KubesocksError('CLOSED', 'connection retired: the kubeconfig changed'));
   }
 
   /** From parts built elsewhere (a dialer made of one client, resolver and pool). */
@@ -74,6 +87,11 @@ export class ClusterContext {
 
   get contextName(): string {
     return this.#contextName;
+  }
+
+  /** Calls `listener` when the kubeconfig gave this context another configuration; returns the function that stops that. */
+  onReconfigured(listener: (change: Reconfiguration) => void): () => void {
+    return this.#client?.onReconfigured(listener) ?? (() => {});
   }
 
   /** The client, resolver and pool, built on first use. Throws the context's kubeconfig problem, if any. */
@@ -123,6 +141,7 @@ export class ClusterContext {
 
   close(): void {
     this.#closed = true;
+    this.#stopFollowing?.();
     this.#stopView?.();
     const bundle = this.#bundle;
     if (!bundle) {
@@ -149,6 +168,8 @@ export class ContextSet {
   readonly #aliases: ReadonlySet<string>;
   readonly #default: ClusterContext;
   readonly #clusterDomain: string;
+  /** Released with the contexts (the kubeconfig watcher). */
+  readonly #owned: Array<{ close(): void }> = [];
 
   constructor(contexts: readonly ClusterContext[], clusterDomain: string) {
     const first = contexts[0];
@@ -212,7 +233,13 @@ export class ContextSet {
     return { context: this.#byAlias.get(routed.alias) as ClusterContext, host: routed.name, byAlias: true };
   }
 
+  /** Closes `resource` with the contexts. */
+  own(resource: { close(): void }): void {
+    this.#owned.push(resource);
+  }
+
   close(): void {
+    for (const resource of this.#owned.splice(0)) resource.close();
     for (const c of this.#byAlias.values()) c.close();
   }
 }

@@ -12,6 +12,7 @@ import { untilAborted } from '../net/abort.js';
 import { KubesocksError, asKubesocksError, type ErrorCode } from '../errors.js';
 import { KubeClient } from '../kube/client.js';
 import type { KubeClientOptions } from '../kube/kubeconfig.js';
+import { KubeconfigReloader, type KubeconfigEvent } from '../kube/kubeconfig-reload.js';
 import type { Connector, ContextReadiness } from '../net/connector.js';
 import { Observer } from '../observe/observer.js';
 import { WorkloadPods, type PodPorts, type ServicePort, type WorkloadKind } from '../resolve/workloads.js';
@@ -62,6 +63,18 @@ export interface DialerOptions extends KubeClientOptions {
   observer?: Observer;
   /** How port-forward connections are carried: `auto` (default: WebSocket first, SPDY fallback), `spdy` or `websocket`. */
   transport?: TransportChoice;
+  /**
+   * Follow the kubeconfig files while running (createDialer only): when a
+   * served context's server, CA, client certificate or key, token, exec or
+   * auth-provider, proxy-url, tls-server-name or insecure flag changes on
+   * disk, new connections use it without a restart; pooled connections made
+   * before take no new sockets. The contexts served stay those chosen at
+   * start. Files are watched with `fs.watch` (nothing keeps the process
+   * alive); close() stops it. Default true.
+   */
+  watchKubeconfig?: boolean;
+  /** Told what each re-read of the kubeconfig did (a change, or why the old configuration stays), as one line in `message`. Default: the `kubesocks:kube` debug log. */
+  onKubeconfigEvent?: (event: KubeconfigEvent) => void;
 }
 
 export interface ConnectOptions {
@@ -149,6 +162,15 @@ export class Dialer {
       contexts instanceof ContextSet
         ? contexts
         : ContextSet.fromBundle(contexts, { clusterDomain: this.clusterDomain, maxNamespaces: options.maxNamespaces, pool: options.pool, observer: this.observer });
+    for (const context of this.#contexts.all()) {
+      // Pod ports that accepted in the old cluster say nothing about the new one.
+      const stop = context.onReconfigured((change) => {
+        if (change.sameCluster) return;
+        const prefix = `${context.alias}/`;
+        for (const key of [...this.#accepting.keys()]) if (key.startsWith(prefix)) this.#accepting.delete(key);
+      });
+      this.#contexts.own({ close: stop });
+    }
   }
 
   /** The served contexts, default first: alias, context, cluster, namespace, whether used yet. */
@@ -504,6 +526,12 @@ const DIRECT_CHOICES = ['allow', 'deny'] as const;
 function validateDialerOptions(options: DialerOptions): void {
   if (options === null || typeof options !== 'object') throw new TypeError(`Expected the options to be an object, got ${options === null ? 'null' : typeof options}`);
   for (const name of ['kubeconfig', 'context', 'namespace', 'clusterDomain'] as const) optionalString(name, options[name]);
+  if (options.watchKubeconfig !== undefined && typeof options.watchKubeconfig !== 'boolean') {
+    throw new TypeError(`Expected the \`watchKubeconfig\` option to be a boolean, got ${typeof options.watchKubeconfig}`);
+  }
+  if (options.onKubeconfigEvent !== undefined && typeof options.onKubeconfigEvent !== 'function') {
+    throw new TypeError(`Expected the \`onKubeconfigEvent\` option to be a function, got ${typeof options.onKubeconfigEvent}`);
+  }
   oneOf('direct', options.direct, DIRECT_CHOICES, 'allow');
   positiveInteger('connectTimeoutMs', options.connectTimeoutMs, CONNECT_TIMEOUT_MS);
   nonNegativeInteger('maxFailovers', options.maxFailovers, 0);
@@ -532,14 +560,11 @@ export async function createDialer(options: DialerOptions = {}): Promise<Dialer>
     names.push(name);
     if (typeof choice !== 'string' && choice.alias !== undefined) overrides.push(parseAliasOverride(`${choice.alias}=${name}`));
   }
-  const { contexts: loaded } = await KubeClient.loadMany(
-    {
-      ...(options.kubeconfig !== undefined ? { kubeconfig: options.kubeconfig } : {}),
-      ...(options.namespace !== undefined ? { namespace: options.namespace } : {}),
-      contexts: names,
-      allContexts: options.allContexts ?? false,
-    },
-  );
+  const loadOptions = {
+    ...(options.kubeconfig !== undefined ? { kubeconfig: options.kubeconfig } : {}),
+    ...(options.namespace !== undefined ? { namespace: options.namespace } : {}),
+  };
+  const { contexts: loaded } = await KubeClient.loadMany({ ...loadOptions, contexts: names, allContexts: options.allContexts ?? false });
   const clusterDomain = options.clusterDomain ?? 'cluster.local';
   const observer = options.observer ?? new Observer({ transport: options.transport ?? 'auto' });
   const contexts = ContextSet.fromLoaded(loaded, overrides, {
@@ -548,5 +573,9 @@ export async function createDialer(options: DialerOptions = {}): Promise<Dialer>
     pool: { ...options.pool, ...(options.transport ? { transport: options.transport } : {}) },
     observer,
   });
+  if (options.watchKubeconfig ?? true) {
+    const clients = loaded.flatMap((c) => (c.client ? [c.client] : []));
+    contexts.own(new KubeconfigReloader(loadOptions, {}, clients, options.onKubeconfigEvent ? { onEvent: options.onKubeconfigEvent } : {}));
+  }
   return new Dialer(contexts, { ...options, observer });
 }

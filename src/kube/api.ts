@@ -10,6 +10,17 @@ import { abortError, codeForStatus, KubeApiError, MAX_ERROR_BODY, parseStatus, r
 import { API_GET_TIMEOUT_MS, API_RESPONSE_HEAD_TIMEOUT_MS } from '../net/timeouts.js';
 
 /** What the request helpers need from a KubeClient (kept narrow so config.ts can import this file). */
+/** What a change of the kubeconfig did to a client. */
+export interface Reconfiguration {
+  /**
+   * Only credentials changed (token, client certificate, exec plugin): the
+   * server and CA are the same, so what was learnt from the cluster still
+   * holds. False when it may be another cluster: names known must be
+   * listed again before they are trusted.
+   */
+  sameCluster: boolean;
+}
+
 export interface RequestSource {
   readonly contextName: string;
   readonly userName: string;
@@ -20,6 +31,12 @@ export interface RequestSource {
   invalidateCredentials(): void;
   /** Learns from every request whether the server answers (see health.ts). */
   readonly health?: ApiHealth;
+  /**
+   * Calls `listener` when the kubeconfig changed what this source talks to
+   * (server, CA, credentials; kubeconfig-reload.ts); returns the function
+   * that stops that.
+   */
+  onReconfigured?(listener: (change: Reconfiguration) => void): () => void;
 }
 
 export interface RequestOpts {

@@ -3,9 +3,10 @@
  * for `https.request`, credentials refreshed on demand, a keep-alive agent.
  * Loading the kubeconfig and choosing the context is kubeconfig.ts.
  */
+import { EventEmitter } from 'node:events';
 import * as https from 'node:https';
 import type { KubeConfig } from './lazy-kubeconfig.js';
-import { getJSON, type GetOptions, type RequestSource } from './api.js';
+import { getJSON, type GetOptions, type Reconfiguration, type RequestSource } from './api.js';
 import { CredentialCache } from './credentials.js';
 import { ApiHealth } from './health.js';
 import type { KubesocksError } from '../errors.js';
@@ -36,14 +37,8 @@ export interface LoadedContexts {
 export class KubeClient implements RequestSource {
   /** The context in use. */
   readonly contextName: string;
-  /** The cluster's server URL as written in the kubeconfig (trailing slash removed). */
-  readonly clusterServer: string;
-  /** Namespace for short names: `-n`, else the context's, else `default`. */
+  /** Namespace for short names: `-n`, else the context's, else `default`. Kept across reconfigure(). */
   readonly namespace: string;
-  /** The kubeconfig user name of the context ('' when anonymous). */
-  readonly userName: string;
-  /** Where the configuration came from (files joined by path.delimiter, or `in-cluster`). */
-  readonly source: string;
   /**
    * Keep-alive agent for getJSON, watches and the tunnel's upgrades (an
    * upgrade reuses an idle TLS connection when there is one; the upgraded
@@ -53,29 +48,88 @@ export class KubeClient implements RequestSource {
   /** Whether the API server answers, learnt from every request (health.ts). */
   readonly health: ApiHealth;
 
-  readonly #server: URL;
-  readonly #credentials: CredentialCache;
+  #loaded: LoadedKubeConfig;
+  #server: URL;
+  #credentials: CredentialCache;
+  readonly #reload: () => Promise<LoadedKubeConfig>;
+  readonly #ttlMs: number | undefined;
+  readonly #reconfigured = new EventEmitter<{ reconfigured: [change: Reconfiguration] }>();
 
   private constructor(loaded: LoadedKubeConfig, reload: () => Promise<LoadedKubeConfig>, ttlMs: number | undefined) {
     this.contextName = loaded.contextName;
-    this.clusterServer = loaded.cluster.server;
     this.namespace = loaded.namespace;
-    this.userName = loaded.kc.getContextObject(loaded.contextName)?.user ?? '';
-    this.source = loaded.source;
+    this.#loaded = loaded;
+    this.#reload = reload;
+    this.#ttlMs = ttlMs;
     this.#server = new URL(loaded.cluster.server);
     this.agent = new https.Agent({ keepAlive: true });
-    this.health = new ApiHealth(this.clusterServer, this.contextName);
-    this.#credentials = new CredentialCache(
+    this.health = new ApiHealth(loaded.cluster.server, this.contextName);
+    // Every list+watch of the context listens (three per namespace watched).
+    this.#reconfigured.setMaxListeners(0);
+    this.#credentials = this.#credentialsFor(loaded);
+  }
+
+  /** The cluster's server URL as written in the kubeconfig (trailing slash removed). */
+  get clusterServer(): string {
+    return this.#loaded.cluster.server;
+  }
+
+  /** The kubeconfig user name of the context ('' when anonymous). */
+  get userName(): string {
+    return this.#loaded.kc.getContextObject(this.contextName)?.user ?? '';
+  }
+
+  /** Where the configuration came from (files joined by path.delimiter, or `in-cluster`). */
+  get source(): string {
+    return this.#loaded.source;
+  }
+
+  /** The configuration in use (for kubeconfig-reload.ts: what it is compared with, which files it depends on). */
+  get configuration(): LoadedKubeConfig {
+    return this.#loaded;
+  }
+
+  /**
+   * Uses `loaded` from now on: its server, CA, client certificate and
+   * credentials (the namespace for short names stays). Requests from now on
+   * go there; idle keep-alive connections to the old server close (the ones
+   * in use finish); `onReconfigured` listeners hear of it (the watches
+   * relist, the tunnel pool retires its connections). `change.sameCluster`
+   * says only credentials changed (default false: it may be another cluster).
+   */
+  reconfigure(loaded: LoadedKubeConfig, change: Reconfiguration = { sameCluster: false }): void {
+    if (loaded.contextName !== this.contextName) throw new TypeError(`reconfigure: expected context "${this.contextName}", got "${loaded.contextName}"`);
+    this.#loaded = loaded;
+    this.#server = new URL(loaded.cluster.server);
+    this.#credentials = this.#credentialsFor(loaded);
+    // The agent keys its sockets by host, port, CA and client certificate,
+    // so new requests never reuse a connection made with the old settings;
+    // the idle ones would only linger until their keep-alive timeout.
+    for (const sockets of Object.values(this.agent.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
+    this.health.reconfigured(loaded.cluster.server);
+    this.#reconfigured.emit('reconfigured', change);
+  }
+
+  /** Calls `listener` after each reconfigure(); returns the function that stops that. */
+  onReconfigured(listener: (change: Reconfiguration) => void): () => void {
+    this.#reconfigured.on('reconfigured', listener);
+    return () => this.#reconfigured.off('reconfigured', listener);
+  }
+
+  #credentialsFor(loaded: LoadedKubeConfig): CredentialCache {
+    const reload = this.#reload;
+    return new CredentialCache(
       {
         contextName: loaded.contextName,
         current: () => loaded.kc,
         reload: async () => {
           try {
             const again = await reload();
-            // A kubeconfig edited to point the context at another server would
-            // change what this client talks to: keep the old configuration
-            // (with fresh authenticators) in that case.
-            return again.cluster.server === this.clusterServer ? again.kc : null;
+            // A refresh after a 401 renews credentials only: a kubeconfig
+            // that now points the context at another server is
+            // kubeconfig-reload.ts's to apply (reconfigure(), which also
+            // retires the pool and relists the watches).
+            return again.cluster.server === loaded.cluster.server ? again.kc : null;
           } catch {
             return null;
           }
@@ -94,7 +148,7 @@ export class KubeClient implements RequestSource {
           return fresh;
         },
       },
-      ttlMs,
+      this.#ttlMs,
     );
   }
 
@@ -139,13 +193,16 @@ export class KubeClient implements RequestSource {
    * merged with `headers`, and `agent` only when the cluster has a proxy-url.
    */
   async requestOptions(method: string, path: string, headers: Record<string, string> = {}): Promise<https.RequestOptions> {
-    const m = await this.#credentials.get();
+    // Server and credentials of one configuration, even if reconfigure() runs during the await.
+    const server = this.#server;
+    const credentials = this.#credentials;
+    const m = await credentials.get();
     const opts: https.RequestOptions = {
       protocol: 'https:',
       // URL keeps IPv6 brackets in hostname; the socket layer wants them off.
-      hostname: this.#server.hostname.replace(/^\[(.*)\]$/, '$1'),
-      port: this.#server.port ? Number(this.#server.port) : 443,
-      path: joinPath(this.#server.pathname, path),
+      hostname: server.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: server.port ? Number(server.port) : 443,
+      path: joinPath(server.pathname, path),
       method,
       headers: { ...m.headers, ...headers },
     };

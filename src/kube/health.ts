@@ -31,7 +31,9 @@ export interface RequestReport {
 }
 
 export class ApiHealth extends EventEmitter<ApiHealthEvents> {
-  readonly server: string;
+  #server: string;
+  /** Counts reconfigurations: a request sent before one says nothing about the server now. */
+  #generation = 0;
   readonly contextName: string;
   #state: ApiState = 'unknown';
   #reason: KubesocksError | undefined;
@@ -42,8 +44,24 @@ export class ApiHealth extends EventEmitter<ApiHealthEvents> {
     // Every lookup waiting on the API server listens for it turning
     // unreachable (a browser page opens dozens at once): not a leak.
     this.setMaxListeners(0);
-    this.server = server;
+    this.#server = server;
     this.contextName = contextName;
+  }
+
+  /** The API server's URL, as the kubeconfig has it. */
+  get server(): string {
+    return this.#server;
+  }
+
+  /**
+   * The kubeconfig now points the context elsewhere (or at the same server
+   * with other credentials): what was learnt no longer holds. Lookups waiting
+   * out an unreachable server hear `change` and ask again.
+   */
+  reconfigured(server: string): void {
+    this.#server = server;
+    this.#generation++;
+    this.#set('unknown', undefined);
   }
 
   get state(): ApiState {
@@ -67,16 +85,17 @@ export class ApiHealth extends EventEmitter<ApiHealthEvents> {
 
   /** Starts watching one request. */
   begin(): RequestReport {
+    const generation = this.#generation;
     let done = false;
     const bound = setTimeout(() => {
-      if (!done) this.#set('unreachable', new KubesocksError('TIMEOUT', `no answer within ${ANSWER_BOUND_MS / 1000} s`));
+      if (!done && generation === this.#generation) this.#set('unreachable', new KubesocksError('TIMEOUT', `no answer within ${ANSWER_BOUND_MS / 1000} s`));
     }, ANSWER_BOUND_MS);
     bound.unref();
     const finish = (): boolean => {
       if (done) return false;
       done = true;
       clearTimeout(bound);
-      return true;
+      return generation === this.#generation;
     };
     return {
       answered: (unauthorized) => {

@@ -48,6 +48,13 @@ export interface LoadedKubeConfig {
   namespace: string;
   /** Files read, or `in-cluster`. */
   source: string;
+  /**
+   * Every file this configuration depends on, for watching: the kubeconfig
+   * files looked at (a missing KUBECONFIG entry too: once written, it is
+   * merged in), and the chosen context's CA, client certificate, key and
+   * token files. Empty in-cluster.
+   */
+  files: string[];
 }
 
 /**
@@ -56,7 +63,7 @@ export interface LoadedKubeConfig {
  */
 export async function loadKubeConfig(opts: KubeClientOptions = {}, where: LoadEnvironment = {}): Promise<LoadedKubeConfig> {
   const read = await readKubeConfig(opts, where);
-  return selectContext(read.kc, opts, read.source, read.problems);
+  return selectContext(read.kc, opts, read);
 }
 
 /** The merged kubeconfig before a context is chosen. */
@@ -65,23 +72,26 @@ interface ReadKubeConfig {
   source: string;
   /** Entries that were dropped as invalid, for messages about missing contexts. */
   problems: string[];
+  /** The kubeconfig files looked at, existing or not ([] in-cluster). */
+  candidates: string[];
+  /** Token files by user name (`token-file`, kubectl's `tokenFile`), absolute: client-node keeps only their content. */
+  tokenFiles: Map<string, string>;
 }
 
-async function readKubeConfig(opts: KubeClientOptions, where: LoadEnvironment): Promise<ReadKubeConfig> {
+/** The kubeconfig files kubectl would look at, and whether they were named explicitly (`--kubeconfig`). */
+function candidateFiles(opts: KubeClientOptions, where: LoadEnvironment): { files: string[]; explicit: boolean } {
   const env = where.env ?? process.env;
-  let files: string[];
-  let explicit: boolean;
   if (opts.kubeconfig !== undefined && opts.kubeconfig !== '') {
-    files = opts.kubeconfig.split(path.delimiter).filter((f) => f !== '');
-    explicit = true;
-  } else if (env.KUBECONFIG) {
-    files = env.KUBECONFIG.split(path.delimiter).filter((f) => f !== '');
-    explicit = false;
-  } else {
-    const home = where.homeDir ?? os.homedir();
-    files = home ? [path.join(home, '.kube', 'config')] : [];
-    explicit = false;
+    return { files: opts.kubeconfig.split(path.delimiter).filter((f) => f !== ''), explicit: true };
   }
+  if (env.KUBECONFIG) return { files: env.KUBECONFIG.split(path.delimiter).filter((f) => f !== ''), explicit: false };
+  const home = where.homeDir ?? os.homedir();
+  return { files: home ? [path.join(home, '.kube', 'config')] : [], explicit: false };
+}
+
+async function readKubeConfig(opts: KubeClientOptions, where: LoadEnvironment, options: { inCluster?: boolean } = {}): Promise<ReadKubeConfig> {
+  const env = where.env ?? process.env;
+  const { files, explicit } = candidateFiles(opts, where);
 
   const existing: string[] = [];
   for (const file of files) {
@@ -95,9 +105,10 @@ async function readKubeConfig(opts: KubeClientOptions, where: LoadEnvironment): 
   if (existing.length > 0) {
     const loaded: KubeConfig[] = [];
     const problems: string[] = [];
+    const tokenFiles = new Map<string, string>();
     for (const file of existing) {
       const one = new KubeConfig();
-      const text = withTokenFiles(file);
+      const text = withTokenFiles(file, tokenFiles);
       try {
         one.loadFromString(text);
         one.makePathsAbsolute(path.dirname(file));
@@ -116,11 +127,12 @@ async function readKubeConfig(opts: KubeClientOptions, where: LoadEnvironment): 
     }
     kc = mergeConfigs(new KubeConfig(), loaded);
     source = existing.join(path.delimiter);
-    return { kc, source, problems };
+    return { kc, source, problems, candidates: files.map((f) => path.resolve(f)), tokenFiles };
   }
 
   const prefix = where.serviceAccountPrefix ?? '';
-  if (env.KUBERNETES_SERVICE_HOST && fs.existsSync(`${prefix}${SERVICEACCOUNT_DIR}/token`)) {
+  // A re-read while the kubeconfig is briefly missing (being replaced) must not turn into the in-cluster account.
+  if (options.inCluster !== false && env.KUBERNETES_SERVICE_HOST && fs.existsSync(`${prefix}${SERVICEACCOUNT_DIR}/token`)) {
     kc = new KubeConfig();
     kc.loadFromCluster(prefix);
     source = 'in-cluster';
@@ -132,7 +144,7 @@ async function readKubeConfig(opts: KubeClientOptions, where: LoadEnvironment): 
     // client-node keeps the namespace file's trailing newline.
     const ctx = kc.getContextObject(kc.getCurrentContext());
     if (ctx?.namespace) kc.contexts = [{ ...ctx, namespace: ctx.namespace.trim() }];
-    return { kc, source, problems: [] };
+    return { kc, source, problems: [], candidates: [], tokenFiles: new Map() };
   }
 
   const looked = files.length > 0 ? files.join(', ') : '~/.kube/config';
@@ -205,7 +217,8 @@ function withExecInfo(user: User, cluster?: Cluster): User {
   return { ...user, exec: { ...exec, env: [...env, { name: 'KUBERNETES_EXEC_INFO', value }] } };
 }
 
-function selectContext(kc: KubeConfig, opts: KubeClientOptions, source: string, problems: string[]): LoadedKubeConfig {
+function selectContext(kc: KubeConfig, opts: KubeClientOptions, read: Omit<ReadKubeConfig, 'kc'>): LoadedKubeConfig {
+  const { source, problems } = read;
   const names = kc.getContexts().map((c) => c.name);
   const available = names.length > 0 ? ` (contexts: ${names.join(', ')})` : ' (it has no contexts)';
   const why = problems.length > 0 ? `; ${problems.join('; ')}` : '';
@@ -251,35 +264,54 @@ function selectContext(kc: KubeConfig, opts: KubeClientOptions, source: string, 
     }
   }
   const namespace = opts.namespace || ctx.namespace || 'default';
-  return { kc, contextName, cluster, user, namespace, source };
+  const files = [...read.candidates];
+  // In-cluster (no kubeconfig file) nothing is watched: client-node re-reads the rotated service account token itself.
+  const material = files.length > 0 ? [cluster.caFile, user?.certFile, user?.keyFile, user ? read.tokenFiles.get(user.name) : undefined, authProviderTokenFile(user)] : [];
+  for (const file of material) {
+    if (file && !files.includes(file)) files.push(file);
+  }
+  return { kc, contextName, cluster, user, namespace, source, files };
+}
+
+/** The token file of client-node's `tokenFile` auth-provider (re-read by it every 60 s), if the user has one. */
+function authProviderTokenFile(user: User | null): string | undefined {
+  const file = (user?.authProvider?.config as { tokenFile?: unknown } | undefined)?.tokenFile;
+  return typeof file === 'string' && file !== '' ? file : undefined;
 }
 
 /**
  * The kubeconfig's text, with kubectl's `tokenFile` (client-go's name for a
  * user's token file) also given as `token-file`, the only spelling
  * client-node reads. Relative paths are relative to the kubeconfig's folder.
+ * Each user's token file is noted in `tokenFiles` (the first file to define
+ * a user wins, as in mergeConfigs): client-node reads it once, at load, and
+ * keeps only the token, so a changed file is a changed kubeconfig.
  */
-function withTokenFiles(file: string): string {
+function withTokenFiles(file: string, tokenFiles: Map<string, string>): string {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     throw new KubesocksError('CONFIG', `cannot read kubeconfig ${file}: ${firstLine(err)}`);
   }
-  if (!text.includes('tokenFile')) return text;
+  if (!text.includes('tokenFile') && !text.includes('token-file')) return text;
   let doc: unknown;
   try {
     doc = yaml.load(text);
   } catch {
     return text; // client-node reports the syntax error in its own words
   }
-  const users = (doc as { users?: Array<{ user?: Record<string, unknown> }> } | null)?.users;
+  const users = (doc as { users?: Array<{ name?: unknown; user?: Record<string, unknown> }> } | null)?.users;
   let changed = false;
   for (const entry of Array.isArray(users) ? users : []) {
     const user = entry?.user;
     if (user && typeof user.tokenFile === 'string' && user['token-file'] === undefined && user.token === undefined) {
       user['token-file'] = path.resolve(path.dirname(file), user.tokenFile);
       changed = true;
+    }
+    const tokenFile = user?.['token-file'];
+    if (typeof entry?.name === 'string' && typeof tokenFile === 'string' && user?.token === undefined && !tokenFiles.has(entry.name)) {
+      tokenFiles.set(entry.name, path.resolve(path.dirname(file), tokenFile));
     }
   }
   return changed ? yaml.dump(doc) : text;
@@ -317,7 +349,7 @@ export async function loadKubeContexts(
   const first = named[0] ?? read.kc.getCurrentContext();
   if (!first && !opts.allContexts) {
     // selectContext words the "no current-context" message.
-    selectContext(read.kc, { ...opts, context: undefined }, read.source, read.problems);
+    selectContext(read.kc, { ...opts, context: undefined }, read);
   }
   const order = opts.allContexts ? [...new Set([...(first ? [first] : []), ...named, ...all])] : named.length > 0 ? named : [first];
   const explicit = new Set(opts.allContexts ? named : order);
@@ -325,7 +357,7 @@ export async function loadKubeContexts(
   for (const name of order) {
     const one = { ...opts, context: name };
     try {
-      const loaded = selectContext(cloneKubeConfig(read.kc), one, read.source, read.problems);
+      const loaded = selectContext(cloneKubeConfig(read.kc), one, read);
       contexts.push({ name, loaded, error: null, reload: () => loadKubeConfig(one, where) });
     } catch (error) {
       if (explicit.has(name) || !(error instanceof KubesocksError)) throw error;
@@ -340,4 +372,33 @@ function cloneKubeConfig(kc: KubeConfig): KubeConfig {
   const copy = new Ctor();
   copy.loadFromOptions({ clusters: kc.getClusters(), users: kc.getUsers(), contexts: kc.getContexts(), currentContext: kc.getCurrentContext() });
   return copy;
+}
+
+/** What a re-read of the kubeconfig (kubeconfig-reload.ts) found for each context served. */
+export interface RereadContexts {
+  /** Files read. */
+  source: string;
+  /** The kubeconfig files looked at, existing or not. */
+  files: string[];
+  /** Each context asked for: its configuration, or why it cannot be used now. */
+  contexts: Map<string, LoadedKubeConfig | KubesocksError>;
+}
+
+/**
+ * Reads the kubeconfig files again and selects each of `names`. Rejects with
+ * CONFIG when the files cannot be read at all (missing, not YAML); a context
+ * that is gone or broken comes back as its error. Never falls back to the
+ * in-cluster account: a kubeconfig being replaced is briefly missing.
+ */
+export async function rereadContexts(opts: KubeClientOptions, where: LoadEnvironment, names: readonly string[]): Promise<RereadContexts> {
+  const read = await readKubeConfig(opts, where, { inCluster: false });
+  const contexts = new Map<string, LoadedKubeConfig | KubesocksError>();
+  for (const name of names) {
+    try {
+      contexts.set(name, selectContext(cloneKubeConfig(read.kc), { ...opts, context: name }, read));
+    } catch (error) {
+      contexts.set(name, error instanceof KubesocksError ? error : new KubesocksError('CONFIG', `context "${name}": ${firstLine(error)}`));
+    }
+  }
+  return { source: read.source, files: read.candidates, contexts };
 }

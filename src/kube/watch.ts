@@ -17,13 +17,17 @@
  * re-watches from the last resourceVersion; 410 Gone (as a response or as
  * an ERROR event) relists; other watch ERROR events relist; network errors
  * re-watch from the last resourceVersion. The first retry after a failure
- * is immediate (a cut stream is routine); repeated failures back off.
+ * is immediate (a cut stream is routine); repeated failures back off. When
+ * the kubeconfig points the client elsewhere (a new server, CA or
+ * credentials), the request in flight is dropped and it relists at once: a
+ * resourceVersion means nothing to another server. The items listed before
+ * stay readable until the new list replaces them.
  */
 import { EventEmitter } from 'node:events';
 import type * as http from 'node:http';
 import { debuglog } from 'node:util';
 import { KubesocksError } from '../errors.js';
-import { listAll, request, statusError, type RequestSource } from './api.js';
+import { listAll, request, statusError, type Reconfiguration, type RequestSource } from './api.js';
 import { KubeApiError, type KubeStatus } from './responses.js';
 import { API_GET_TIMEOUT_MS, WATCH_MAX_BACKOFF_MS } from '../net/timeouts.js';
 
@@ -73,6 +77,9 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
   #wake: (() => void) | null = null;
   #synced = false;
   #forbidden: KubesocksError | undefined;
+  /** Set when the client was reconfigured: the next round relists. */
+  #relistRequested = false;
+  #stopListening: (() => void) | undefined;
   /** The last error seen since the last successful list or watch event, if any. */
   lastError: KubesocksError | undefined;
   readonly #backoffMs: number;
@@ -94,7 +101,7 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
     this.#project = opts.project ?? ((raw) => raw as T);
   }
 
-  /** True once the first list has completed (stays true across relists). */
+  /** True once the first list has completed (stays true across relists, not across a change of cluster). */
   get synced(): boolean {
     return this.#synced;
   }
@@ -113,6 +120,7 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
   start(): void {
     if (this.#running || this.#ended) return;
     this.#running = true;
+    this.#stopListening = this.#client.onReconfigured?.((change) => this.#reconfigured(change));
     void this.#run();
   }
 
@@ -121,10 +129,26 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
     if (!this.#running) return;
     this.#running = false;
     this.#ended = true;
+    this.#stopListening?.();
     this.#abort?.abort(new KubesocksError('CLOSED', 'watch stopped'));
     if (this.#sleepTimer) clearTimeout(this.#sleepTimer);
     this.#wake?.();
     this.emit('stop');
+  }
+
+  /**
+   * The client now talks to another server or with other credentials:
+   * relist there at once. When it may be another cluster, `synced` is false
+   * until that list is in, so lookups wait for it instead of sending sockets
+   * to pods of the old cluster; the items stay readable meanwhile.
+   */
+  #reconfigured(change: Reconfiguration): void {
+    if (!this.#running) return;
+    if (!change.sameCluster) this.#synced = false;
+    this.#relistRequested = true;
+    this.#abort?.abort(new KubesocksError('CLOSED', 'the kubeconfig changed'));
+    if (this.#sleepTimer) clearTimeout(this.#sleepTimer);
+    this.#wake?.();
   }
 
   items(): T[] {
@@ -144,6 +168,12 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
     let gone = 0;
     let relist = true;
     while (this.#running) {
+      if (this.#relistRequested) {
+        this.#relistRequested = false;
+        relist = true;
+        failures = 0;
+        gone = 0;
+      }
       try {
         if (relist || !this.#rv) {
           await this.#list();
@@ -163,6 +193,8 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
         }
       } catch (err) {
         if (!this.#running) return;
+        // Dropped for a reconfiguration: not a failure, the loop relists.
+        if (this.#relistRequested) continue;
         // A watch that served for a while and then broke is a cut, not one
         // more failure in a row: the count starts again.
         const servedMs = this.#watchAnsweredAt ? Date.now() - this.#watchAnsweredAt : 0;
@@ -181,6 +213,7 @@ export class ListWatch<T extends ObjectWithMeta> extends EventEmitter {
           debug('%s: forbidden, stopping: %s', this.path, e.message);
           this.#running = false;
           this.#ended = true;
+          this.#stopListening?.();
           this.lastError = e;
           this.#forbidden = e;
           this.emit('forbidden', e);

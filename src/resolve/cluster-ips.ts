@@ -132,6 +132,7 @@ export class ClusterIPLookup {
     return hit ? { kind: 'pod', namespace: hit.namespace, name: hit.name } : null;
   }
 
+  /** Forgets every answer (also when the cluster behind the client changed); lookups after it ask again. */
   close(): void {
     this.#answers.clear();
     this.#serviceMap = null;

@@ -135,6 +135,7 @@ export class Resolver {
   readonly #chooser: EndpointChooser;
   readonly #negative: LRUCache<string, KubesocksError> | null;
   readonly #health: ApiHealth | undefined;
+  readonly #stopFollowing: (() => void) | undefined;
   #closed = false;
   #probing = false;
   #probedAt = 0;
@@ -160,6 +161,13 @@ export class Resolver {
     const negativeTtl = opts.negativeTtlMs ?? 2_000;
     this.#negative = negativeTtl > 0 ? new LRUCache<string, KubesocksError>({ max: 1_000, ttl: negativeTtl }) : null;
     this.#health?.on('change', this.#onHealth);
+    // The kubeconfig may now point at another cluster: answers learnt from
+    // the old one go (the watches relist by themselves, see kube/watch.ts).
+    this.#stopFollowing = client.onReconfigured?.((change) => {
+      if (change.sameCluster) return;
+      this.#negative?.clear();
+      this.#ipIndex.close();
+    });
   }
 
   /**
@@ -397,6 +405,7 @@ export class Resolver {
   close(): void {
     this.#closed = true;
     this.#health?.off('change', this.#onHealth);
+    this.#stopFollowing?.();
     this.#caches.close();
     this.#ipIndex.close();
   }

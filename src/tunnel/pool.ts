@@ -80,6 +80,8 @@ export class TunnelPool {
   readonly #idleTimer: NodeJS.Timeout;
   #upgrades = 0;
   #closed = false;
+  /** Counts retire() calls: a connection whose upgrade began before the last one is retired as it arrives. */
+  #generation = 0;
 
   constructor(credentials: UpgradeCredentials, options: TunnelPoolOptions = {}) {
     this.#credentials = credentials;
@@ -157,6 +159,19 @@ export class TunnelPool {
     for (const connection of entry?.connections ?? []) connection.close(reason);
   }
 
+  /**
+   * Every connection made so far takes no new socket: the sockets on it
+   * carry on, and it closes when its last one ends. Upgrades under way are
+   * retired as they complete. New sockets get new connections, made with
+   * the credentials' settings from now on. For when the kubeconfig changed
+   * (another server, CA or credentials), or the API server stopped
+   * accepting the credentials.
+   */
+  retire(reason: KubesocksError): void {
+    this.#generation++;
+    this.#retireConnections(reason);
+  }
+
   close(): void {
     this.#closed = true;
     clearInterval(this.#idleTimer);
@@ -199,6 +214,7 @@ export class TunnelPool {
 
   async #dial(entry: PodEntry, namespace: string, pod: string): Promise<PodConnection> {
     debug('upgrading to pod %s/%s', namespace, pod);
+    const generation = this.#generation;
     let socket;
     let transport: Transport;
     try {
@@ -231,6 +247,9 @@ export class TunnelPool {
         this.#pods.delete(`${namespace}/${pod}`);
       }
     });
+    // Upgraded with what was in use before a retire(): it closes at once, and
+    // the caller, finding no usable connection, upgrades again.
+    if (generation !== this.#generation) connection.retire(new KubesocksError('CLOSED', 'connection retired: it was made with the previous configuration'));
     return connection;
   }
 
@@ -240,8 +259,11 @@ export class TunnelPool {
    * hold, so none takes a new socket; the sockets already on them carry on.
    */
   #retireAll(reason: KubesocksError): void {
-    const retired = new KubesocksError('UNAUTHORIZED', `connection retired: ${reason.message}`);
-    for (const entry of this.#pods.values()) for (const connection of [...entry.connections]) connection.retire(retired);
+    this.#retireConnections(new KubesocksError('UNAUTHORIZED', `connection retired: ${reason.message}`));
+  }
+
+  #retireConnections(reason: KubesocksError): void {
+    for (const entry of this.#pods.values()) for (const connection of [...entry.connections]) connection.retire(reason);
   }
 
   /**
