@@ -113,6 +113,25 @@ export class Admission {
     if (this.waiting > 0 && !this.#inPass) this.#scheduleCheck();
   }
 
+  /**
+   * Takes a slot for a socket whose handshake already ended but which must
+   * still count (an HTTP answer to wrong credentials being delayed, see
+   * wrong-credentials.ts). It may take the count past `maxHandshakes`:
+   * parked sockets then wait longer, nothing is closed. Returns the
+   * release, which is idempotent.
+   */
+  hold(): () => void {
+    this.#inFlight++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.#inFlight--;
+      this.#admitParked();
+      if (this.waiting > 0 && !this.#inPass) this.#scheduleCheck();
+    };
+  }
+
   /** Destroys every parked socket and stops admitting. */
   close(): void {
     this.#closed = true;

@@ -11,6 +11,7 @@ import { asKubesocksError, KubesocksError, type ErrorCode } from '../errors.js';
 import { formatHostPort, unmapIPv4 } from '../net/address.js';
 import type { Observer } from '../observe/observer.js';
 import type { CredentialChecker } from './auth.js';
+import type { WrongCredentials } from './wrong-credentials.js';
 import type { Connected, Connector, ProxyTarget } from '../net/connector.js';
 
 const debug = debuglog('kubesocks:proxy');
@@ -65,6 +66,8 @@ export interface ProxyStats {
 export interface ProxyContext {
   readonly connector: Connector;
   readonly checker: CredentialChecker | undefined;
+  /** Answers wrong credentials, slowed per client address (wrong-credentials.ts). */
+  readonly wrongCredentials: WrongCredentials;
   readonly handshakeTimeoutMs: number;
   readonly maxHeaderBytes: number;
   readonly stats: ProxyStats;

@@ -12,8 +12,12 @@ export type HandshakeOutcome =
   | { type: 'more' }
   /** The client asked for `target`; `rest` are bytes that followed the request (payload). */
   | { type: 'connect'; target: ProxyTarget; rest: Buffer }
-  /** The handshake failed: send `reply` (when not null), then close. */
-  | { type: 'fail'; reply: Buffer | null; error: KubesocksError };
+  /**
+   * The handshake failed: send `reply` (when not null), then close.
+   * `wrongCredentials`: the client presented a username and password that
+   * do not match (a guess; its answer is slowed, see wrong-credentials.ts).
+   */
+  | { type: 'fail'; reply: Buffer | null; error: KubesocksError; wrongCredentials?: true };
 
 export interface HandshakeStep {
   /** Bytes to write to the client now, in order (method selection, auth status). */

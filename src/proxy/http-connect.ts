@@ -9,7 +9,7 @@ import { admitBasic, BASIC_CHALLENGE } from './auth.js';
 import type { ProxyTarget } from '../net/connector.js';
 import type { ClientConnection, ProxyContext } from './client-connection.js';
 import { openTunnel, type TunnelReplies } from './connect-and-relay.js';
-import { ERROR_CODE_HEADER, errorHeaders, proxyAuthError, rawResponse } from './http-responses.js';
+import { ERROR_CODE_HEADER, errorHeaders, presentsCredentials, proxyAuthError, rawResponse } from './http-responses.js';
 import { badConnectTargetError, hostError } from './http-request-checks.js';
 import { failureReply } from './replies.js';
 import { displayWireText, redactUserinfo } from './wire-text.js';
@@ -29,8 +29,11 @@ export function serveConnect(ctx: ProxyContext, conn: ClientConnection, req: Inc
   // The username may also select what the Connector reaches (admit()).
   const admitted = admitBasic(ctx.checker, req.headers['proxy-authorization']);
   if (!admitted.ok) {
-    conn.report({ target: displayWireText(redactUserinfo(authority.slice(0, 300))), error: proxyAuthError() });
-    conn.endWith(rawResponse(407, 'proxy credentials required', { 'Proxy-Authenticate': BASIC_CHALLENGE }));
+    // A wrong guess is answered after its address's delay (wrong-credentials.ts); the socket is not read meanwhile.
+    conn.socket.pause();
+    const deny = (): void => conn.endWith(rawResponse(407, 'proxy credentials required', { 'Proxy-Authenticate': BASIC_CHALLENGE }));
+    const error = ctx.wrongCredentials.answer(conn, presentsCredentials(req, 'proxy-authorization'), proxyAuthError(), deny, false);
+    conn.report({ target: displayWireText(redactUserinfo(authority.slice(0, 300))), error });
     return;
   }
   const target = parseAuthority(authority);

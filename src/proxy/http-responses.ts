@@ -19,6 +19,11 @@ export function authorized(ctx: ProxyContext, req: IncomingMessage, ...headers: 
   return !checker || headers.some((h) => checker.matchesBasic(req.headers[h]));
 }
 
+/** Whether the request presented credentials in one of `headers`: without any, a 401/407 is the challenge round trip, not a wrong guess. */
+export function presentsCredentials(req: IncomingMessage, ...headers: Array<'proxy-authorization' | 'authorization'>): boolean {
+  return headers.some((h) => req.headers[h] !== undefined);
+}
+
 const oneLine = (text: string): string => text.replace(/[\r\n]+/g, ' ').trim();
 
 export function proxyAuthError(): KubesocksError {

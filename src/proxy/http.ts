@@ -21,7 +21,7 @@ import type { ClientConnection, ProxyContext } from './client-connection.js';
 import { serveConnect } from './http-connect.js';
 import { forwardRequest, parseAbsoluteHttpUrl } from './http-forward.js';
 import { hostError, requestLineOf, transferCodingError, unforwardableUrlError } from './http-request-checks.js';
-import { ERROR_CODE_HEADER, proxyAuthError, rawResponse, sendError, sendProxyAuthRequired, sendText } from './http-responses.js';
+import { ERROR_CODE_HEADER, presentsCredentials, proxyAuthError, rawResponse, sendError, sendProxyAuthRequired, sendText } from './http-responses.js';
 import { isSelf, serveOwnPage } from './own-pages.js';
 import { displayWireText } from './wire-text.js';
 
@@ -180,8 +180,10 @@ export class HttpFront {
     const targetText = displayWireText(formatTarget(parsed.target));
     const admitted = admitBasic(this.#ctx.checker, req.headers['proxy-authorization']);
     if (!admitted.ok) {
-      conn.report({ protocol: 'http', target: targetText, startedAt, error: proxyAuthError() });
-      sendProxyAuthRequired(res);
+      // A wrong guess is answered after its address's delay (wrong-credentials.ts).
+      const presented = presentsCredentials(req, 'proxy-authorization');
+      const error = this.#ctx.wrongCredentials.answer(conn, presented, proxyAuthError(), () => sendProxyAuthRequired(res), false);
+      conn.report({ protocol: 'http', target: targetText, startedAt, error });
       return;
     }
     // Refused before anything is dialled: the request cannot be framed upstream, or names no host.

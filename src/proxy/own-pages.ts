@@ -10,7 +10,7 @@ import type { ProxyTarget } from '../net/connector.js';
 import { isLoopbackHost } from '../net/loopback.js';
 import { BASIC_CHALLENGE } from './auth.js';
 import type { ClientConnection, ProxyContext } from './client-connection.js';
-import { authorized, proxyAuthError, sendError, sendProxyAuthRequired, sendText } from './http-responses.js';
+import { authorized, presentsCredentials, proxyAuthError, sendError, sendProxyAuthRequired, sendText } from './http-responses.js';
 import { isOwnHost } from './own-host.js';
 import { serveStatus, STATUS_PATHS } from './status-pages.js';
 import { PAC_CONTENT_TYPE, renderPac } from './pac.js';
@@ -60,9 +60,9 @@ export function serveOwnPage(ctx: ProxyContext, conn: ClientConnection, req: Inc
   }
   // The PAC and /readyz name the cluster's namespaces: when credentials are set, it needs them too.
   if (!authorized(ctx, req, 'proxy-authorization', 'authorization')) {
-    conn.report({ protocol: 'http', target: pathname, via: 'proxy', startedAt, error: proxyAuthError() });
-    if (asProxy) sendProxyAuthRequired(res);
-    else sendText(res, 401, 'credentials required', { 'WWW-Authenticate': BASIC_CHALLENGE });
+    const deny = (): void => (asProxy ? sendProxyAuthRequired(res) : sendText(res, 401, 'credentials required', { 'WWW-Authenticate': BASIC_CHALLENGE }));
+    const presented = presentsCredentials(req, 'proxy-authorization', 'authorization');
+    conn.report({ protocol: 'http', target: pathname, via: 'proxy', startedAt, error: ctx.wrongCredentials.answer(conn, presented, proxyAuthError(), deny, false) });
     return;
   }
   if (pathname === '/readyz') {

@@ -14,6 +14,8 @@ import { positiveInteger } from '../net/options.js';
 import { AcceptFailures } from './accept-failures.js';
 import { Admission, type AdmissionTicket } from './admission.js';
 import { CredentialChecker, validateCredentials, type Credentials } from './auth.js';
+import { AuthThrottle, DEFAULT_AUTH_THROTTLE } from './auth-throttle.js';
+import { WrongCredentials } from './wrong-credentials.js';
 import { ClientConnection, type ConnectionRecord, type ProxyContext, type ProxyStats } from './client-connection.js';
 import { Observer } from '../observe/observer.js';
 import { HttpFront } from './http.js';
@@ -125,9 +127,13 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     }
   };
 
+  // A delayed answer to wrong credentials takes a handshake slot (admission, below).
+  const wrongCredentials = new WrongCredentials(new AuthThrottle(), () => admission.hold(), DEFAULT_AUTH_THROTTLE.windowMs);
+
   const ctx: ProxyContext = {
     connector: options.connector,
     checker,
+    wrongCredentials,
     handshakeTimeoutMs,
     maxHeaderBytes,
     stats,

@@ -29,8 +29,15 @@ export function serveSocks(conn: ClientConnection, handshake: SocksHandshake, fi
     stop();
     if (outcome.type === 'fail') {
       debug('%s %s handshake failed: %s', conn.client, handshake.protocol, outcome.error.message);
-      conn.report({ target: null, error: outcome.error });
-      conn.endWith(outcome.reply);
+      let { error } = outcome;
+      if (outcome.wrongCredentials) {
+        // Answered after its address's delay, still in its handshake slot; not read meanwhile.
+        socket.pause();
+        error = conn.ctx.wrongCredentials.answer(conn, true, error, () => conn.endWith(outcome.reply), true);
+      } else {
+        conn.endWith(outcome.reply);
+      }
+      conn.report({ target: null, error });
       return;
     }
     conn.endHandshake();

@@ -194,7 +194,7 @@ export class Socks5Handshake implements SocksHandshake {
     const { ok, selector } = admit(this.#checker, username, password);
     this.#selector = selector;
     this.#consume(3 + ulen + plen);
-    if (!ok) return this.#fail(failure, new KubesocksError('PROXY_AUTH', 'wrong proxy username or password (SOCKS5)'));
+    if (!ok) return this.#fail(failure, new KubesocksError('PROXY_AUTH', 'wrong proxy username or password (SOCKS5)'), true);
     send.push(Buffer.from([USERPASS_VERSION, USERPASS_STATUS.SUCCESS]));
     this.#state = 'request';
     return null;
@@ -269,10 +269,10 @@ export class Socks5Handshake implements SocksHandshake {
     return this.#fail(this.failureReply(err), err);
   }
 
-  #fail(reply: Buffer | null, error: KubesocksError): HandshakeOutcome {
+  #fail(reply: Buffer | null, error: KubesocksError, wrongCredentials = false): HandshakeOutcome {
     this.#state = 'failed';
     this.#buf = Buffer.alloc(0);
-    return { type: 'fail', reply, error };
+    return wrongCredentials ? { type: 'fail', reply, error, wrongCredentials } : { type: 'fail', reply, error };
   }
 
   #consume(n: number): void {

@@ -13,6 +13,7 @@ import { asKubesocksError } from '../errors.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../observe/metrics.js';
 import { formatHostPort, unmapIPv4 } from '../net/address.js';
 import { BASIC_CHALLENGE } from './auth.js';
+import { presentsCredentials, proxyAuthError } from './http-responses.js';
 import type { ClientConnection } from './client-connection.js';
 import { renderStatusPage, STATUS_PAGE_CSP } from './status-page.js';
 
@@ -46,8 +47,17 @@ export function serveStatus({ conn, req, res, pathname, asProxy, authorized }: S
     return;
   }
   if (!authorized) {
-    if (asProxy) reply(res, 407, 'text/plain; charset=utf-8', 'proxy credentials required\n', { 'Proxy-Authenticate': BASIC_CHALLENGE });
-    else reply(res, 401, 'text/plain; charset=utf-8', 'credentials required: the proxy runs with --auth\n', { 'WWW-Authenticate': BASIC_CHALLENGE });
+    const deny = (): void => {
+      if (asProxy) reply(res, 407, 'text/plain; charset=utf-8', 'proxy credentials required\n', { 'Proxy-Authenticate': BASIC_CHALLENGE });
+      else reply(res, 401, 'text/plain; charset=utf-8', 'credentials required: the proxy runs with --auth\n', { 'WWW-Authenticate': BASIC_CHALLENGE });
+    };
+    // Without credentials this is a browser's first request: answered at once, not logged.
+    // Wrong ones are a guess: logged (summarised per address) and answered after the address's delay.
+    if (!presentsCredentials(req, 'proxy-authorization', 'authorization')) {
+      deny();
+      return;
+    }
+    conn.report({ protocol: 'http', target: pathname, via: 'proxy', error: ctx.wrongCredentials.answer(conn, true, proxyAuthError(), deny, false) });
     return;
   }
   if (pathname === '/metrics') {
