@@ -33,7 +33,7 @@ Flags:
                             fall back to SPDY (default: true, as 1.31+)
   --clusters N              simulate N clusters (1-3), each its own context, CA and token in one
                             kubeconfig, all served through the one proxy port (default 1)
-  --auth, --direct, --transport, -v   as for "kubesocks serve"
+  --auth, --auth-file, --direct, --transport, -v   as for "kubesocks serve"
   -h, --help                this help
 `;
 

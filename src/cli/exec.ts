@@ -12,7 +12,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { UsageError, parseAuth } from './flags.js';
+import { UsageError } from './flags.js';
+import { resolveCredentials } from './credentials.js';
 import { defaultListen, formatAddress, parseListen, type ListenAddress } from './listen-address.js';
 import { exportLines, proxyVariables, proxychainsConfig, proxychainsCredentialsProblem, type ProxyEndpoint } from './proxy-env.js';
 
@@ -85,7 +86,7 @@ function parseExecArgs(args: string[], allowCommand: boolean): ExecArgs {
 }
 
 function endpointOf(listen: ListenAddress): ProxyEndpoint {
-  return { host: listen.host, port: listen.port, auth: parseAuth(process.env.KUBESOCKS_AUTH) };
+  return { host: listen.host, port: listen.port, auth: resolveCredentials({}) };
 }
 
 export async function env(args: string[]): Promise<void> {

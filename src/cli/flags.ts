@@ -34,14 +34,6 @@ function usageMessage(message: string): string {
   return `${message.replace(/^TypeError \[[A-Z_]+\]: /, '')} (see kubesocks --help)`;
 }
 
-/** `user:pass` from --auth or KUBESOCKS_AUTH. */
-export function parseAuth(value: string | undefined): { username: string; password: string } | undefined {
-  if (value === undefined || value === '') return undefined;
-  const colon = value.indexOf(':');
-  if (colon <= 0 || colon === value.length - 1) throw new UsageError('--auth: expected USER:PASSWORD (or set KUBESOCKS_AUTH=USER:PASSWORD)');
-  return { username: value.slice(0, colon), password: value.slice(colon + 1) };
-}
-
 export function parseDuration(value: string, flag: string): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
   if (!match) throw new UsageError(`${flag}: expected a duration such as 500ms, 30s, 1m, got "${value}"`);

@@ -1,7 +1,8 @@
 /** `--listen HOST:PORT` (or just PORT), and the loopback rule applied to it before anything starts. */
 import { formatHostPort, parsePortText, splitHostPort, type HostPort } from '../net/address.js';
 import { openListenerRefusal } from '../net/loopback.js';
-import { parseAuth, UsageError } from './flags.js';
+import { UsageError } from './flags.js';
+import { resolveCredentials, type AuthFlags } from './credentials.js';
 
 export type ListenAddress = HostPort;
 
@@ -32,18 +33,19 @@ export function requireAuthOffLoopback(listen: ListenAddress, auth: { username: 
   const refusal = openListenerRefusal(listen.host, auth !== undefined, formatAddress(listen));
   if (refusal) {
     throw new UsageError(
-      `${refusal}: anyone who can reach it could use your cluster credentials; add --auth USER:PASSWORD (or KUBESOCKS_AUTH), or listen on 127.0.0.1`,
+      `${refusal}: anyone who can reach it could use your cluster credentials; add --auth USER:PASSWORD (or --auth-file FILE, or KUBESOCKS_AUTH), or listen on 127.0.0.1`,
     );
   }
 }
 
 /**
- * `--listen` and `--auth` (or KUBESOCKS_AUTH) of the commands that run the
- * proxy, with the loopback rule applied before anything starts.
+ * `--listen` and `--auth`/`--auth-file` (or KUBESOCKS_AUTH, see credentials.ts)
+ * of the commands that run the proxy, with the loopback rule applied before
+ * anything starts.
  */
-export function parseListenAndAuth(flags: { listen?: string | undefined; auth?: string | undefined }): { listen: ListenAddress; auth: { username: string; password: string } | undefined } {
+export function parseListenAndAuth(flags: { listen?: string | undefined } & AuthFlags): { listen: ListenAddress; auth: { username: string; password: string } | undefined } {
   const listen = parseListen(flags.listen ?? defaultListen());
-  const auth = parseAuth(flags.auth ?? process.env.KUBESOCKS_AUTH);
+  const auth = resolveCredentials(flags);
   requireAuthOffLoopback(listen, auth);
   return { listen, auth };
 }

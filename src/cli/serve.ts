@@ -20,7 +20,10 @@ Flags:
                          name lower-cased, other characters than a-z 0-9 - turned into -
   -n, --namespace NS     namespace for short names like "web" (default: the context's)
   --cluster-domain D     cluster DNS domain (default cluster.local)
-  --auth USER:PASS       require these credentials (or set KUBESOCKS_AUTH); needed off loopback
+  --auth USER:PASS       require these credentials; needed off loopback. Other local users can
+                         read a command line (ps): prefer --auth-file or KUBESOCKS_AUTH=USER:PASS
+  --auth-file FILE       read USER:PASS from FILE's first line; FILE must be yours (or root's)
+                         and private (chmod 600 FILE). --auth or --auth-file win over KUBESOCKS_AUTH
   --direct allow|deny    hosts outside the cluster: dial directly (default) or refuse
   ${TRANSPORT_HELP}
   -v, --verbose          log every proxied connection
@@ -36,6 +39,7 @@ export const PROXY_FLAGS = {
   namespace: { type: 'string', short: 'n' },
   'cluster-domain': { type: 'string' },
   auth: { type: 'string' },
+  'auth-file': { type: 'string' },
   direct: { type: 'string' },
   transport: { type: 'string' },
   verbose: { type: 'boolean', short: 'v' },

@@ -6,7 +6,8 @@
 import { request } from 'node:http';
 import type { StatusSnapshot } from '../observe/status.js';
 import { formatCell, TABLES, TOTALS, type TableSpec } from '../proxy/status-page.js';
-import { UsageError, parseAuth, parseFlags } from './flags.js';
+import { UsageError, parseFlags } from './flags.js';
+import { resolveCredentials } from './credentials.js';
 import { formatAddress, parseListen, type ListenAddress } from './listen-address.js';
 
 export const STATUS_HELP = `Usage: kubesocks status [flags]
@@ -17,7 +18,9 @@ failures and totals (from http://HOST:PORT/status.json).
 
 Flags:
   --listen HOST:PORT   the proxy to ask (default 127.0.0.1:1080)
-  --auth USER:PASS     the proxy's credentials, when it runs with --auth (or set KUBESOCKS_AUTH)
+  --auth USER:PASS     the proxy's credentials, when it runs with --auth; other local users can
+                       read a command line (ps): prefer --auth-file or KUBESOCKS_AUTH=USER:PASS
+  --auth-file FILE     read USER:PASS from FILE's first line (yours, chmod 600)
   -o, --output FORMAT  table (default) or json
   -h, --help           this help
 `;
@@ -32,6 +35,7 @@ export async function status(args: string[], out: NodeJS.WritableStream = proces
   const { values } = parseFlags(args, {
     listen: { type: 'string' },
     auth: { type: 'string' },
+    'auth-file': { type: 'string' },
     output: { type: 'string', short: 'o' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -43,7 +47,7 @@ export async function status(args: string[], out: NodeJS.WritableStream = proces
   if (output !== 'table' && output !== 'json') throw new UsageError(`-o: expected "table" or "json", got "${output}"`);
   const listen = parseListen(values.listen ?? '127.0.0.1:1080');
   if (listen.port === 0) throw new UsageError('--listen: name the port the proxy listens on (0 picks a free port only when listening)');
-  const auth = parseAuth(values.auth ?? process.env.KUBESOCKS_AUTH);
+  const auth = resolveCredentials(values);
   const body = await fetchStatus(listen, auth);
   if (output === 'json') {
     out.write(body.endsWith('\n') ? body : `${body}\n`);
@@ -74,7 +78,7 @@ function fetchStatus(listen: ListenAddress, auth: { username: string; password: 
       res.on('end', () => {
         if (res.statusCode === 200) resolve(body);
         else if (res.statusCode === 401 || res.statusCode === 407) {
-          reject(new Error(`the proxy on ${address} requires credentials${auth ? ' and refused these' : ''}: pass --auth USER:PASS (or set KUBESOCKS_AUTH)`));
+          reject(new Error(`the proxy on ${address} requires credentials${auth ? ' and refused these' : ''}: pass --auth-file FILE or --auth USER:PASS (or set KUBESOCKS_AUTH)`));
         } else reject(new Error(`the proxy on ${address} answered ${res.statusCode ?? '?'}: ${body.trim().split('\n')[0] ?? ''}`));
       });
     });

@@ -65,10 +65,10 @@ describe('kubesocks status', () => {
     assert.ok(!proc.stdout.includes('pa55word'), 'the password is not printed');
   });
 
-  test('without the credentials, one line says to pass --auth', async () => {
+  test('without the credentials, one line says to pass --auth-file or --auth', async () => {
     const proc = await run(['--listen', demo.proxy]);
     assert.equal(proc.exit?.code, 1);
-    assert.equal(proc.stderr, `kubesocks: the proxy on ${demo.proxy} requires credentials: pass --auth USER:PASS (or set KUBESOCKS_AUTH)\n`);
+    assert.equal(proc.stderr, `kubesocks: the proxy on ${demo.proxy} requires credentials: pass --auth-file FILE or --auth USER:PASS (or set KUBESOCKS_AUTH)\n`);
     const wrong = await run(['--listen', demo.proxy, '--auth', 'ops:nope']);
     assert.match(wrong.stderr, /requires credentials and refused these/);
   });

@@ -21,11 +21,11 @@ export interface DemoProcess {
   stop(options?: { signal?: NodeJS.Signals; timeoutMs?: number }): Promise<Exit & { ms: number; timedOut: boolean }>;
 }
 
-/** Starts `kubesocks demo --listen 127.0.0.1:0 ARGS…` and waits until it has printed its hints. */
-export async function startDemo(args: readonly string[] = []): Promise<DemoProcess> {
+/** Starts `kubesocks demo --listen 127.0.0.1:0 ARGS…` (with `env` added to a clean environment) and waits until it has printed its hints. */
+export async function startDemo(args: readonly string[] = [], env: Record<string, string> = {}): Promise<DemoProcess> {
   const proc = new Proc(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'demo', '--listen', '127.0.0.1:0', ...TEST_TRANSPORT_ARGS, ...args], {
     cwd: REPO_ROOT,
-    env: cleanEnv(),
+    env: cleanEnv(env),
   });
   try {
     const cluster = await proc.waitFor(/simulated cluster (https:\/\/127\.0\.0\.1:\d+)/, { stream: 'stderr', timeoutMs: 20_000 });
