@@ -78,6 +78,11 @@ export class AuthThrottle {
     this.#options = merged;
   }
 
+  /** How long after its last failure an address is forgotten. */
+  get windowMs(): number {
+    return this.#options.windowMs;
+  }
+
   /** Addresses counted now (not the overflow entry). */
   get size(): number {
     return this.#entries.size;

@@ -32,7 +32,7 @@ export function serveConnect(ctx: ProxyContext, conn: ClientConnection, req: Inc
     // A wrong guess is answered after its address's delay (wrong-credentials.ts); the socket is not read meanwhile.
     conn.socket.pause();
     const deny = (): void => conn.endWith(rawResponse(407, 'proxy credentials required', { 'Proxy-Authenticate': BASIC_CHALLENGE }));
-    const error = ctx.wrongCredentials.answer(conn, presentsCredentials(req, 'proxy-authorization'), proxyAuthError(), deny, false);
+    const error = ctx.wrongCredentials.answer(conn, { presented: presentsCredentials(req, 'proxy-authorization'), error: proxyAuthError(), answer: deny, inHandshake: false });
     conn.report({ target: displayWireText(redactUserinfo(authority.slice(0, 300))), error });
     return;
   }

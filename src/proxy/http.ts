@@ -181,8 +181,12 @@ export class HttpFront {
     const admitted = admitBasic(this.#ctx.checker, req.headers['proxy-authorization']);
     if (!admitted.ok) {
       // A wrong guess is answered after its address's delay (wrong-credentials.ts).
-      const presented = presentsCredentials(req, 'proxy-authorization');
-      const error = this.#ctx.wrongCredentials.answer(conn, presented, proxyAuthError(), () => sendProxyAuthRequired(res), false);
+      const error = this.#ctx.wrongCredentials.answer(conn, {
+        presented: presentsCredentials(req, 'proxy-authorization'),
+        error: proxyAuthError(),
+        answer: () => sendProxyAuthRequired(res),
+        inHandshake: false,
+      });
       conn.report({ protocol: 'http', target: targetText, startedAt, error });
       return;
     }

@@ -62,7 +62,8 @@ export function serveOwnPage(ctx: ProxyContext, conn: ClientConnection, req: Inc
   if (!authorized(ctx, req, 'proxy-authorization', 'authorization')) {
     const deny = (): void => (asProxy ? sendProxyAuthRequired(res) : sendText(res, 401, 'credentials required', { 'WWW-Authenticate': BASIC_CHALLENGE }));
     const presented = presentsCredentials(req, 'proxy-authorization', 'authorization');
-    conn.report({ protocol: 'http', target: pathname, via: 'proxy', startedAt, error: ctx.wrongCredentials.answer(conn, presented, proxyAuthError(), deny, false) });
+    const error = ctx.wrongCredentials.answer(conn, { presented, error: proxyAuthError(), answer: deny, inHandshake: false });
+    conn.report({ protocol: 'http', target: pathname, via: 'proxy', startedAt, error });
     return;
   }
   if (pathname === '/readyz') {

@@ -14,7 +14,7 @@ import { positiveInteger } from '../net/options.js';
 import { AcceptFailures } from './accept-failures.js';
 import { Admission, type AdmissionTicket } from './admission.js';
 import { CredentialChecker, validateCredentials, type Credentials } from './auth.js';
-import { AuthThrottle, DEFAULT_AUTH_THROTTLE } from './auth-throttle.js';
+import { AuthThrottle } from './auth-throttle.js';
 import { WrongCredentials } from './wrong-credentials.js';
 import { ClientConnection, type ConnectionRecord, type ProxyContext, type ProxyStats } from './client-connection.js';
 import { Observer } from '../observe/observer.js';
@@ -128,7 +128,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   };
 
   // A delayed answer to wrong credentials takes a handshake slot (admission, below).
-  const wrongCredentials = new WrongCredentials(new AuthThrottle(), () => admission.hold(), DEFAULT_AUTH_THROTTLE.windowMs);
+  const wrongCredentials = new WrongCredentials(new AuthThrottle(), () => admission.hold());
 
   const ctx: ProxyContext = {
     connector: options.connector,

@@ -33,7 +33,7 @@ export function serveSocks(conn: ClientConnection, handshake: SocksHandshake, fi
       if (outcome.wrongCredentials) {
         // Answered after its address's delay, still in its handshake slot; not read meanwhile.
         socket.pause();
-        error = conn.ctx.wrongCredentials.answer(conn, true, error, () => conn.endWith(outcome.reply), true);
+        error = conn.ctx.wrongCredentials.answer(conn, { presented: true, error, answer: () => conn.endWith(outcome.reply), inHandshake: true });
       } else {
         conn.endWith(outcome.reply);
       }

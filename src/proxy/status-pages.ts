@@ -57,7 +57,8 @@ export function serveStatus({ conn, req, res, pathname, asProxy, authorized }: S
       deny();
       return;
     }
-    conn.report({ protocol: 'http', target: pathname, via: 'proxy', error: ctx.wrongCredentials.answer(conn, true, proxyAuthError(), deny, false) });
+    const error = ctx.wrongCredentials.answer(conn, { presented: true, error: proxyAuthError(), answer: deny, inHandshake: false });
+    conn.report({ protocol: 'http', target: pathname, via: 'proxy', error });
     return;
   }
   if (pathname === '/metrics') {

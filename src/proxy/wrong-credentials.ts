@@ -19,6 +19,10 @@
  *   Answering early to make room would hand a parallel attacker its answers
  *   at full speed.
  * - A client that leaves while it waits is not answered; its slot is freed.
+ * - The limit of this design: as a right password is answered at once, a
+ *   guesser that stops waiting after a few milliseconds knows its guess was
+ *   wrong without the answer. This slows guessers that wait for answers;
+ *   docs/security.md#credentials has the figures of both kinds.
  */
 import type { ClientConnection } from './client-connection.js';
 import { OVERFLOW_KEY, type AuthThrottle, type FailureVerdict } from './auth-throttle.js';
@@ -27,32 +31,36 @@ import { KubesocksError } from '../errors.js';
 /** Kept between a delayed SOCKS5 answer and the handshake deadline, so the client gets the answer, not a timeout. */
 const DEADLINE_MARGIN_MS = 100;
 
+/** A refused request, as a front hands it over. */
+export interface AuthFailure {
+  /** The client presented credentials (a username and password, a Proxy-Authorization or Authorization header). */
+  presented: boolean;
+  /** What to report (PROXY_AUTH). */
+  error: KubesocksError;
+  /** Sends the refusal (RFC 1929 status 01, 407, 401). */
+  answer: () => void;
+  /** The socket is still in its handshake and holds its own slot (SOCKS5); otherwise one is held for the wait. */
+  inHandshake: boolean;
+}
+
 export class WrongCredentials {
   readonly #throttle: AuthThrottle;
   readonly #holdSlot: () => () => void;
-  readonly #windowMs: number;
-  #waiting = 0;
 
   /** `holdSlot` takes a handshake slot and returns its release (Admission.hold). */
-  constructor(throttle: AuthThrottle, holdSlot: () => () => void, windowMs: number) {
+  constructor(throttle: AuthThrottle, holdSlot: () => () => void) {
     this.#throttle = throttle;
     this.#holdSlot = holdSlot;
-    this.#windowMs = windowMs;
-  }
-
-  /** Answers waiting now. */
-  get waiting(): number {
-    return this.#waiting;
   }
 
   /**
    * Runs `answer` at once when the client presented no credentials;
    * otherwise counts a failure of its address and runs `answer` after the
-   * throttle's delay. `inHandshake`: the socket still holds its own
-   * handshake slot (SOCKS5); otherwise one is held for the wait. Returns
-   * the error to report (PROXY_AUTH, saying the delay when there is one).
+   * throttle's delay. Returns the error to report (the one given, saying
+   * the delay when there is one).
    */
-  answer(conn: ClientConnection, presented: boolean, error: KubesocksError, answer: () => void, inHandshake: boolean): KubesocksError {
+  answer(conn: ClientConnection, failure: AuthFailure): KubesocksError {
+    const { presented, error, answer, inHandshake } = failure;
     if (!presented) {
       answer();
       return error;
@@ -73,9 +81,7 @@ export class WrongCredentials {
 
   #wait(conn: ClientConnection, delayMs: number, answer: () => void, inHandshake: boolean): void {
     const release = inHandshake ? noop : this.#holdSlot();
-    this.#waiting++;
     const done = (): void => {
-      this.#waiting--;
       clearTimeout(timer);
       conn.socket.off('close', done);
       release();
@@ -91,7 +97,7 @@ export class WrongCredentials {
   }
 
   #describe(verdict: FailureVerdict): string {
-    const window = `in ${Math.round(this.#windowMs / 1000)} s`;
+    const window = `in ${Math.round(this.#throttle.windowMs / 1000)} s`;
     if (verdict.key === OVERFLOW_KEY) return `${verdict.failures} failed logins ${window} from addresses beyond those counted one by one`;
     return `${verdict.failures} failed logins ${window} from ${verdict.key}`;
   }
