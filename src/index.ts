@@ -15,6 +15,7 @@
  */
 export { createDialer, Dialer, type DialerOptions, type ConnectOptions, type ContextChoice } from './dialer/dialer.js';
 export type { ContextInfo } from './dialer/contexts.js';
+export type { KubeconfigEvent } from './kube/kubeconfig-reload.js';
 export { KubeSocket } from './dialer/kube-socket.js';
 export type { DialTarget, PodTarget, ServiceTarget, HostTarget } from './dialer/dial-target.js';
 export { KubesocksError, ERROR_CODES, isKubesocksError, type ErrorCode } from './errors.js';

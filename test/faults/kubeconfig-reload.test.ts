@@ -57,6 +57,13 @@ async function whoAnswers(proxyPort: number): Promise<string> {
   });
 }
 
+/** A new SOCKS5 connection to echo.NS:7 by name, one round trip, closed. */
+async function echoOverNewConnection(proxyPort: number): Promise<void> {
+  const socket = await socks5(proxyPort, `echo.${NS}`, 7);
+  await echoOnce(socket, 'ping');
+  socket.destroy();
+}
+
 const cleanups: Array<() => Promise<void> | void> = [];
 after(async () => {
   for (const c of cleanups.reverse()) await c();
@@ -100,8 +107,9 @@ describe('kubeconfig rewritten under a running kubesocks serve', () => {
       bLine,
       `kubeconfig changed: context kubesocks-sim now uses server https://127.0.0.1:${bServer.port} (re-read from ${kubeconfig}; changed: server, certificate-authority, token)`,
     );
-    assert.equal(await whoAnswers(proxyPort), 'web-b-0');
+    await echoOverNewConnection(proxyPort);
     const renameMs = performance.now() - renamedAt;
+    assert.equal(await whoAnswers(proxyPort), 'web-b-0');
     for (let i = 0; i < 3; i++) assert.equal(await whoAnswers(proxyPort), 'web-b-0');
     // The socket made before carries on over the first cluster's connection, which takes nothing new.
     await echoOnce(old, 'still on the first cluster');
@@ -123,8 +131,9 @@ describe('kubeconfig rewritten under a running kubesocks serve', () => {
       from,
       timeoutMs: 5_000,
     });
-    assert.equal(await whoAnswers(proxyPort), 'web-c-0');
+    await echoOverNewConnection(proxyPort);
     const restartMs = performance.now() - writtenAt;
+    assert.equal(await whoAnswers(proxyPort), 'web-c-0');
     assert.ok(restartMs < 5_000, `the next connection worked ${restartMs} ms after the write`);
 
     // 3. Garbage (half a kubeconfig, then junk), written twice: one line, and the cluster keeps answering.
@@ -150,7 +159,7 @@ describe('kubeconfig rewritten under a running kubesocks serve', () => {
     assert.equal(proc.exit, undefined, 'kubesocks kept running');
     summarize(t, {
       case: 'kubeconfig rewritten under `serve`',
-      saw: `nothing failed: after a rename to another cluster the next SOCKS5 connection by name went there (${ms(renameMs)} from the rename); after an in-place rewrite to a restarted cluster (new port, CA, token) ${ms(restartMs)}; garbage: one line, the old configuration kept serving`,
+      saw: `nothing failed: after a rename to another cluster the next SOCKS5 connection by name worked ${ms(renameMs)} after the rename, and went there; after an in-place rewrite to a restarted cluster (new port, CA, token) ${ms(restartMs)} after the write; garbage: one line, the old configuration kept serving`,
       lost: 'nothing: the socket open before the change kept echoing on the old connection, which took no new socket and closed after it',
       recovery: 'no restart; one line per change naming the context, server and changed fields',
     });

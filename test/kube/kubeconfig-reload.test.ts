@@ -16,6 +16,7 @@ import { createDialer, type Dialer } from '../../src/dialer/dialer.js';
 import type { KubeconfigEvent } from '../../src/kube/kubeconfig-reload.js';
 import { FileWatcher } from '../../src/kube/kubeconfig-watch.js';
 import { SimCluster } from '../../src/sim/cluster.js';
+import { multiKubeconfigYaml } from '../../src/sim/kubeconfig.js';
 import type { Scenario } from '../../src/sim/types.js';
 import { echoOnce, waitUntil } from '../helpers/faults-rig.js';
 import { TEST_TRANSPORT } from '../helpers/transport.js';
@@ -247,6 +248,52 @@ describe('a kubeconfig that cannot be used as written', () => {
     await sleep(800);
     assert.deepEqual(events, []);
     assert.equal(await whoAnswers(dialer), 'web-a-0');
+  });
+});
+
+describe('several contexts served', () => {
+  test('each followed on its own: the one whose cluster changed is reconfigured and says so; the other keeps its pooled connection', async () => {
+    const one = await startSim('one');
+    const two = await startSim('two');
+    const three = await startSim('three');
+    const dir = await mkdtemp(join(tmpdir(), 'kubesocks-reload-contexts-'));
+    const kubeconfig = join(dir, 'config');
+    const entries = (second: SimCluster) => [
+      { ...one.kubeconfigEntry({ namespace: NS, contextName: 'one' }) },
+      { ...second.kubeconfigEntry({ namespace: NS, contextName: 'two' }) },
+    ];
+    await writeFile(kubeconfig, multiKubeconfigYaml(entries(two)), { mode: 0o600 });
+    const events: KubeconfigEvent[] = [];
+    const dialer = await createDialer({ kubeconfig, contexts: ['one', { context: 'two', alias: 'second' }], transport: TEST_TRANSPORT, onKubeconfigEvent: (e) => events.push(e) });
+    cleanups.push(async () => {
+      await dialer.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+    const ask = async (host: string): Promise<string> => {
+      const socket = await dialer.connect(`${host}:7`);
+      await echoOnce(socket, 'x');
+      socket.destroy();
+      return socket.via;
+    };
+    assert.match(await ask(`echo.${NS}`), /web-one-0/);
+    assert.match(await ask(`echo.${NS}.second`), /web-two-0/);
+    const oneUpgrades = one.counters().upgrades;
+
+    await replaceByRename(kubeconfig, multiKubeconfigYaml(entries(three)));
+    await waitUntil(() => changedEvents(events).length === 1, () => `a "changed" event (events: ${JSON.stringify(events)})`, 5_000);
+    await sleep(300);
+    assert.equal(events.length, 1, JSON.stringify(events));
+    assert.match(events[0]?.message ?? '', /^kubeconfig changed: context two now uses server /);
+    assert.match(await ask(`echo.${NS}.second`), /web-three-0/);
+    assert.match(await ask(`echo.${NS}`), /web-one-0/);
+    assert.equal(one.counters().upgrades, oneUpgrades, 'the unchanged context kept its pooled connection');
+    assert.deepEqual(
+      dialer.contexts().map((c) => [c.alias, c.cluster]),
+      [
+        ['one', one.url],
+        ['second', three.url],
+      ],
+    );
   });
 });
 
