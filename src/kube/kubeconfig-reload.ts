@@ -51,6 +51,8 @@ export interface KubeconfigReloaderOptions {
 interface Followed {
   client: KubeClient;
   config: EffectiveConfig;
+  /** The files its configuration depends on, as last read (a new CA path with the same content is no change, but is watched). */
+  files: string[];
   /** The last problem told for it, so a burst of events says it once. */
   told: string | undefined;
 }
@@ -76,7 +78,7 @@ export class KubeconfigReloader {
     this.#opts = opts;
     this.#where = where;
     this.#onEvent = options.onEvent ?? ((event) => debug('%s', event.message));
-    this.#followed = clients.filter((c) => c.configuration.files.length > 0).map((client) => ({ client, config: effectiveConfig(client.configuration), told: undefined }));
+    this.#followed = clients.filter((c) => c.configuration.files.length > 0).map((client) => ({ client, config: effectiveConfig(client.configuration), files: client.configuration.files, told: undefined }));
     this.#watcher = new FileWatcher(this.#files(), (files) => this.#changed(files), options.debounceMs !== undefined ? { debounceMs: options.debounceMs } : {});
   }
 
@@ -97,12 +99,15 @@ export class KubeconfigReloader {
       for (const f of files) this.#again.add(f);
       return this.#reading;
     }
-    this.#reading = this.#reread([...files]).finally(() => {
-      this.#reading = undefined;
-      const again = this.#again;
-      this.#again = undefined;
-      if (again) void this.reload([...again]);
-    });
+    this.#reading = this.#reread([...files])
+      // Nothing of a re-read may end the process (an event listener that throws included).
+      .catch((error: unknown) => debug('kubeconfig re-read failed: %s', firstLine(error)))
+      .finally(() => {
+        this.#reading = undefined;
+        const again = this.#again;
+        this.#again = undefined;
+        if (again) void this.reload([...again]);
+      });
     return this.#reading;
   }
 
@@ -126,10 +131,13 @@ export class KubeconfigReloader {
       reread = await rereadContexts(this.#opts, this.#where, names);
     } catch (error) {
       if (this.#closed) return;
-      const message = `kubeconfig ${where} cannot be read now (${withoutPrefix(firstLine(error))}); the previous configuration stays in use`;
+      // "cannot read kubeconfig FILE: why" names the file at fault, which may not be the one that changed.
+      const line = firstLine(error);
+      const named = /^cannot read kubeconfig (\S+): (.*)$/.exec(line);
+      const message = `kubeconfig ${named?.[1] ?? where} cannot be read now (${named?.[2] ?? line}); the previous configuration stays in use`;
       if (message !== this.#toldUnreadable) {
         this.#toldUnreadable = message;
-        this.#onEvent({ kind: 'unreadable', files: changedFiles, message });
+        this.#tell({ kind: 'unreadable', files: changedFiles, message });
       }
       return;
     }
@@ -142,14 +150,15 @@ export class KubeconfigReloader {
       const result = reread.contexts.get(followed.client.contextName);
       if (result === undefined) continue;
       if (!isLoaded(result)) {
-        const message = `kubeconfig ${where}: context "${followed.client.contextName}" cannot be used as written now (${withoutPrefix(result.message)}); it keeps its previous configuration (server ${followed.client.clusterServer})`;
+        const message = `kubeconfig ${where}: context "${followed.client.contextName}" cannot be used as written now (${result.message}); it keeps its previous configuration (server ${followed.client.clusterServer})`;
         if (message !== followed.told) {
           followed.told = message;
-          this.#onEvent({ kind: 'context-unusable', context: followed.client.contextName, files: changedFiles, message });
+          this.#tell({ kind: 'context-unusable', context: followed.client.contextName, files: changedFiles, message });
         }
         continue;
       }
       followed.told = undefined;
+      followed.files = result.files;
       const config = effectiveConfig(result);
       const changed = differences(followed.config, config);
       if (changed.length === 0) continue;
@@ -157,14 +166,22 @@ export class KubeconfigReloader {
       followed.client.reconfigure(result, { sameCluster: !changed.some((field) => CLUSTER_FIELDS.has(field)) });
       const server = result.cluster.server;
       const message = `kubeconfig changed: context ${followed.client.contextName} now uses server ${server} (${from}; changed: ${changed.join(', ')})`;
-      this.#onEvent({ kind: 'changed', context: followed.client.contextName, server, changed, files: changedFiles, message });
+      this.#tell({ kind: 'changed', context: followed.client.contextName, server, changed, files: changedFiles, message });
     }
     // A re-read context may name other CA or token files.
     this.#watcher.watch(this.#files());
   }
 
+  #tell(event: KubeconfigEvent): void {
+    try {
+      this.#onEvent(event);
+    } catch (error) {
+      debug('onKubeconfigEvent threw: %s', firstLine(error));
+    }
+  }
+
   #files(): string[] {
-    return [...new Set(this.#followed.flatMap((f) => f.client.configuration.files))];
+    return [...new Set(this.#followed.flatMap((f) => f.files))];
   }
 }
 
@@ -173,11 +190,6 @@ const CLUSTER_FIELDS: ReadonlySet<string> = new Set(['server', 'certificate-auth
 
 function isLoaded(result: LoadedKubeConfig | KubesocksError): result is LoadedKubeConfig {
   return 'kc' in result;
-}
-
-/** `cannot read kubeconfig X: reason` → `reason`: the line already names the file. */
-function withoutPrefix(message: string): string {
-  return message.replace(/^cannot read kubeconfig \S+: /, '');
 }
 
 /**

@@ -325,6 +325,32 @@ describe('files the kubeconfig refers to', () => {
   });
 });
 
+describe('a listener that throws', () => {
+  test('onKubeconfigEvent throwing neither crashes the process nor stops the change', async () => {
+    const first = await startSim('a');
+    const second = await startSim('b');
+    const dir = await mkdtemp(join(tmpdir(), 'kubesocks-reload-throw-'));
+    const kubeconfig = join(dir, 'config');
+    await writeFile(kubeconfig, first.kubeconfigYaml({ namespace: NS }), { mode: 0o600 });
+    let told = 0;
+    const dialer = await createDialer({
+      kubeconfig,
+      transport: TEST_TRANSPORT,
+      onKubeconfigEvent: () => {
+        told++;
+        throw new Error('a listener bug');
+      },
+    });
+    cleanups.push(async () => {
+      await dialer.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+    await writeFile(kubeconfig, second.kubeconfigYaml({ namespace: NS }));
+    await waitUntil(() => told === 1, 'the listener to be called', 5_000);
+    assert.equal(await whoAnswers(dialer), 'web-b-0');
+  });
+});
+
 describe('without watchKubeconfig', () => {
   test('watchKubeconfig: false leaves the configuration as loaded', async () => {
     const first = await startSim('a');
