@@ -135,6 +135,11 @@ export class FileWatcher {
   #folderEvent(folder: string, name: string | null): void {
     const watched = this.#folders.get(folder);
     if (!watched || this.#closed) return;
+    // A deleted folder's watch goes silent (inotify drops it) without an error.
+    if (!fs.existsSync(folder)) {
+      this.#folderFailed(folder, new Error('the folder was removed'));
+      return;
+    }
     // Linux names the entry; some platforms do not: then every file there may have changed.
     const hits = name === null ? [...watched.names.values()].flatMap((s) => [...s]) : [...(watched.names.get(name) ?? [])];
     for (const file of hits) this.#changed(file);

@@ -5,7 +5,7 @@
  * library dialer.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -425,6 +425,23 @@ describe('FileWatcher', () => {
     assert.equal(linkCalls.length, 3, 'the old target no longer matters');
 
     assert.ok(calls.length >= count);
+
+    // The whole folder removed and made again (rm -rf ~/.kube): seen by polling, within a few seconds.
+    const folder = join(dir, 'kube');
+    await mkdir(folder);
+    const inFolder = join(folder, 'config');
+    await writeFile(inFolder, 'one');
+    const folderCalls: string[][] = [];
+    const folderWatcher = new FileWatcher([inFolder], (files) => folderCalls.push(files), { debounceMs: 100 });
+    cleanups.push(async () => folderWatcher.close());
+    await rm(folder, { recursive: true });
+    await waitUntil(() => folderCalls.length >= 1, 'the folder removed', 5_000);
+    const afterRemoval = folderCalls.length;
+    await mkdir(folder);
+    await writeFile(inFolder, 'back again');
+    await waitUntil(() => folderCalls.length > afterRemoval, 'the file written again in a new folder', 10_000);
+    folderWatcher.close();
+
     watcher.close();
     const closedAt = calls.length;
     await writeFile(file, 'after close');
