@@ -9,7 +9,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { WebSocketByteStream } from '../net/websocket-stream.js';
+import { WsByteStream } from './websocket-byte-stream.js';
 
 /** client-go constants.WebsocketsSPDYTunnelingPrefix. */
 export const TUNNELING_PREFIX = 'SPDY/3.1+';
@@ -76,5 +76,5 @@ export function acceptWebSocket(req: IncomingMessage, socket: Duplex, head: Buff
 
 /** The tunnel's byte stream, as the API server's TunnelingConnection("server") reads it. */
 export function tunnelStream(ws: WebSocket): Duplex {
-  return new WebSocketByteStream(ws);
+  return new WsByteStream(ws);
 }

@@ -5,6 +5,8 @@
  *   GET /api/v1/namespaces/NS/pods/NAME/portforward      (no query)
  *   Connection: Upgrade
  *   Upgrade: websocket
+ *   Sec-WebSocket-Version: 13
+ *   Sec-WebSocket-Key: (16 random bytes, base64)
  *   Sec-WebSocket-Protocol: SPDY/3.1+portforward.k8s.io
  *
  * The API server strips the `SPDY/3.1+` prefix, upgrades to the kubelet over
@@ -12,10 +14,18 @@
  * From then on the same SPDY session runs inside binary messages
  * (see WebSocketByteStream). Sources: client-go
  * tools/portforward/tunneling_dialer.go, apiserver util/proxy/streamtunnel.go.
+ *
+ * The handshake is made here, with the same https request as the SPDY
+ * upgrade (kubeconfig auth, proxy-url agent, keep-alive reuse), and the
+ * upgraded socket goes to WebSocketByteStream: ws is not used on this side
+ * (why: src/net/websocket-stream.ts). ws would also have refused our
+ * subprotocol, as it holds subprotocols to RFC 6455's token syntax, which
+ * has no "/"; Go's gorilla/websocket, on both ends of a real cluster, does not check.
  */
-import type { ClientRequest, IncomingMessage } from 'node:http';
+import { createHash, randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import * as https from 'node:https';
 import type { Duplex } from 'node:stream';
-import { WebSocket } from 'ws';
 import { KubesocksError } from '../errors.js';
 import { MAX_ERROR_BODY, readBody, withCredentialRefresh } from '../kube/responses.js';
 import { UPGRADE_TIMEOUT_MS } from '../net/timeouts.js';
@@ -26,12 +36,8 @@ import { WebSocketByteStream } from '../net/websocket-stream.js';
 export const TUNNELING_PREFIX = 'SPDY/3.1+';
 export const WEBSOCKET_PORT_FORWARD_PROTOCOL = `${TUNNELING_PREFIX}${PORT_FORWARD_PROTOCOL}`;
 
-/**
- * Largest message accepted from the API server. It relays what it reads from
- * the kubelet (client-go reads 32 KiB at a time); a bound keeps a broken peer
- * from making us buffer without end.
- */
-const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+/** RFC 6455 1.3: appended to the key before hashing it into Sec-WebSocket-Accept. */
+const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
 /** RBAC for the WebSocket GET: `get`, and since 1.35 `create` as well (AuthorizePodWebsocketUpgradeCreatePermission). */
 const FORBIDDEN_HINT = 'port-forward over WebSockets needs RBAC "get" and "create" on pods/portforward';
@@ -67,9 +73,17 @@ async function attempt(credentials: UpgradeCredentials, options: UpgradeOptions)
   const { namespace, pod } = options;
   const target = `${namespace}/${pod}`;
   const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}/portforward`;
-  const requestOptions = await credentials.requestOptions('GET', path);
-  const host = String(requestOptions.hostname ?? 'localhost');
-  const url = `wss://${host.includes(':') ? `[${host}]` : host}:${requestOptions.port ?? 443}${requestOptions.path ?? path}`;
+  // RFC 6455 4.1: a fresh random 16-byte key, whose digest the 101 must return.
+  const key = randomBytes(16).toString('base64');
+  const requestOptions = await credentials.requestOptions('GET', path, {
+    Connection: 'Upgrade',
+    Upgrade: 'websocket',
+    'Sec-WebSocket-Version': '13',
+    'Sec-WebSocket-Key': key,
+    // client-go's gorilla dialer offers no extension (no compression); SPDY compresses its own headers.
+    'Sec-WebSocket-Protocol': WEBSOCKET_PORT_FORWARD_PROTOCOL,
+  });
+  const proxied = requestOptions.agent !== undefined;
 
   return new Promise<Duplex>((resolve, reject) => {
     let settled = false;
@@ -77,7 +91,10 @@ async function attempt(credentials: UpgradeCredentials, options: UpgradeOptions)
     // unreachable or frozen server then fails cluster names at once and shows in /readyz.
     const report = credentials.health?.begin();
     const settle = (error: WebSocketUpgradeError | null, stream?: Duplex): void => {
-      if (settled) return;
+      if (settled) {
+        stream?.destroy();
+        return;
+      }
       settled = true;
       if (!error) report?.answered();
       else if (error.code === 'CLOSED') report?.abandoned();
@@ -86,40 +103,16 @@ async function attempt(credentials: UpgradeCredentials, options: UpgradeOptions)
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', onAbort);
       if (error) {
-        ws.removeAllListeners();
-        ws.on('error', () => {});
-        ws.terminate();
+        request.destroy();
         reject(error);
       } else {
         resolve(stream!);
       }
     };
-    // The subprotocol goes in as a plain header and is checked here, not by
-    // ws: ws holds subprotocols to RFC 6455's token syntax, which has no "/"
-    // (https://www.rfc-editor.org/rfc/rfc6455#section-4.1, "token" as in RFC
-    // 2616), so it refuses "SPDY/3.1+portforward.k8s.io"; Go's gorilla/websocket,
-    // on both ends of a real cluster, does not check.
-    const ws = new WebSocket(url, [], {
-      // TLS material, Authorization, impersonation, and the proxy-url agent.
-      ...(requestOptions.ca !== undefined ? { ca: requestOptions.ca } : {}),
-      ...(requestOptions.cert !== undefined ? { cert: requestOptions.cert } : {}),
-      ...(requestOptions.key !== undefined ? { key: requestOptions.key } : {}),
-      ...(requestOptions.servername !== undefined ? { servername: requestOptions.servername } : {}),
-      ...(requestOptions.rejectUnauthorized !== undefined ? { rejectUnauthorized: requestOptions.rejectUnauthorized } : {}),
-      ...(requestOptions.auth ? { auth: requestOptions.auth } : {}),
-      // The proxy-url agent, else the client's keep-alive agent: like the SPDY
-      // upgrade, the handshake reuses an idle API connection (one TLS
-      // handshake less on a remote cluster), which then leaves the agent.
-      ...(requestOptions.agent || credentials.agent ? { agent: requestOptions.agent ?? credentials.agent } : {}),
-      headers: { ...(requestOptions.headers as Record<string, string>), 'Sec-WebSocket-Protocol': WEBSOCKET_PORT_FORWARD_PROTOCOL },
-      // client-go's gorilla dialer offers no compression; SPDY compresses its own headers.
-      perMessageDeflate: false,
-      followRedirects: false,
-      maxPayload: MAX_MESSAGE_BYTES,
-      // Text messages are refused unread, so never validated.
-      skipUTF8Validation: true,
-    });
-    const proxied = requestOptions.agent !== undefined;
+    // The proxy-url agent, else the client's keep-alive agent: like the SPDY
+    // upgrade, the handshake reuses an idle API connection (one TLS handshake
+    // less on a remote cluster), which then leaves the agent.
+    const request = https.request({ ...requestOptions, agent: requestOptions.agent ?? credentials.agent, timeout: undefined, signal: undefined });
     const onAbort = (): void =>
       settle(new WebSocketUpgradeError(new KubesocksError('CLOSED', `port-forward to ${target} abandoned: the client went away`), false));
     // A server that completes TLS and never answers the upgrade must not hold the connect.
@@ -136,8 +129,20 @@ async function attempt(credentials: UpgradeCredentials, options: UpgradeOptions)
     if (options.signal?.aborted) return onAbort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
 
+    request.once('upgrade', (response: IncomingMessage, socket: Duplex, head: Buffer) => {
+      report?.answered();
+      const problem = checkHandshake(response, key);
+      if (problem) {
+        socket.destroy();
+        // Something answered with other than our tunnel: SPDY may still work.
+        settle(new WebSocketUpgradeError(new KubesocksError('UPGRADE_FAILED', `port-forward to pod ${target}: ${problem}`), true));
+        return;
+      }
+      if ('setNoDelay' in socket && typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
+      settle(null, new WebSocketByteStream(socket, head));
+    });
     // Any answer but 101: the Status body (or a proxy's page) says why.
-    ws.once('unexpected-response', (_request: ClientRequest, response: IncomingMessage) => {
+    request.once('response', (response: IncomingMessage) => {
       report?.answered();
       const status = response.statusCode ?? 0;
       const refusal = (body: string): WebSocketUpgradeError =>
@@ -147,39 +152,8 @@ async function attempt(credentials: UpgradeCredentials, options: UpgradeOptions)
         () => settle(refusal('')),
       );
     });
-    ws.once('upgrade', (response: IncomingMessage) => {
-      report?.answered();
-      // client-go: the 101 must select the subprotocol we offered. ws goes on
-      // to check Sec-WebSocket-Accept and Upgrade; it must not see the
-      // subprotocol it was not told about ("Server sent a subprotocol but none was requested").
-      const selected = String(response.headers['sec-websocket-protocol'] ?? '');
-      delete response.headers['sec-websocket-protocol'];
-      if (selected !== WEBSOCKET_PORT_FORWARD_PROTOCOL) {
-        const what = selected === '' ? 'selected no WebSocket subprotocol' : `selected WebSocket subprotocol "${selected}"`;
-        settle(
-          new WebSocketUpgradeError(
-            new KubesocksError('UPGRADE_FAILED', `port-forward to pod ${target}: the API server ${what}, not ${WEBSOCKET_PORT_FORWARD_PROTOCOL}`),
-            true,
-          ),
-        );
-      }
-    });
-    ws.once('open', () => {
+    request.once('error', (error: NodeJS.ErrnoException) => {
       if (settled) return;
-      const stream = new WebSocketByteStream(ws);
-      ws.off('error', onError);
-      settle(null, stream);
-    });
-    const onError = (error: NodeJS.ErrnoException): void => {
-      if (settled) return;
-      // ws's own handshake checks ("Server sent no subprotocol", "Invalid
-      // Sec-WebSocket-Accept header", a 101 without Upgrade: websocket) mean
-      // the server answered with something that is not our tunnel.
-      const handshake = /subprotocol|Sec-WebSocket|Upgrade header|Unexpected server response|extension/i.test(error.message);
-      if (handshake) {
-        settle(new WebSocketUpgradeError(new KubesocksError('UPGRADE_FAILED', `port-forward to pod ${target}: WebSocket handshake failed: ${error.message}`), true));
-        return;
-      }
       const failure = new KubesocksError(
         'API_UNREACHABLE',
         `cannot reach the API server of context "${credentials.contextName}" (${error.code ?? error.message}); check the cluster is up and your network/VPN`,
@@ -190,7 +164,23 @@ async function attempt(credentials: UpgradeCredentials, options: UpgradeOptions)
       const line = credentials.health?.unreachable ? credentials.health.unreachableError() : failure;
       // Through a proxy, a failure before any answer may be the proxy refusing (kubectl falls back then).
       settle(new WebSocketUpgradeError(line, proxied));
-    };
-    ws.on('error', onError);
+    });
+    request.end();
   });
+}
+
+/** RFC 6455 4.1's checks of the server's 101, and client-go's: the subprotocol must be exactly ours. */
+function checkHandshake(response: IncomingMessage, key: string): string | null {
+  const header = (name: string): string => String(response.headers[name] ?? '');
+  if (response.statusCode !== 101) return `WebSocket handshake failed: unexpected status ${response.statusCode}`;
+  if (header('upgrade').toLowerCase() !== 'websocket') return `WebSocket handshake failed: the 101 answer upgrades to "${header('upgrade')}", not websocket`;
+  if (!header('connection').toLowerCase().split(/\s*,\s*/).includes('upgrade')) return 'WebSocket handshake failed: the 101 answer lacks "Connection: Upgrade"';
+  if (header('sec-websocket-accept') !== createHash('sha1').update(key + WEBSOCKET_GUID).digest('base64')) return 'WebSocket handshake failed: Invalid Sec-WebSocket-Accept header';
+  if (header('sec-websocket-extensions') !== '') return `WebSocket handshake failed: the server chose extensions "${header('sec-websocket-extensions')}" though none was offered`;
+  const selected = header('sec-websocket-protocol');
+  if (selected !== WEBSOCKET_PORT_FORWARD_PROTOCOL) {
+    const what = selected === '' ? 'selected no WebSocket subprotocol' : `selected WebSocket subprotocol "${selected}"`;
+    return `the API server ${what}, not ${WEBSOCKET_PORT_FORWARD_PROTOCOL}`;
+  }
+  return null;
 }
