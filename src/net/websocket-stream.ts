@@ -265,7 +265,7 @@ export class WebSocketByteStream extends Duplex {
   }
 
   #sendMessage(chunks: Buffer[], length: number, callback: (error?: Error | null) => void): void {
-    if (this.#closeSent || this.#socket.destroyed) {
+    if (this.#closeSent || this.#socket.destroyed || !this.#socket.writable) {
       callback(new KubesocksError('CONNECTION_LOST', 'the port-forward WebSocket is closed'));
       return;
     }
