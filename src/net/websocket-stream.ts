@@ -23,9 +23,9 @@
  * websocket-upgrade.ts's; the simulated API server still speaks ws, an
  * independent implementation on the other end of every test.)
  *
- * Backpressure both ways: a full read buffer pauses the socket, and a write
- * completes only when the socket took the frame, so a slow API server holds
- * the SPDY session's writers back.
+ * Backpressure both ways: a full read buffer pauses the socket, and past
+ * SOCKET_QUEUE_BYTES queued in the socket a write completes only on its
+ * 'drain', so a slow API server holds the SPDY session's writers back.
  */
 import { randomFillSync } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -46,12 +46,23 @@ const MAX_CONTROL_PAYLOAD = 125;
 const CLOSE_WAIT_MS = 5_000;
 
 /**
- * Outgoing messages are assembled in buffers of this size, reused once the
- * socket has taken them (a batch larger than this gets a buffer of its own).
- * A corked batch from the SPDY session is a 64 KiB DATA frame or a few.
+ * Outgoing messages are assembled in buffers of this size, taken from a
+ * process-wide free list and put back once the socket has taken them (a
+ * batch larger than this gets a buffer of its own). A batch from the SPDY
+ * session is typically one 64 KiB DATA frame and its header.
  */
-const OUT_BUFFER_BYTES = 256 * 1024;
-const OUT_BUFFERS_KEPT = 4;
+const OUT_BUFFER_BYTES = 128 * 1024;
+/** At most this many free buffers are kept (2 MiB), whatever the number of tunnels. */
+const OUT_BUFFERS_KEPT = 16;
+const freeOutBuffers: Buffer[] = [];
+
+/**
+ * A write completes at once while the socket has at most this much queued,
+ * else on its 'drain': waiting for each frame to be flushed before taking
+ * the next would leave the pipe idle between frames and gather the session's
+ * writes into ever larger messages (the SPDY session bounds its own queue the same way).
+ */
+const SOCKET_QUEUE_BYTES = 256 * 1024;
 
 type Mask = (source: Buffer, mask: Buffer, output: Buffer, offset: number, length: number) => void;
 
@@ -110,7 +121,8 @@ export class WebSocketByteStream extends Duplex {
   #closeReceived = false;
   #closeTimer: NodeJS.Timeout | undefined;
   // --- writing
-  readonly #freeBuffers: Buffer[] = [];
+  /** The write waiting for the socket's 'drain'. */
+  #drainWaiter: ((error?: Error | null) => void) | undefined;
   /** The rotated masking key for a chunk that starts mid-key. */
   readonly #rotated = Buffer.alloc(4);
 
@@ -271,14 +283,24 @@ export class WebSocketByteStream extends Duplex {
     }
     const size = frameHeaderLength(length) + length;
     const reusable = size <= OUT_BUFFER_BYTES;
-    const buffer = reusable ? (this.#freeBuffers.pop() ?? Buffer.allocUnsafeSlow(OUT_BUFFER_BYTES)) : Buffer.allocUnsafe(size);
-    const frame = this.#frame(OPCODE.binary, chunks, length, buffer);
-    this.#socket.write(frame, (error) => {
-      // Once the socket has taken it (a TLS socket encrypts a copy), the buffer is free again.
-      if (reusable && this.#freeBuffers.length < OUT_BUFFERS_KEPT) this.#freeBuffers.push(buffer);
-      callback(error ? new KubesocksError('CONNECTION_LOST', `port-forward WebSocket write failed: ${error.message}`, { cause: error }) : null);
-    });
+    const buffer = reusable ? (freeOutBuffers.pop() ?? Buffer.allocUnsafeSlow(OUT_BUFFER_BYTES)) : Buffer.allocUnsafe(size);
+    // Once the socket has taken the frame (a TLS socket encrypts a copy), the buffer is free again.
+    // A failed write surfaces as the socket's 'error'.
+    const release = reusable ? (): void => void (freeOutBuffers.length < OUT_BUFFERS_KEPT && freeOutBuffers.push(buffer)) : undefined;
+    this.#socket.write(this.#frame(OPCODE.binary, chunks, length, buffer), release);
+    if (this.#socket.writableLength <= SOCKET_QUEUE_BYTES) {
+      callback();
+    } else {
+      this.#drainWaiter = callback;
+      this.#socket.once('drain', this.#onDrain);
+    }
   }
+
+  readonly #onDrain = (): void => {
+    const waiter = this.#drainWaiter;
+    this.#drainWaiter = undefined;
+    waiter?.();
+  };
 
   /** One masked frame of `chunks` (`length` bytes) written into `into`; returns the frame. */
   #frame(opcode: number, chunks: Buffer[], length: number, into: Buffer): Buffer {
@@ -337,6 +359,8 @@ export class WebSocketByteStream extends Duplex {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#socket.off('data', this.#onData);
+    this.#socket.off('drain', this.#onDrain);
+    this.#drainWaiter = undefined;
     if (!error && !this.#closeReceived && !this.#socket.destroyed) {
       // Destroyed without an error (the session is done with it): still a clean close.
       this.#closeGracefully();

@@ -249,6 +249,30 @@ test('a reader that stops reading pauses the WebSocket: the server’s socket ba
   await waitFor(() => received === sent, 30_000);
 });
 
+test('a server that stops reading holds our writes back: completed writes stay bounded, and all arrive once it reads', async (t) => {
+  const { client, server, serverSocket } = await pair(t);
+  let received = 0;
+  server.on('message', (data: Buffer) => (received += data.length));
+  serverSocket.pause();
+  const chunk = Buffer.alloc(64 * 1024, 9);
+  let completed = 0;
+  let offered = 0;
+  // Write while our writable side takes more, up to 256 MiB.
+  while (offered < 256 * 1024 * 1024) {
+    offered += chunk.length;
+    const more = client.write(chunk, () => (completed += chunk.length));
+    if (!more) {
+      const drained = await Promise.race([once(client, 'drain').then(() => true), new Promise((r) => setTimeout(() => r(false), 500))]);
+      if (!drained) break;
+    }
+  }
+  assert.ok(offered < 256 * 1024 * 1024, 'every write completed although the server read nothing');
+  // What completed sits in the kernel's buffers and at most SOCKET_QUEUE_BYTES of the socket's queue.
+  assert.ok(completed < 64 * 1024 * 1024, `${completed} bytes of writes completed with the server not reading`);
+  serverSocket.resume();
+  await waitFor(() => received === offered, 30_000);
+});
+
 test('a SPDY session runs over the stream with its frames cut into 1-byte messages', async (t) => {
   const { client, server } = await pair(t);
   // The server relays the bytes of a server-role session one byte per message.
