@@ -3,7 +3,8 @@
  * stream, framed here on the upgraded socket (RFC 6455), as client-go's
  * TunnelingConnection reads and writes one (tools/portforward/tunneling_connection.go):
  *
- * - every write is one binary message (a corked batch of writes is one message);
+ * - every write is one binary message (a corked batch of writes is one
+ *   message, cut into messages of at most ~128 KiB when larger);
  * - binary messages read as one continuous byte stream: a SPDY frame may span
  *   messages, and a message may hold several frames (fragmented messages too);
  * - a text message is a protocol error (client-go: "invalid message type");
@@ -48,10 +49,12 @@ const CLOSE_WAIT_MS = 5_000;
 /**
  * Outgoing messages are assembled in buffers of this size, taken from a
  * process-wide free list and put back once the socket has taken them (a
- * batch larger than this gets a buffer of its own). A batch from the SPDY
- * session is typically one 64 KiB DATA frame and its header.
+ * larger batch is sent as several messages). A batch from the SPDY session
+ * is typically one 64 KiB DATA frame and its header.
  */
 const OUT_BUFFER_BYTES = 128 * 1024;
+/** The largest message sent: what fits one output buffer after the longest frame header (2 + 8 + 4 bytes). */
+const MAX_MESSAGE_BYTES = OUT_BUFFER_BYTES - 14;
 /** At most this many free buffers are kept (2 MiB), whatever the number of tunnels. */
 const OUT_BUFFERS_KEPT = 16;
 const freeOutBuffers: Buffer[] = [];
@@ -264,36 +267,55 @@ export class WebSocketByteStream extends Duplex {
   // ---- writing
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.#sendMessage([chunk], chunk.length, callback);
+    this.#sendMessages([chunk], callback);
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
     // A SPDY frame header and its payload (and the frames of other streams)
     // arrive as one corked batch: one message, one mask pass, one socket write.
-    const buffers = chunks.map((c) => c.chunk);
-    let length = 0;
-    for (const b of buffers) length += b.length;
-    this.#sendMessage(buffers, length, callback);
+    this.#sendMessages(
+      chunks.map((c) => c.chunk),
+      callback,
+    );
   }
 
-  #sendMessage(chunks: Buffer[], length: number, callback: (error?: Error | null) => void): void {
+  /** `chunks` as one message, or as several of at most MAX_MESSAGE_BYTES when larger (the peer reads a byte stream). */
+  #sendMessages(chunks: Buffer[], callback: (error?: Error | null) => void): void {
     if (this.#closeSent || this.#socket.destroyed || !this.#socket.writable) {
       callback(new KubesocksError('CONNECTION_LOST', 'the port-forward WebSocket is closed'));
       return;
     }
-    const size = frameHeaderLength(length) + length;
-    const reusable = size <= OUT_BUFFER_BYTES;
-    const buffer = reusable ? (freeOutBuffers.pop() ?? Buffer.allocUnsafeSlow(OUT_BUFFER_BYTES)) : Buffer.allocUnsafe(size);
-    // Once the socket has taken the frame (a TLS socket encrypts a copy), the buffer is free again.
-    // A failed write surfaces as the socket's 'error'.
-    const release = reusable ? (): void => void (freeOutBuffers.length < OUT_BUFFERS_KEPT && freeOutBuffers.push(buffer)) : undefined;
-    this.#socket.write(this.#frame(OPCODE.binary, chunks, length, buffer), release);
+    let message: Buffer[] = [];
+    let length = 0;
+    for (let chunk of chunks) {
+      while (chunk.length > 0) {
+        const take = Math.min(chunk.length, MAX_MESSAGE_BYTES - length);
+        message.push(take === chunk.length ? chunk : chunk.subarray(0, take));
+        length += take;
+        chunk = chunk.subarray(take);
+        if (length === MAX_MESSAGE_BYTES) {
+          this.#sendMessage(message, length);
+          message = [];
+          length = 0;
+        }
+      }
+    }
+    if (length > 0) this.#sendMessage(message, length);
     if (this.#socket.writableLength <= SOCKET_QUEUE_BYTES) {
       callback();
     } else {
       this.#drainWaiter = callback;
       this.#socket.once('drain', this.#onDrain);
     }
+  }
+
+  #sendMessage(chunks: Buffer[], length: number): void {
+    const buffer = freeOutBuffers.pop() ?? Buffer.allocUnsafeSlow(OUT_BUFFER_BYTES);
+    // Once the socket has taken the frame (a TLS socket encrypts a copy), the
+    // buffer is free again. A failed write surfaces as the socket's 'error'.
+    this.#socket.write(this.#frame(OPCODE.binary, chunks, length, buffer), () => {
+      if (freeOutBuffers.length < OUT_BUFFERS_KEPT) freeOutBuffers.push(buffer);
+    });
   }
 
   readonly #onDrain = (): void => {
@@ -373,10 +395,6 @@ export class WebSocketByteStream extends Duplex {
     }
     callback(error);
   }
-}
-
-function frameHeaderLength(length: number): number {
-  return (length < 126 ? 2 : length < 65536 ? 4 : 10) + 4;
 }
 
 function closePayload(code: number): Buffer {
