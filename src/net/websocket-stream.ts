@@ -138,6 +138,7 @@ export class WebSocketByteStream extends Duplex {
     socket.on('end', this.#onSocketEnd);
     socket.on('close', this.#onSocketEnd);
     socket.on('error', this.#onSocketError);
+    socket.on('drain', this.#onDrain);
     if (head.length > 0) this.#onData(head);
   }
 
@@ -305,7 +306,6 @@ export class WebSocketByteStream extends Duplex {
       callback();
     } else {
       this.#drainWaiter = callback;
-      this.#socket.once('drain', this.#onDrain);
     }
   }
 
