@@ -114,7 +114,6 @@ export class WebSocketByteStream extends Duplex {
   /** Payload bytes of the current frame still to come. */
   #payloadLeft = 0;
   #opcode = 0;
-  #fin = false;
   /** A binary message was started without FIN: continuation frames belong to it. */
   #inMessage = false;
   /** The payload of the control frame being read. */
@@ -187,14 +186,14 @@ export class WebSocketByteStream extends Duplex {
       if (high > 0x1fffff) return this.#protocolError('a frame is longer than 2^53 bytes');
       length = high * 2 ** 32 + head.readUInt32BE(6);
     }
-    this.#fin = (first & 0x80) !== 0;
+    const fin = (first & 0x80) !== 0;
     const opcode = first & 0x0f;
     switch (opcode) {
       case OPCODE.binary:
       case OPCODE.continuation:
         if (opcode === OPCODE.binary && this.#inMessage) return this.#protocolError('a new message started before the last one ended');
         if (opcode === OPCODE.continuation && !this.#inMessage) return this.#protocolError('a continuation frame outside a message');
-        this.#inMessage = !this.#fin;
+        this.#inMessage = !fin;
         this.#opcode = OPCODE.binary;
         break;
       case OPCODE.text:
@@ -203,7 +202,7 @@ export class WebSocketByteStream extends Duplex {
       case OPCODE.close:
       case OPCODE.ping:
       case OPCODE.pong:
-        if (!this.#fin) return this.#protocolError('a fragmented control frame');
+        if (!fin) return this.#protocolError('a fragmented control frame');
         if (length > MAX_CONTROL_PAYLOAD) return this.#protocolError(`a control frame of ${length} bytes (at most ${MAX_CONTROL_PAYLOAD})`);
         this.#opcode = opcode;
         this.#control = [];
