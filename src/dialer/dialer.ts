@@ -9,6 +9,7 @@ import * as http from 'node:http';
 import { debuglog } from 'node:util';
 import { LRUCache } from 'lru-cache';
 import { untilAborted } from '../net/abort.js';
+import { formatHostPort } from '../net/address.js';
 import { KubesocksError, asKubesocksError, type ErrorCode } from '../errors.js';
 import { KubeClient } from '../kube/client.js';
 import type { KubeClientOptions } from '../kube/kubeconfig.js';
@@ -427,10 +428,10 @@ export class Dialer {
     }
     if (resolution.kind === 'external') {
       if (this.#direct === 'deny') {
-        throw new KubesocksError('DIRECT_DENIED', `${resolution.host}:${resolution.port} is outside the cluster and direct connections are denied (--direct=deny)`);
+        throw new KubesocksError('DIRECT_DENIED', `${formatHostPort(resolution.host, resolution.port)} is outside the cluster and direct connections are denied (--direct=deny)`);
       }
       const socket = await dialDirect(resolution.host, resolution.port, this.#connectTimeoutMs, signal);
-      return { kind: 'direct', attempt: { stream: socket, via: `direct ${resolution.host}:${resolution.port}`, retryable: false } };
+      return { kind: 'direct', attempt: { stream: socket, via: `direct ${formatHostPort(resolution.host, resolution.port)}`, retryable: false } };
     }
     const endpoint = resolution.candidates.find((ep) => !tried.has(endpointKey(ep)));
     if (!endpoint) {
@@ -513,7 +514,7 @@ async function checkContext(client: KubeClient): Promise<ContextReadiness> {
 }
 
 function describe(parsed: ParsedTarget): string {
-  return parsed.kind === 'pod' ? `pod ${parsed.namespace ?? ''}/${parsed.pod}:${parsed.port}` : `${parsed.host}:${parsed.port}`;
+  return parsed.kind === 'pod' ? `pod ${parsed.namespace ?? ''}/${parsed.pod}:${parsed.port}` : formatHostPort(parsed.host, parsed.port);
 }
 
 const DIRECT_CHOICES = ['allow', 'deny'] as const;

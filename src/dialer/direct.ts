@@ -1,13 +1,14 @@
 /** Connections to destinations outside the cluster, made straight from this machine. */
 import * as net from 'node:net';
 import { KubesocksError } from '../errors.js';
+import { formatHostPort } from '../net/address.js';
 
 export function dialDirect(host: string, port: number, timeoutMs: number, signal?: AbortSignal): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host, port, signal, allowHalfOpen: true });
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new KubesocksError('TIMEOUT', `direct connection to ${host}:${port} timed out after ${timeoutMs / 1000} s`));
+      reject(new KubesocksError('TIMEOUT', `direct connection to ${formatHostPort(host, port)} timed out after ${timeoutMs / 1000} s`));
     }, timeoutMs);
     timer.unref();
     socket.once('connect', () => {
@@ -17,7 +18,7 @@ export function dialDirect(host: string, port: number, timeoutMs: number, signal
     });
     socket.once('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      const what = `direct connection to ${host}:${port}`;
+      const what = `direct connection to ${formatHostPort(host, port)}`;
       if (error.code === 'ENOTFOUND' || error.code === 'EAI_AGAIN') {
         reject(new KubesocksError('NOT_FOUND', `${what}: the name does not resolve outside the cluster (${error.code})`, { cause: error }));
       } else if (error.code === 'ETIMEDOUT') {

@@ -55,7 +55,7 @@ export class Forwarder {
           listening.push({ address, port, remote: spec.remote });
           this.#options.info(`Forwarding from ${formatHostPort(address, port)} -> ${remoteNumber}`);
         } catch (error) {
-          failures.push(`${address}:${port}: ${(error as Error).message}`);
+          failures.push(`${formatHostPort(address, port)}: ${(error as Error).message}`);
         }
       }
       if (bound === 0) throw new KubesocksError('LISTEN_FAILED', `unable to listen on any of the requested ports for ${spec.text}: ${failures.join('; ')}`);
@@ -75,7 +75,7 @@ export class Forwarder {
       server.once('error', reject);
       server.listen({ host: address, port, ipv6Only: address.includes(':') }, () => {
         server.off('error', reject);
-        server.on('error', (error) => this.#options.error(`listener ${address}:${port}: ${error.message}`));
+        server.on('error', (error) => this.#options.error(`listener ${formatHostPort(address, port)}: ${error.message}`));
         this.#servers.push(server);
         resolve(server);
       });
