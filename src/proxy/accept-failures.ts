@@ -1,26 +1,30 @@
 /**
- * Failures of the listener's accept(): EMFILE/ENFILE (out of file
- * descriptors) is the one that happens — under a flood, or with a low
- * `ulimit -n`. Node reports each as an 'error' on the server; there can be
- * thousands per second, so they are told once per interval, with what to do.
- * While the process is at its limit libuv closes connections waiting in the
- * kernel's queue (its "EMFILE trick", https://github.com/libuv/libuv/blob/v1.x/src/unix/stream.c),
- * so the advice matters.
+ * The listener's troubles with the open-file limit, told once per interval
+ * with what to do (each can happen thousands of times a second):
+ *
+ * - client sockets closed at once to keep descriptors for the process's own
+ *   connections (descriptor-budget.ts);
+ * - accept() failing (EMFILE/ENFILE), which Node reports as an 'error' on the
+ *   server only when libuv's own remedy (closing waiting connections) failed.
  */
-import { readFileSync } from 'node:fs';
 import { KubesocksError } from '../errors.js';
+import { openFilesLimit } from './descriptor-budget.js';
 import { IntervalSummary } from './interval-summary.js';
 
 export const ACCEPT_SUMMARY_INTERVAL_MS = 10_000;
 
-/** The soft limit on open files, from /proc (Linux); undefined elsewhere. */
-export function openFilesLimit(): number | undefined {
-  try {
-    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
-    return m?.[1] !== undefined ? Number(m[1]) : undefined;
-  } catch {
-    return undefined;
-  }
+/** What a closed-at-once socket tells: how full the descriptor table is. */
+export interface DescriptorShortage {
+  inUse: number;
+  limit: number;
+  reserve: number;
+}
+
+function describeShortage({ inUse, limit, reserve }: DescriptorShortage): string {
+  return (
+    `closing new connections at once: ${inUse} of this process's ${limit} file descriptors (ulimit -n) are in use and ${reserve} are kept ` +
+    `for its own connections to the cluster. Raise the limit before starting kubesocks (ulimit -n 65536), or close idle clients`
+  );
 }
 
 function describe(err: NodeJS.ErrnoException): string {
@@ -34,6 +38,7 @@ function describe(err: NodeJS.ErrnoException): string {
 
 export class AcceptFailures {
   readonly #summary: IntervalSummary<NodeJS.ErrnoException>;
+  readonly #drops: IntervalSummary<DescriptorShortage>;
 
   constructor(report: (err: KubesocksError) => void, intervalMs = ACCEPT_SUMMARY_INTERVAL_MS) {
     this.#summary = new IntervalSummary<NodeJS.ErrnoException>(
@@ -42,6 +47,17 @@ export class AcceptFailures {
       ({ count, last, intervalMs: ms }) =>
         report(new KubesocksError('LISTEN_FAILED', `${describe(last)} (${count} more time${count === 1 ? '' : 's'} in the last ${Math.round(ms / 1000)} s)`, { cause: last })),
     );
+    this.#drops = new IntervalSummary<DescriptorShortage>(
+      intervalMs,
+      (shortage) => report(new KubesocksError('OVERLOADED', describeShortage(shortage))),
+      ({ count, last, intervalMs: ms }) =>
+        report(new KubesocksError('OVERLOADED', `${describeShortage(last)} (${count} more closed in the last ${Math.round(ms / 1000)} s)`)),
+    );
+  }
+
+  /** A client socket closed at once: the descriptors left were the reserve. */
+  closedForShortage(shortage: DescriptorShortage): void {
+    this.#drops.note(shortage);
   }
 
   note(err: NodeJS.ErrnoException): void {
@@ -50,5 +66,6 @@ export class AcceptFailures {
 
   close(): void {
     this.#summary.close();
+    this.#drops.close();
   }
 }

@@ -60,6 +60,8 @@ export interface ProxyStats {
   handshakeTimeouts: number;
   /** accept() failures of the listener (EMFILE: the process is out of file descriptors). */
   acceptErrors: number;
+  /** Client sockets closed as soon as accepted to keep file descriptors for the process's own connections (descriptor-budget.ts). */
+  dropped: number;
 }
 
 /** What the server shares with every connection. */

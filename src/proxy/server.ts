@@ -3,8 +3,9 @@
  * byte names (sniff.ts). It owns the limits that protect the process: the
  * handshake deadline, the handshakes read at once (admission.ts: beyond them
  * sockets wait, and silent ones make room), the header size cap, the
- * failures of accept() (EMFILE), and the refusal to serve other machines
- * without credentials.
+ * file descriptors kept free for the process's own connections
+ * (descriptor-budget.ts), the failures of accept() (EMFILE, accept-failures.ts),
+ * and the refusal to serve other machines without credentials.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { debuglog } from 'node:util';
@@ -12,6 +13,7 @@ import { asKubesocksError, KubesocksError } from '../errors.js';
 import { openListenerRefusal } from '../net/loopback.js';
 import { positiveInteger } from '../net/options.js';
 import { AcceptFailures } from './accept-failures.js';
+import { DescriptorBudget } from './descriptor-budget.js';
 import { Admission, type AdmissionTicket } from './admission.js';
 import { CredentialChecker, validateCredentials, type Credentials } from './auth.js';
 import { AuthThrottle } from './auth-throttle.js';
@@ -57,8 +59,10 @@ export interface ProxyServerOptions {
   onConnection?: ((record: ConnectionRecord) => void) | undefined;
   /**
    * Called for failures of the proxy itself: LISTEN_FAILED (accept failing,
-   * e.g. EMFILE, told at most once per 10 s with a count), INTERNAL (a bug
-   * caught in a handler or thrown by onConnection).
+   * e.g. EMFILE), OVERLOADED (new sockets closed at once to keep file
+   * descriptors for the process's own connections, descriptor-budget.ts), each
+   * told at most once per 10 s with a count; INTERNAL (a bug caught in a
+   * handler or thrown by onConnection).
    */
   onError?: ((err: KubesocksError) => void) | undefined;
   /**
@@ -111,7 +115,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const { onConnection, onError } = options;
   const observer = options.observer ?? new Observer();
 
-  const stats: ProxyStats = { openSockets: 0, handshakes: 0, waiting: 0, accepted: 0, evicted: 0, handshakeTimeouts: 0, acceptErrors: 0 };
+  const stats: ProxyStats = { openSockets: 0, handshakes: 0, waiting: 0, accepted: 0, evicted: 0, handshakeTimeouts: 0, acceptErrors: 0, dropped: 0 };
   let closing = false;
   const connections = new Set<ClientConnection>();
   /** Waiters for the moment no client socket is open (net.Server's close fires a little earlier). */
@@ -191,8 +195,17 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   // pauseOnConnect: a socket is read only once admitted (admission.ts).
   const server: Server = createServer({ allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000, pauseOnConnect: true });
 
+  const descriptors = DescriptorBudget.forThisProcess();
+
   server.on('connection', (socket: Socket) => {
     if (closing) {
+      socket.destroy();
+      return;
+    }
+    const verdict = descriptors?.accepted();
+    if (descriptors && verdict?.admit === false) {
+      stats.dropped++;
+      acceptFailures.closedForShortage({ inUse: verdict.inUse, limit: descriptors.limit, reserve: descriptors.reserve });
       socket.destroy();
       return;
     }
