@@ -21,6 +21,9 @@ export function dialDirect(host: string, port: number, timeoutMs: number, signal
       const what = `direct connection to ${formatHostPort(host, port)}`;
       if (error.code === 'ENOTFOUND' || error.code === 'EAI_AGAIN') {
         reject(new KubesocksError('NOT_FOUND', `${what}: the name does not resolve outside the cluster (${error.code})`, { cause: error }));
+      } else if (error.code === 'EMFILE' || error.code === 'ENFILE') {
+        const scope = error.code === 'EMFILE' ? 'this process has' : 'the system has';
+        reject(new KubesocksError('DIRECT_FAILED', `${what} failed: ${scope} too many open files (${error.code}); raise the limit before starting kubesocks (ulimit -n 65536)`, { cause: error }));
       } else if (error.code === 'ETIMEDOUT') {
         reject(new KubesocksError('TIMEOUT', `${what} timed out`, { cause: error }));
       } else {
