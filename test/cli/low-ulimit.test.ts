@@ -6,11 +6,12 @@
  * descriptors (EMFILE while reading a package.json reads as "cannot find").
  * The kubeconfig is now read without that index (src/kube/lazy-kubeconfig.ts).
  *
- * Measured (lowest `ulimit -n` that still prints the ready line): the built
- * CLI 45 for `demo` and `serve`; under tsx 39-40 (tsx's own esbuild child
- * needs a few more when its cache is cold); `npm run demo` (tsc, then the
- * built CLI) works under 64. Node alone holds ~20. Each case here runs under
- * `ulimit -n 64`, prints the ready line, serves a request and stops cleanly.
+ * Measured (lowest `ulimit -n` that still prints the ready line): the built,
+ * bundled CLI 22 for `demo` and `serve` (Node alone holds ~20); under tsx
+ * 38-40 (tsx's esbuild child needs a few more when its cache is cold);
+ * `npm run demo` (tsc, then the built CLI) works under 64. Each case here
+ * runs under `ulimit -n 64`, prints the ready line, serves a request and
+ * stops cleanly.
  */
 import * as assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
