@@ -21,7 +21,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 /** Near the limit, the fewest milliseconds between two counts of /proc/self/fd (each lists every descriptor). */
 const RECOUNT_NEAR_LIMIT_MS = 100;
 
-/** The soft limit on open files, from /proc (Linux); undefined elsewhere or when unlimited. */
+/** The soft limit on open files, from /proc (Linux; Node raised it to the hard limit at start); undefined elsewhere or when unlimited. */
 export function openFilesLimit(): number | undefined {
   try {
     const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
