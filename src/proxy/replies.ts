@@ -87,8 +87,25 @@ export const FAILURE_REPLIES: Readonly<Record<ErrorCode, FailureReply>> = {
   NOT_IMPLEMENTED: { socks5: SOCKS5_REPLY.GENERAL_FAILURE, socks4: SOCKS4_REPLY.REJECTED_OR_FAILED, http: 501 },
 };
 
+const networkUnreachable: FailureReply = { socks5: SOCKS5_REPLY.NETWORK_UNREACHABLE, socks4: SOCKS4_REPLY.REJECTED_OR_FAILED, http: 502 };
+
+/**
+ * A direct connection's system error has its own SOCKS5 reply (RFC 1928 gives
+ * refused, host and network unreachable), so a client can tell "nothing
+ * listens there" from "kubesocks failed".
+ */
+const DIRECT_FAILURE_REPLIES: Readonly<Record<string, FailureReply>> = {
+  ECONNREFUSED: refused,
+  EHOSTUNREACH: unreachable,
+  ENETUNREACH: networkUnreachable,
+};
+
 /** What to answer for `err`; codes not in the table (never expected) get the general failure. */
-export function failureReply(err: Pick<KubesocksError, 'code'>): FailureReply {
+export function failureReply(err: Pick<KubesocksError, 'code'> & { cause?: unknown }): FailureReply {
+  if (err.code === 'DIRECT_FAILED') {
+    const systemCode = (err.cause as NodeJS.ErrnoException | undefined)?.code;
+    if (systemCode && Object.hasOwn(DIRECT_FAILURE_REPLIES, systemCode)) return DIRECT_FAILURE_REPLIES[systemCode]!;
+  }
   return Object.hasOwn(FAILURE_REPLIES, err.code) ? FAILURE_REPLIES[err.code] : general;
 }
 
@@ -97,6 +114,7 @@ const hex = (n: number): string => `0x${n.toString(16).padStart(2, '0').toUpperC
 const SOCKS5_REPLY_NAMES: Readonly<Record<number, string>> = {
   [SOCKS5_REPLY.GENERAL_FAILURE]: 'general failure',
   [SOCKS5_REPLY.NOT_ALLOWED_BY_RULESET]: 'not allowed by ruleset',
+  [SOCKS5_REPLY.NETWORK_UNREACHABLE]: 'network unreachable',
   [SOCKS5_REPLY.HOST_UNREACHABLE]: 'host unreachable',
   [SOCKS5_REPLY.CONNECTION_REFUSED]: 'connection refused',
   [SOCKS5_REPLY.TTL_EXPIRED]: 'TTL expired',
@@ -113,11 +131,16 @@ export function renderFailureRepliesMarkdown(): string {
     '| code | meaning | SOCKS5 reply | SOCKS4 reply | HTTP status |',
     '|---|---|---|---|---|',
   ];
+  const socks5Name = (reply: number): string => `${hex(reply)} ${SOCKS5_REPLY_NAMES[reply] ?? ''}`;
   for (const code of Object.keys(FAILURE_REPLIES) as ErrorCode[]) {
     const r = FAILURE_REPLIES[code];
-    rows.push(
-      `| \`${code}\` | ${ERROR_CODES[code]} | ${hex(r.socks5)} ${SOCKS5_REPLY_NAMES[r.socks5] ?? ''} | ${hex(r.socks4)} | ${r.http} ${STATUS_CODES[r.http] ?? ''} |`,
-    );
+    const socks5 =
+      code === 'DIRECT_FAILED'
+        ? `${Object.entries(DIRECT_FAILURE_REPLIES)
+            .map(([systemCode, reply]) => `${socks5Name(reply.socks5)} (${systemCode}), `)
+            .join('')}else ${socks5Name(r.socks5)}`
+        : socks5Name(r.socks5);
+    rows.push(`| \`${code}\` | ${ERROR_CODES[code]} | ${socks5} | ${hex(r.socks4)} | ${r.http} ${STATUS_CODES[r.http] ?? ''} |`);
   }
   rows.push(
     `| — | SOCKS5 BIND or UDP ASSOCIATE | ${hex(SOCKS5_REPLY.COMMAND_NOT_SUPPORTED)} command not supported | ${hex(SOCKS4_REPLY.REJECTED_OR_FAILED)} | — |`,

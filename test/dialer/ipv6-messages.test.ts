@@ -78,14 +78,14 @@ describe('IPv6 literals are bracketed in messages', { skip }, () => {
     await t?.close();
   });
 
-  test('SOCKS5 to a refusing [::1]:PORT: a failure reply, and the log line brackets the address', async () => {
+  test('SOCKS5 to a refusing [::1]:PORT: reply 0x05 connection refused, and the log line brackets the address', async () => {
     const target = await refusingPort();
     const from = serve.stderr.length;
     const request = Buffer.concat([Buffer.from([5, 1, 0, 5, 1, 0, 4]), Buffer.alloc(15), Buffer.from([1, target >> 8, target & 0xff])]);
     const answer = await exchange(port, request, (r) => r.length >= 12);
     assert.deepEqual([...answer.subarray(0, 2)], [5, 0], 'no authentication');
     assert.equal(answer[2], 5);
-    assert.notEqual(answer[3], 0, 'a failure reply, not success');
+    assert.equal(answer[3], 5, 'SOCKS5 reply 0x05 connection refused');
     const line = (await serve.waitFor(/^kubesocks: .*socks5 .*$/m, { stream: 'stderr', from, timeoutMs: 10_000 }))[0];
     assert.match(line, new RegExp(`socks5 \\[::1\\]:${target} failed \\[DIRECT_FAILED\\]: direct connection to \\[::1\\]:${target} failed: ECONNREFUSED$`));
     assert.doesNotMatch(line, new RegExp(`(?<!\\[)::1:${target}`), 'an unbracketed ::1:PORT');

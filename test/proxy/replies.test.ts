@@ -38,6 +38,15 @@ describe('failure replies', () => {
     });
   }
 
+  test('a direct connection answers by its system error: refused 0x05, host unreachable 0x04, network unreachable 0x03; others general', () => {
+    const direct = (systemCode: string) => new KubesocksError('DIRECT_FAILED', 'x', { cause: Object.assign(new Error(systemCode), { code: systemCode }) });
+    assert.deepEqual(failureReply(direct('ECONNREFUSED')), { socks5: 0x05, socks4: 0x5b, http: 502 });
+    assert.deepEqual(failureReply(direct('EHOSTUNREACH')), { socks5: 0x04, socks4: 0x5b, http: 502 });
+    assert.deepEqual(failureReply(direct('ENETUNREACH')), { socks5: 0x03, socks4: 0x5b, http: 502 });
+    assert.deepEqual(failureReply(direct('ECONNRESET')), { socks5: 0x01, socks4: 0x5b, http: 502 });
+    assert.deepEqual(failureReply(direct('toString')), { socks5: 0x01, socks4: 0x5b, http: 502 });
+  });
+
   test('an unknown code (never expected) gets the general failure', () => {
     assert.deepEqual(failureReply({ code: 'NOPE' as ErrorCode }), { socks5: 0x01, socks4: 0x5b, http: 502 });
     assert.deepEqual(failureReply({ code: 'toString' as ErrorCode }), { socks5: 0x01, socks4: 0x5b, http: 502 });
