@@ -13,6 +13,7 @@
 import { Duplex } from 'node:stream';
 import { debuglog } from 'node:util';
 import { KubesocksError, asKubesocksError, type ErrorCode } from '../errors.js';
+import { confirmFin } from '../net/end-or-reset.js';
 import type { Endpoint } from '../resolve/resolver.js';
 
 const debug = debuglog('kubesocks:dialer');
@@ -198,9 +199,13 @@ export class KubeSocket extends Duplex {
       this.#bytesRead += chunk.length;
       if (!this.push(chunk)) stream.pause();
     });
-    stream.once('end', () => {
-      if (this.#attempt === attempt) this.push(null);
-    });
+    // A direct connection's 'end' may be a reset Node reports as an end
+    // (end-or-reset.ts): only a confirmed FIN ends this socket cleanly.
+    stream.once('end', () =>
+      confirmFin(stream, () => {
+        if (this.#attempt === attempt) this.push(null);
+      }),
+    );
     stream.on('error', (error) => this.#onAttemptError(attempt, asKubesocksError(error)));
     stream.once('close', () => {
       // Closed after its remote end: nothing more can be delivered either way.

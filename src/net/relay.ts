@@ -6,8 +6,14 @@
  *   honouring backpressure (a slow reader pauses the writer's source);
  * - half-close is kept: the client's FIN ends the destination's writable
  *   side and the destination's end ends the client socket, each on its own
- *   (the server socket is created with `allowHalfOpen: true`);
+ *   (the server socket is created with `allowHalfOpen: true`); an 'end'
+ *   from a TCP socket is first checked to be a FIN, not a reset that Node
+ *   reports as an end (see end-or-reset.ts);
  * - an error or premature close on either side destroys both;
+ * - how the client socket goes depends on what the destination did, never
+ *   on which side's callback came first: a destination that failed before
+ *   its end resets the client (RST); one that ended cleanly gives the
+ *   client every byte, then the FIN, even if its writable side fails later;
  * - teardown happens exactly once, removing every listener added here.
  *
  * After teardown none of our listeners remain, except that a stream left
@@ -19,6 +25,7 @@
 import type { Socket } from 'node:net';
 import { finished, type Duplex } from 'node:stream';
 import { asKubesocksError, type KubesocksError } from '../errors.js';
+import { confirmFin } from './end-or-reset.js';
 
 const noop = (): void => {};
 
@@ -47,6 +54,8 @@ export function relay(client: Duplex, upstream: Duplex, head: Buffer, done: (res
   const counts: RelayCounts = { bytesUp: head.length, bytesDown: 0 };
   let clientDone = false;
   let upstreamDone = false;
+  /** The destination's end is confirmed clean: only then does the client get a FIN. */
+  let upstreamEndedCleanly = false;
   let over = false;
 
   const countUp = (chunk: Buffer): void => {
@@ -85,7 +94,18 @@ export function relay(client: Duplex, upstream: Duplex, head: Buffer, done: (res
     client.write(chunk);
   };
   const onDownEnd = (): void => {
-    client.end();
+    confirmFin(upstream, () => {
+      if (over) return;
+      upstreamEndedCleanly = true;
+      client.end();
+    });
+  };
+  // The client's FIN ends the way to the destination; a reset that Node
+  // reported as an end fails the client instead (and so resets the destination).
+  const onUpEnd = (): void => {
+    confirmFin(client, () => {
+      if (!over) upstream.end();
+    });
   };
 
   const teardown = (error?: KubesocksError): void => {
@@ -96,17 +116,39 @@ export function relay(client: Duplex, upstream: Duplex, head: Buffer, done: (res
     client.off('data', countUp);
     upstream.off('data', onDownData);
     upstream.off('end', onDownEnd);
+    client.off('end', onUpEnd);
     client.off('drain', resumeUpstream);
     client.unpipe(upstream);
     for (const stream of [client, upstream]) if (stream.listenerCount('error') === 0) stream.on('error', noop);
-    // A destination that failed midway must not look like one that finished:
-    // the client gets a reset (ECONNRESET), not a FIN it could take for the
-    // end of the data (EOF-delimited protocols would keep a truncated body).
-    if (error && !clientDone && typeof (client as Socket).resetAndDestroy === 'function') (client as Socket).resetAndDestroy();
-    else client.destroy();
+    closeClient(error !== undefined);
     upstream.destroy();
     const { bytesUp, bytesDown } = counts;
     done(error ? { bytesUp, bytesDown, error } : { bytesUp, bytesDown });
+  };
+
+  /**
+   * Decided from the destination's state, not from which callback came
+   * first. A destination that failed before its end (an error, a reset, a
+   * close without FIN) must not look like one that finished: the client gets
+   * a reset (ECONNRESET), not a FIN it could take for the end of the data
+   * (EOF-delimited protocols would keep a truncated body). end() is only
+   * ever called after the destination's clean end, so the reset never comes
+   * after a FIN. A destination that ended cleanly and failed afterwards (its
+   * writable side: the pod side closed while the client still sends) leaves
+   * a complete download: the FIN goes out after the last byte (destroying
+   * now would drop the bytes still queued, and a reset would drop the ones
+   * the kernel has not sent yet).
+   */
+  const closeClient = (upstreamFailed: boolean): void => {
+    if (client.destroyed) return; // the client went away
+    if (upstreamFailed && !upstreamEndedCleanly) {
+      if (typeof (client as Socket).resetAndDestroy === 'function') (client as Socket).resetAndDestroy();
+      else client.destroy();
+    } else if (client.writableEnded && !client.writableFinished) {
+      client.once('finish', () => client.destroy());
+    } else {
+      client.destroy();
+    }
   };
 
   // `finished` calls back once a stream has both ended and finished, or
@@ -125,7 +167,8 @@ export function relay(client: Duplex, upstream: Duplex, head: Buffer, done: (res
 
   if (head.length > 0) upstream.write(head);
   client.on('data', countUp);
-  client.pipe(upstream);
+  client.pipe(upstream, { end: false });
+  client.on('end', onUpEnd);
   upstream.on('end', onDownEnd);
   upstream.on('data', onDownData);
   return counts;
