@@ -168,7 +168,9 @@ export function relay(client: Duplex, upstream: Duplex, head: Buffer, done: (res
   if (head.length > 0) upstream.write(head);
   client.on('data', countUp);
   client.pipe(upstream, { end: false });
-  client.on('end', onUpEnd);
+  // The client may have sent its FIN with its request (ended before the relay began), as pipe() would see.
+  if (client.readableEnded) process.nextTick(onUpEnd);
+  else client.on('end', onUpEnd);
   upstream.on('end', onDownEnd);
   upstream.on('data', onDownData);
   return counts;
