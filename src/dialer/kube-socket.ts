@@ -208,8 +208,14 @@ export class KubeSocket extends Duplex {
     );
     stream.on('error', (error) => this.#onAttemptError(attempt, asKubesocksError(error)));
     stream.once('close', () => {
+      if (this.#attempt !== attempt || this.destroyed) return;
       // Closed after its remote end: nothing more can be delivered either way.
-      if (this.#attempt === attempt && !this.destroyed && this.readableEnded) this.destroy();
+      if (this.readableEnded) this.destroy();
+      // Closed before its end and without an error: bytes may be missing, so
+      // the caller gets an error, never a socket that waits forever.
+      else if (!stream.readableEnded && !stream.errored) {
+        this.#onAttemptError(attempt, new KubesocksError('CLOSED', `${attempt.via}: the stream closed before its end`));
+      }
     });
     this.connecting = false;
     const pendingWrite = this.#pendingWrite;

@@ -238,10 +238,14 @@ export class PortForwardStream extends Duplex {
     // The pod side is closed for good (the runtime does not keep half-open
     // connections), so a local side that never ends would hold the pair
     // forever: after a grace period it is closed, as client-go resets it.
-    if (!this.writableFinished) {
+    // The grace starts once the reader has taken the last byte, not when the
+    // pod's end arrived: a reader busy elsewhere for longer must still get
+    // what waits in this pair's buffer.
+    this.once('end', () => {
+      if (this.writableFinished || this.destroyed) return;
       this.#halfOpenTimer = setTimeout(() => this.destroy(), HALF_OPEN_GRACE_MS);
       this.#halfOpenTimer.unref();
-    }
+    });
   }
 
   #onDataError(error: Error): void {

@@ -15,8 +15,9 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expectedSourceDigest } from '../../src/sim/backends.js';
 import { DEFAULT_STREAM_BUFFER_BYTES } from '../../src/tunnel/pod-connection.js';
+import { HALF_OPEN_GRACE_MS } from '../../src/tunnel/pair.js';
 import type { Scenario } from '../../src/sim/types.js';
-import { download, echoOnce, mib, ms, socks5, NS, readyPod, startRig, summarize, waitUntil, type Rig } from '../helpers/faults-rig.js';
+import { download, echoOnce, mib, ms, socks5, NS, readyPod, startRig, summarize, waitUntil, type Download, type Rig } from '../helpers/faults-rig.js';
 
 const PAUSE_SECONDS = Number(process.env['KUBESOCKS_PAUSE_SECONDS'] ?? 300);
 const SIZE = 256 * 1024 * 1024;
@@ -78,6 +79,40 @@ describe('a client that pauses reading', () => {
       case: `short pause (${mib(SHORT)} unread)`,
       saw: `the sibling echo on the same SPDY connection answered in ${ms(echoMs)} while the reader was paused; the connection never stopped reading`,
       lost: `nothing: ${mib(SHORT)} sha256-intact after the resume`,
+      recovery: '—',
+    });
+  });
+
+  test('the dialer API: sockets read only after the pod ended, later than the half-open grace, get every byte and then their end', async (t) => {
+    // Sizes around what the socket and its pair buffer: whatever is left
+    // inside kubesocks when the pod's end arrives must still be delivered.
+    const sizes = [8, 24, 40, 56, 72, 96, 128, 192, 256, 512, 1024, 3072].map((k) => k * 1024);
+    const sockets = await Promise.all(sizes.map(() => rig.dialer.connect({ host: `bulk-0.${NS}`, port: 9000 })));
+    const before = rig.cluster.counters().bytesFromPods;
+    sizes.forEach((size, i) => sockets[i]!.write(`${size}\n`));
+    const total = sizes.reduce((a, b) => a + b, 0);
+    await waitUntil(() => rig.cluster.counters().bytesFromPods - before >= total, 'the pod to send everything', 10_000);
+    // Nothing reads meanwhile (a program busy elsewhere): the bytes wait inside the sockets.
+    const pauseMs = HALF_OPEN_GRACE_MS + 2000;
+    await sleep(pauseMs);
+    const results = await Promise.all(
+      sockets.map((socket) => {
+        const got = download(socket);
+        // A socket that neither ends nor fails within 30 s is a hang: say how far it got.
+        return Promise.race([got, sleep(30_000).then(() => ({ bytes: -1, sha256: '', ending: 'hang' }) as unknown as Download)]);
+      }),
+    );
+    sizes.forEach((size, i) => {
+      const result = results[i]!;
+      assert.equal(result.ending, 'end', `${size} B: the socket ended with ${result.ending} ${result.error?.message ?? ''} after ${result.bytes} B`);
+      assert.equal(result.bytes, size);
+      assert.equal(result.sha256, expectedSourceDigest(size));
+    });
+    for (const socket of sockets) socket.destroy();
+    summarize(t, {
+      case: `dialer API sockets (${sizes.length}, 8 KiB to 3 MiB) left unread for ${ms(pauseMs)} after the pod sent its last byte and ended (their FIN not sent)`,
+      saw: 'every byte, then the end',
+      lost: 'nothing',
       recovery: '—',
     });
   });
