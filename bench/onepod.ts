@@ -101,7 +101,9 @@ async function manySockets(
 
 /**
  * For each count: kubectl then kubesocks, each a fresh process (so VmHWM is
- * this run's peak). Throws if any socket failed, after measuring all.
+ * this run's peak). Throws if any kubesocks socket failed, after measuring
+ * all; kubectl's failures are a figure of the comparison (its "ok" row), not
+ * a failure of the benchmark.
  */
 export async function measureOnePod(
   sim: Sim,
@@ -127,7 +129,7 @@ export async function measureOnePod(
       await ks.child.stop(10_000);
     }
   }
-  const failed = runs.filter((r) => r.failed > 0);
+  const failed = runs.filter((r) => r.failed > 0 && r.forwarder === 'kubesocks');
   if (failed.length > 0) {
     const err = new Error(`one pod, many sockets: ${failed.map((r) => `${r.forwarder} ${r.failed}/${r.sockets} failed (${r.failures.slice(0, 3).join('; ')})`).join('; ')}`);
     (err as Error & { figures?: OnePodFigures }).figures = { runs };
